@@ -1,0 +1,13 @@
+# The Steadfast worker (and the fault-injecting provider) as an image.
+FROM node:24-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY src ./src
+COPY workflows ./workflows
+COPY activities ./activities
+COPY migrations ./migrations
+COPY examples ./examples
+USER node
+CMD ["node", "src/worker.ts"]

@@ -1,0 +1,139 @@
+/**
+ * The `callLlm` activity: ONE attempt of ONE tier. Temporal retries it per the
+ * tier's RetryPolicy; the workflow moves to the next tier when it gives up.
+ *
+ * Per attempt: the timeout grows (`provider.timeout * timeoutGrowth^(attempt-1)`),
+ * the call heartbeats while it waits (so cancellation and heartbeat timeouts
+ * reach it), errors are classified into failure types, and the answer is
+ * checked: refused, cut at max tokens, or not matching the schema are
+ * non-retryable failures that carry the text and usage for the workflow.
+ */
+import { Context } from '@temporalio/activity';
+import type { RetryPolicy } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../src/failures.ts';
+import { tierName } from '../src/spec.ts';
+import type { InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/types.ts';
+import { classifyError } from './classify.ts';
+import { createAdapter, resolveEndpoint } from './llm.ts';
+import type { AdapterOptions, ChatAdapter } from './llm.ts';
+import { attemptTimeoutMs } from './policies.ts';
+import type { BackoffPolicy } from './policies.ts';
+import { scrubSecrets } from './scrub.ts';
+import { compileSchema, parseJsonOutput, validateOutput } from './validate.ts';
+
+/** Heartbeat at most this often while waiting for a provider (ms). */
+export const HEARTBEAT_EVERY_MS = 5_000;
+
+/** What `callLlm` needs from the activity dependencies. */
+export interface CallLlmDeps {
+  providerUrl: string;
+  env: NodeJS.ProcessEnv;
+  fetch?: typeof fetch;
+}
+
+/** Cost in USD of a call under the tier's pricing (USD per million tokens). */
+export function costOf(pricing: { inputPerMTok: number; outputPerMTok: number }, usage: TokenUsage): number {
+  return (usage.inputTokens * pricing.inputPerMTok + usage.outputTokens * pricing.outputPerMTok) / 1_000_000;
+}
+
+/** The activity's retry policy in ms, for the jittered backoff (the server sends durations decompiled to ms). */
+function backoffOf(policy: RetryPolicy | undefined): BackoffPolicy {
+  const ms = (d: unknown): number | undefined => (typeof d === 'number' && Number.isFinite(d) ? d : undefined);
+  const initialIntervalMs = ms(policy?.initialInterval);
+  const maximumIntervalMs = ms(policy?.maximumInterval);
+  return {
+    ...(initialIntervalMs !== undefined ? { initialIntervalMs } : {}),
+    ...(policy?.backoffCoefficient !== undefined ? { backoffCoefficient: policy.backoffCoefficient } : {}),
+    ...(maximumIntervalMs !== undefined ? { maximumIntervalMs } : {}),
+  };
+}
+
+/** Heartbeats now and every few seconds until the returned function is called. */
+function keepAlive(ctx: Context): () => void {
+  const hb = ctx.info.heartbeatTimeoutMs;
+  const every = hb ? Math.max(200, Math.min(HEARTBEAT_EVERY_MS, Math.floor(hb / 3))) : HEARTBEAT_EVERY_MS;
+  const started = Date.now();
+  ctx.heartbeat({ waitingMs: 0 });
+  const timer = setInterval(() => ctx.heartbeat({ waitingMs: Date.now() - started }), every);
+  return () => clearInterval(timer);
+}
+
+function outputFailure(type: FailureType, message: string, details: InvalidOutputDetails): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true, details: [details] });
+}
+
+/** Builds the `callLlm` activity; adapters (and their HTTP connections) are reused per endpoint. */
+export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<LlmResult> {
+  const adapters = new Map<string, ChatAdapter>();
+  const adapterOpts: AdapterOptions = deps.fetch ? { fetch: deps.fetch } : {};
+
+  return async function callLlm(req: LlmRequest): Promise<LlmResult> {
+    const ctx = Context.current();
+    const { attempt, startToCloseTimeoutMs } = ctx.info;
+    const p = req.provider;
+    const tier = tierName(p, req.tier);
+    const schema = req.output.format === 'json' ? req.output.schema : undefined;
+    if (schema) {
+      try {
+        compileSchema(schema);
+      } catch (err: unknown) {
+        throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: err instanceof Error ? err.message : String(err), nonRetryable: true });
+      }
+    }
+    const ep = resolveEndpoint(p, deps.providerUrl, deps.env);
+    const key = `${ep.kind}|${ep.baseURL ?? ''}|${ep.apiKey}`;
+    let adapter = adapters.get(key);
+    if (!adapter) adapters.set(key, (adapter = createAdapter(ep, adapterOpts)));
+
+    // The SDK timeout must fire before Temporal's start-to-close, so the failure is a classified Timeout.
+    let timeoutMs = attemptTimeoutMs(p, attempt);
+    if (startToCloseTimeoutMs && startToCloseTimeoutMs > 2_000) timeoutMs = Math.min(timeoutMs, startToCloseTimeoutMs - 1_000);
+
+    const started = Date.now();
+    const stop = keepAlive(ctx);
+    let raw;
+    try {
+      raw = await adapter.complete(req, { timeoutMs, signal: ctx.cancellationSignal });
+    } catch (err: unknown) {
+      const failure = classifyError(err, { provider: tier, model: p.model, attempt, backoff: backoffOf(ctx.info.retryPolicy), signal: ctx.cancellationSignal, env: deps.env });
+      ctx.log.warn('llm call failed', { tier, model: p.model, attempt, type: failure.type, nextRetryDelay: failure.nextRetryDelay, target: ep.target });
+      throw failure;
+    } finally {
+      stop();
+    }
+    const latencyMs = Date.now() - started;
+    const usage = raw.usage;
+    const scrub = (s: string): string => scrubSecrets(s, [], deps.env);
+
+    if (raw.finishReason === 'refusal' || raw.finishReason === 'content_filter') {
+      const text = raw.refusal ?? raw.text;
+      throw outputFailure(FailureType.ContentRefused, scrub(`${tier} ${p.model} refused: ${text.slice(0, 200)}`), { text, errors: [`the model refused (${raw.finishReason})`], usage });
+    }
+    if (raw.finishReason === 'length') {
+      const errors = [`the answer was cut at max tokens (${p.maxOutputTokens}); raise maxOutputTokens or shorten the task`];
+      throw outputFailure(FailureType.OutputTruncated, `${tier} ${p.model}: output truncated at ${p.maxOutputTokens} tokens`, { text: raw.text, errors, usage });
+    }
+    let json: unknown;
+    if (req.output.format === 'json') {
+      const parsed = raw.json !== undefined ? { ok: true as const, value: raw.json } : parseJsonOutput(raw.text);
+      const errors = parsed.ok ? validateOutput(parsed.value, schema) : [parsed.error];
+      if (errors.length > 0) {
+        const message = `${tier} ${p.model}: output does not match the schema: ${errors.slice(0, 3).join('; ')}`;
+        throw outputFailure(FailureType.InvalidOutput, scrub(message), { text: raw.text, errors, usage });
+      }
+      json = parsed.ok ? parsed.value : undefined;
+    }
+    ctx.log.debug('llm call succeeded', { tier, model: raw.model, attempt, latencyMs, ...usage });
+    return {
+      text: raw.text,
+      ...(json !== undefined ? { json } : {}),
+      finishReason: raw.finishReason,
+      usage,
+      costUsd: costOf(p.pricing, usage),
+      model: raw.model,
+      latencyMs,
+      attempt,
+    };
+  };
+}

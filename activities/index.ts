@@ -1,0 +1,151 @@
+/**
+ * The activities: LLM calls, token counting and truncation, persistence,
+ * notifications and the items source. `createActivities(deps)` closes over its
+ * dependencies so tests hand in fakes and the worker hands in real clients
+ * (samples-typescript `activities-dependency-injection`).
+ *
+ * Workflows import only the TYPE of `createActivities` and call the activities
+ * through `proxyActivities` with the option profiles of `policies.ts`.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { loadConfig } from '../src/config.ts';
+import type { Config } from '../src/config.ts';
+import { FailureType } from '../src/failures.ts';
+import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/types.ts';
+import { makeCallLlm } from './call-llm.ts';
+import { postAlert, webhookUrlOf } from './notify.ts';
+import type { NotifyRequest } from './notify.ts';
+import { scrubSecrets, scrubValue } from './scrub.ts';
+import { readItemsPage } from './source.ts';
+import { openStore } from './store.ts';
+import type { ListOptions, ResultStore } from './store.ts';
+import { fitToWindow } from './tokens.ts';
+
+export { openStore } from './store.ts';
+export type { ListOptions, ResultStore, StoreOptions, UpsertOutcome } from './store.ts';
+export type { NotifyRequest } from './notify.ts';
+
+/** A logger with the four usual levels (pino, console and Temporal's activity logger all fit). */
+export interface ActivityLogger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+  debug(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** What the activities need from the outside world. */
+export interface ActivityDeps {
+  store: ResultStore;
+  /** The local fault-injecting provider, used by tiers with neither baseURL nor API key. */
+  providerUrl: string;
+  /** Where API keys and webhook URLs are read. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Default alert webhook. @default env.STEADFAST_WEBHOOK_URL */
+  webhookUrl?: string;
+  /** HTTP client for provider SDKs and webhooks (tests inject headers or faults here). @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** @default the Temporal activity logger (carries the workflow and activity ids) */
+  logger?: ActivityLogger;
+  /** Releases what the deps opened (set by {@link createDefaultDeps}). */
+  close?: () => Promise<void>;
+}
+
+/**
+ * The `persistResult` input: a result row plus what must not be stored in clear.
+ * `secretFields` are the spec's `secretFields` (item field names, redacted at any
+ * depth in output and error); `secretValues` are literal values to redact.
+ */
+export type PersistRequest = ResultRecord & { secretFields?: string[]; secretValues?: string[] };
+
+/** Builds the activity functions registered on the worker. */
+export function createActivities(deps: ActivityDeps) {
+  const env = deps.env ?? process.env;
+  const log = (): ActivityLogger => deps.logger ?? Context.current().log;
+  const storeFailure = (op: string, err: unknown): ApplicationFailure =>
+    ApplicationFailure.create({
+      type: FailureType.StoreUnavailable,
+      message: scrubSecrets(`results store ${op} failed: ${err instanceof Error ? err.message : String(err)}`, [], env),
+      nonRetryable: false,
+    });
+  const callLlm = makeCallLlm({ providerUrl: deps.providerUrl, env, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+
+  return {
+    /** One attempt of one tier; see call-llm.ts. Options: `llmCallFor(provider, spec.retry)`. */
+    callLlm,
+
+    /** Counts the messages for the tier's tokenizer and truncates them to its window minus the output reserve. */
+    async countAndTruncate(req: TruncateRequest): Promise<TruncateResult> {
+      const r = fitToWindow(req.provider, req.messages, req.reserveOutputTokens);
+      if (r.truncation) log().info('messages truncated', { model: req.provider.model, ...r.truncation, fits: r.fits });
+      return r;
+    },
+
+    /**
+     * Idempotent upsert of an item's row by (batchId, itemId), secrets scrubbed.
+     * Store errors are retryable `StoreUnavailable` (PERSIST_RETRY outlasts a database restart).
+     */
+    async persistResult(rec: PersistRequest): Promise<void> {
+      const { secretFields, secretValues, ...row } = rec;
+      const opts = { fields: secretFields ?? [], values: secretValues ?? [], env };
+      const clean: ResultRecord = { ...row, output: scrubValue(row.output, opts), error: row.error ? scrubValue(row.error, opts) : null };
+      let outcome;
+      try {
+        outcome = await deps.store.upsert(clean);
+      } catch (err: unknown) {
+        throw storeFailure('upsert', err);
+      }
+      log().debug('result persisted', { batchId: rec.batchId, itemId: rec.itemId, status: rec.status, outcome });
+    },
+
+    /** Rows of a batch (optionally by status, paged by item id). */
+    async listResults(batchId: string, opts: ListOptions = {}): Promise<ResultRecord[]> {
+      try {
+        return await deps.store.list(batchId, opts);
+      } catch (err: unknown) {
+        throw storeFailure('list', err);
+      }
+    },
+
+    /** Number of rows of a batch. */
+    async countResults(batchId: string): Promise<number> {
+      try {
+        return await deps.store.count(batchId);
+      } catch (err: unknown) {
+        throw storeFailure('count', err);
+      }
+    },
+
+    /**
+     * Posts a Slack-compatible alert. No webhook configured: `{ delivered: false }`.
+     * HTTP failure: retryable `WebhookFailed` (NOTIFY_RETRY); the workflow treats the last one as non-fatal.
+     */
+    async notify(alert: NotifyRequest): Promise<{ delivered: boolean }> {
+      const url = webhookUrlOf(alert, env, deps.webhookUrl ?? env['STEADFAST_WEBHOOK_URL']);
+      if (!url) {
+        log().debug('no webhook configured; alert not sent', { batchId: alert.batchId, kind: alert.kind });
+        return { delivered: false };
+      }
+      await postAlert(url, alert, { signal: Context.current().cancellationSignal, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+      return { delivered: true };
+    },
+
+    /** A page of items from a JSONL source (activities/source.ts). */
+    readItemsPage,
+  };
+}
+
+/** The activities object, for `proxyActivities<Activities>`. */
+export type Activities = ReturnType<typeof createActivities>;
+
+/** The worker's dependencies from the configuration: the results store (migrated) and the endpoints. */
+export async function createDefaultDeps(config: Config = loadConfig()): Promise<ActivityDeps & { close(): Promise<void> }> {
+  const store = await openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
+  const webhookUrl = process.env['STEADFAST_WEBHOOK_URL'];
+  return {
+    store,
+    providerUrl: config.providerUrl,
+    ...(webhookUrl ? { webhookUrl } : {}),
+    close: () => store.close(),
+  };
+}

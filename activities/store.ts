@@ -1,0 +1,154 @@
+/**
+ * The results store: one row per (batch id, item id), written by an idempotent
+ * upsert. SQLite (node:sqlite) by default, PostgreSQL when `DATABASE_URL` is set.
+ *
+ * Idempotency: `INSERT ... ON CONFLICT (batch_id, item_id) DO UPDATE ... WHERE`
+ * (1) the record differs from the stored one (by hash: a retried or replayed
+ * activity writes nothing), and (2) it is not older: a final status is never
+ * replaced by `awaiting_review`, and among equals the later `finished_at` wins.
+ * The schema lives in `migrations/` and is applied on open, once per version.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ItemStatus, ResultRecord } from '../src/types.ts';
+
+/** Options of {@link ResultStore.list}. */
+export interface ListOptions {
+  status?: ItemStatus | readonly ItemStatus[];
+  /** Keyset paging: only items whose id sorts after this one. */
+  afterItemId?: string;
+  limit?: number;
+}
+
+/** What an upsert did. */
+export type UpsertOutcome = 'inserted' | 'updated' | 'unchanged';
+
+/** Where results live. Implementations: SQLite and PostgreSQL. */
+export interface ResultStore {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Idempotent upsert by (batchId, itemId); see the module comment for the rules. */
+  upsert(rec: ResultRecord): Promise<UpsertOutcome>;
+  /** Rows of a batch ordered by item id. */
+  list(batchId: string, opts?: ListOptions): Promise<ResultRecord[]>;
+  count(batchId: string): Promise<number>;
+  /** How often a row was written (1 = once); for tests and post-mortems. */
+  writeCount(batchId: string, itemId: string): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link openStore}. */
+export interface StoreOptions {
+  /** `postgres://...` or `postgresql://...`; when unset, SQLite at `dbPath`. */
+  databaseUrl?: string | undefined;
+  dbPath: string;
+}
+
+/** Opens the configured store and applies pending migrations. */
+export async function openStore(opts: StoreOptions): Promise<ResultStore> {
+  if (opts.databaseUrl && /^postgres(ql)?:/i.test(opts.databaseUrl)) {
+    const { openPostgresStore } = await import('./store-postgres.ts');
+    return openPostgresStore(opts.databaseUrl);
+  }
+  if (opts.databaseUrl) throw new Error(`DATABASE_URL must be a postgres:// URL; unset it to use the SQLite file ${opts.dbPath}`);
+  const { openSqliteStore } = await import('./store-sqlite.ts');
+  return openSqliteStore(opts.dbPath);
+}
+
+/** One migration file. */
+export interface Migration {
+  version: string;
+  sql: string;
+}
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url));
+
+/** The migrations in `migrations/`, in version order (`001_...sql`, `002_...sql`). */
+export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
+  return readdirSync(dir)
+    .filter((f) => /^\d+_[\w-]+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: f.replace(/\.sql$/, ''), sql: readFileSync(`${dir}/${f}`, 'utf8') }));
+}
+
+/** Rank of a status for the monotonic guard: only `awaiting_review` can be superseded by a final one. */
+export function statusRank(status: ItemStatus): number {
+  return status === 'awaiting_review' ? 0 : 1;
+}
+
+/** Column order of the upsert; `p(i)` renders the i-th (1-based) placeholder of the dialect. */
+export const COLUMNS = [
+  'batch_id', 'item_id', 'status', 'status_rank', 'output', 'provider', 'model', 'tier', 'attempts',
+  'input_tokens', 'output_tokens', 'cost_usd', 'truncation', 'error', 'started_at', 'finished_at',
+  'record_hash', 'created_at', 'updated_at',
+] as const;
+
+const UPDATED = COLUMNS.filter((c) => !['batch_id', 'item_id', 'created_at'].includes(c));
+
+/** The upsert statement, for `?` (SQLite) or `$n` (PostgreSQL) placeholders. */
+export function upsertSql(p: (i: number) => string): string {
+  return `INSERT INTO results (${COLUMNS.join(', ')}, write_count)
+VALUES (${COLUMNS.map((_, i) => p(i + 1)).join(', ')}, 1)
+ON CONFLICT (batch_id, item_id) DO UPDATE SET
+  ${UPDATED.map((c) => `${c} = excluded.${c}`).join(',\n  ')},
+  write_count = results.write_count + 1
+WHERE results.record_hash <> excluded.record_hash
+  AND (excluded.status_rank > results.status_rank
+    OR (excluded.status_rank = results.status_rank AND excluded.finished_at >= results.finished_at))`;
+}
+
+/** Normalises a timestamp so text comparison is chronological. */
+function iso(t: string): string {
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? t : d.toISOString();
+}
+
+/** The values of {@link COLUMNS} for a record, in order. */
+export function rowValues(rec: ResultRecord, now: string): (string | number | null)[] {
+  const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
+  const body = [
+    rec.batchId, rec.itemId, rec.status, statusRank(rec.status), json(rec.output), rec.provider, rec.model, rec.tier, rec.attempts,
+    rec.inputTokens, rec.outputTokens, rec.costUsd, json(rec.truncation), json(rec.error), iso(rec.startedAt), iso(rec.finishedAt),
+  ];
+  const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+  return [...body, hash, now, now];
+}
+
+/** A stored row as read back (column names), before parsing. */
+export type Row = Record<string, unknown>;
+
+/** Parses a row into a {@link ResultRecord}; PostgreSQL returns BIGINT as text, hence `Number`. */
+export function fromRow(r: Row): ResultRecord {
+  const parse = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : null);
+  const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+  return {
+    batchId: String(r['batch_id']),
+    itemId: String(r['item_id']),
+    status: String(r['status']) as ItemStatus,
+    output: parse(r['output']),
+    provider: (r['provider'] as string | null) ?? null,
+    model: (r['model'] as string | null) ?? null,
+    tier: r['tier'] === null || r['tier'] === undefined ? null : Number(r['tier']),
+    attempts: num(r['attempts']),
+    inputTokens: num(r['input_tokens']),
+    outputTokens: num(r['output_tokens']),
+    costUsd: num(r['cost_usd']),
+    truncation: parse(r['truncation']) as ResultRecord['truncation'],
+    error: parse(r['error']) as ResultRecord['error'],
+    startedAt: String(r['started_at']),
+    finishedAt: String(r['finished_at']),
+  };
+}
+
+/** WHERE clause and parameters of a list query. */
+export function listQuery(batchId: string, opts: ListOptions, p: (i: number) => string): { sql: string; params: (string | number)[] } {
+  const params: (string | number)[] = [batchId];
+  const where = [`batch_id = ${p(1)}`];
+  const statuses = opts.status === undefined ? [] : typeof opts.status === 'string' ? [opts.status] : [...opts.status];
+  if (statuses.length > 0) {
+    where.push(`status IN (${statuses.map((s) => (params.push(s), p(params.length))).join(', ')})`);
+  }
+  if (opts.afterItemId !== undefined) where.push(`item_id > ${(params.push(opts.afterItemId), p(params.length))}`);
+  const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
+  return { sql: `SELECT * FROM results WHERE ${where.join(' AND ')} ORDER BY item_id${limit}`, params };
+}

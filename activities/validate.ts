@@ -1,0 +1,107 @@
+/**
+ * Output parsing, JSON Schema validation and the repair prompt.
+ *
+ * PURE and workflow-safe (zod only, no Node built-ins, no clock): the item
+ * workflow builds repair prompts with {@link repairMessages} and the review
+ * gate validates approved outputs with {@link validateOutput}, both
+ * deterministically. JSON Schema is compiled with zod 4's `z.fromJSONSchema`.
+ */
+import { z } from 'zod';
+import type { ChatMessage } from '../src/types.ts';
+
+/** Compiled schemas by their JSON text: the same spec is validated thousands of times. */
+const compiled = new Map<string, z.ZodType>();
+
+/** Compiles a JSON Schema to zod; throws with a readable message when the schema cannot be used. */
+export function compileSchema(schema: Record<string, unknown>): z.ZodType {
+  const key = JSON.stringify(schema);
+  let s = compiled.get(key);
+  if (!s) {
+    try {
+      s = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
+    } catch (err: unknown) {
+      throw new Error(`output.schema is not a usable JSON Schema: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (compiled.size > 100) compiled.clear();
+    compiled.set(key, s);
+  }
+  return s;
+}
+
+/** `$.items[0].score` from a zod issue path. */
+export function jsonPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : `${acc}.${String(p)}`), '$');
+}
+
+/**
+ * Validates a parsed value against a JSON Schema. Returns one `path: problem`
+ * line per violation, empty when valid. Never throws (a workflow calls it):
+ * an unusable schema is reported as a violation at `$`.
+ */
+export function validateOutput(value: unknown, schema: Record<string, unknown> | undefined): string[] {
+  if (!schema) return [];
+  let s: z.ZodType;
+  try {
+    s = compileSchema(schema);
+  } catch (err: unknown) {
+    return [`$: ${err instanceof Error ? err.message : String(err)}`];
+  }
+  const r = s.safeParse(value);
+  if (r.success) return [];
+  return r.error.issues.map((i) => `${jsonPath(i.path)}: ${i.message}`);
+}
+
+/** Result of {@link parseJsonOutput}. */
+export type ParsedOutput = { ok: true; value: unknown } | { ok: false; error: string };
+
+/**
+ * Parses a model's JSON answer. Tolerates what models add around JSON
+ * (a Markdown code fence, leading prose before the first brace) but not
+ * broken JSON: that is an InvalidOutput to repair.
+ */
+export function parseJsonOutput(text: string): ParsedOutput {
+  const t = text.trim();
+  const fenced = /^```(?:json)?\s*([\s\S]*?)\s*```$/i.exec(t);
+  const candidates = [fenced?.[1] ?? t];
+  const start = t.search(/[[{]/);
+  if (!fenced && start > 0) candidates.push(t.slice(start));
+  let error = 'empty answer';
+  for (const c of candidates) {
+    if (c === '') continue;
+    try {
+      return { ok: true, value: JSON.parse(c) };
+    } catch (err: unknown) {
+      error = err instanceof Error ? err.message : String(err);
+    }
+  }
+  return { ok: false, error: `$: not valid JSON (${error})` };
+}
+
+/** First line of every repair request; also how an earlier repair turn is recognised. */
+export const REPAIR_PREFIX = 'Your previous answer was rejected';
+/** Longest rejected answer echoed back; a runaway answer must not blow the context window. */
+const MAX_ECHO_CHARS = 8_000;
+const MAX_ERRORS = 20;
+
+/**
+ * The conversation for a repair attempt: the original messages, the rejected
+ * answer as the assistant's turn, and a user turn that lists the validation
+ * errors and asks for corrected JSON only. An earlier repair exchange is
+ * replaced rather than stacked, so repeated repairs do not grow the prompt.
+ */
+export function repairMessages(messages: readonly ChatMessage[], badText: string, errors: readonly string[]): ChatMessage[] {
+  let base = [...messages];
+  const last = base[base.length - 1];
+  const prev = base[base.length - 2];
+  if (last?.role === 'user' && last.content.startsWith(REPAIR_PREFIX) && prev?.role === 'assistant') base = base.slice(0, -2);
+  const echo = badText.length > MAX_ECHO_CHARS ? `${badText.slice(0, MAX_ECHO_CHARS)}\n[truncated]` : badText;
+  const listed = errors.slice(0, MAX_ERRORS).map((e) => `- ${e}`);
+  if (errors.length > MAX_ERRORS) listed.push(`- ... and ${errors.length - MAX_ERRORS} more`);
+  const request = [
+    `${REPAIR_PREFIX} because it does not match the required JSON schema:`,
+    ...listed,
+    'Reply again with only the corrected JSON value: no explanation, no Markdown fences.',
+  ].join('\n');
+  // Providers reject empty assistant turns; say what was there instead.
+  return [...base, { role: 'assistant', content: echo.trim() === '' ? '(empty answer)' : echo }, { role: 'user', content: request }];
+}

@@ -1,0 +1,41 @@
+/**
+ * Records the histories that test/replay replays: runs a small batch on a local
+ * dev server with the fault-injecting provider and writes the batch's and one
+ * item's history (the JSON of `temporal workflow show --output json`).
+ *   node scripts/record-histories.ts [version-tag]
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createDefaultDeps } from '../activities/index.ts';
+import { loadConfig } from '../src/config.ts';
+import { startProvider } from '../src/provider/index.ts';
+import type { BatchInputRaw } from '../src/spec.ts';
+import { devServerExecutable } from '../src/temporal-tools.ts';
+import { createWorker } from '../src/worker.ts';
+import { BATCH_ID, ITEM_STATUS, PROVIDER } from '../workflows/search-attributes.ts';
+
+const tag = process.argv[2] ?? 'v1';
+const env = await TestWorkflowEnvironment.createLocal({ server: { executable: devServerExecutable(), searchAttributes: [BATCH_ID, ITEM_STATUS, PROVIDER] } });
+const provider = await startProvider({ port: 0, profile: 'none', seed: 1, latencyScale: 0 });
+const dir = mkdtempSync(join(tmpdir(), 'steadfast-record-'));
+const config = loadConfig({ ...process.env, TEMPORAL_ADDRESS: env.address, STEADFAST_TASK_QUEUE: 'record', STEADFAST_DB_PATH: join(dir, 'r.db'), STEADFAST_PROVIDER_URL: provider.url });
+const deps = await createDefaultDeps(config);
+const worker = await createWorker({ connection: env.nativeConnection, config, deps });
+const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
+const input: BatchInputRaw = { ...example, batchId: 'replay', items: example.items!.slice(0, 3) };
+
+await worker.runUntil(async () => {
+  const handle = await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId: 'replay', args: [input] });
+  await handle.result();
+});
+for (const [name, id] of [[`batch-${tag}`, 'replay'], [`item-${tag}`, 'replay/t001']] as const) {
+  const history = await env.client.workflow.getHandle(id).fetchHistory();
+  writeFileSync(join('test/replay/histories', `${name}.json`), JSON.stringify(JSON.parse(historyToJSON(history)), null, 1) + '\n');
+  console.log(`wrote test/replay/histories/${name}.json (${history.events?.length} events)`);
+}
+await deps.close();
+await provider.close();
+await env.teardown();

@@ -1,0 +1,189 @@
+/**
+ * `npx steadfast ...` (or `npm run cli -- ...`): start, watch, review and export
+ * batches. Exit codes: 0 ok, 1 the operation failed, 2 bad input or usage
+ * (nothing was started or sent). See docs/cli.md.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { Config } from './config.ts';
+import { configFrom, connect, processIo } from './cli/context.ts';
+import type { GlobalOptions, Io } from './cli/context.ts';
+import { CliError, ExitCode, messageOf } from './cli/errors.ts';
+import { EXPORT_FORMATS, exportBatch } from './cli/export.ts';
+import type { ExportFormat } from './cli/export.ts';
+import { resumeCommand, reviewDecisionCommand, reviewListCommand } from './cli/review.ts';
+import type { DecisionOptions } from './cli/review.ts';
+import { runCommand } from './cli/run.ts';
+import { statusCommand } from './cli/status.ts';
+import type { Client } from '@temporalio/client';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a number of seconds above 0');
+  return n;
+}
+
+/** Runs a command that needs a client, closing the connection after it. */
+async function withClient(config: Config, fn: (client: Client) => Promise<ExitCode>): Promise<ExitCode> {
+  const client = await connect(config);
+  try {
+    return await fn(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/**
+ * The commander program. `done` receives each command's exit code; commander's
+ * own errors (unknown option, missing argument) are thrown as CommanderError.
+ */
+export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: AbortSignal): Command {
+  const program = new Command('steadfast');
+  const config = (cmd: Command) => configFrom(cmd.optsWithGlobals<GlobalOptions>());
+
+  program
+    .description('Run LLM batch pipelines on Temporal: start, watch, review and export batches.')
+    .version(version(), '-V, --version')
+    .option('--address <host:port>', 'Temporal frontend address (default: env TEMPORAL_ADDRESS or localhost:7233)')
+    .option('--namespace <name>', 'Temporal namespace (default: env TEMPORAL_NAMESPACE or default)')
+    .option('--task-queue <name>', 'task queue of the workers (default: env STEADFAST_TASK_QUEUE or steadfast)')
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('validate the items and the spec, start a batch, and show its progress until it is done')
+    .argument('<items>', 'items file: .jsonl (one JSON object per line) or .csv (header row; must have an "id" column)')
+    .requiredOption('-p, --pipeline <spec>', 'pipeline spec: .yaml, .yml or .json')
+    .option('--batch-id <id>', 'batch id, also the workflow id (default: <spec name>-<yyyymmddThhmmss>)')
+    .option('-d, --detach', 'start the batch and return at once')
+    .option('--source-by-reference', 'pass the items as a JSONL path the workers read (automatic above 2,000 items or 1 MiB)')
+    .action(async (items: string, opts: { pipeline: string; batchId?: string; detach?: boolean; sourceByReference?: boolean }, cmd: Command) => {
+      done(await runCommand(items, opts, config(cmd), io, signal));
+    });
+
+  program
+    .command('status')
+    .description("a batch's progress while it runs, its summary once done (or <batchId>/<itemId> for one item)")
+    .argument('<batchId>')
+    .option('--json', 'print the raw status as JSON')
+    .action(async (batchId: string, opts: { json?: boolean }, cmd: Command) => {
+      const c = config(cmd);
+      done(await withClient(c, (client) => statusCommand(client, c, batchId, opts, io)));
+    });
+
+  const review = program.command('review').description('items that failed for good and wait for a human');
+  review
+    .command('list')
+    .description('the items awaiting review: item id, error type, how long it waits, reason')
+    .argument('<batchId>')
+    .option('--json', 'print the list as JSON')
+    .action(async (batchId: string, opts: { json?: boolean }, cmd: Command) => {
+      const c = config(cmd);
+      done(await withClient(c, (client) => reviewListCommand(client, c, batchId, opts, io)));
+    });
+
+  const decision = (name: 'approve' | 'retry' | 'skip', description: string, extra: (cmd: Command) => Command) => {
+    const cmd = review
+      .command(name)
+      .description(description)
+      .argument('<batchId>')
+      .argument('<itemId>');
+    extra(cmd)
+      .option('--note <text>', 'a note kept with the decision')
+      .option('--signal', 'send the review signal (fire-and-forget) instead of the Update that confirms or rejects')
+      .addOption(new Option('--timeout <seconds>', 'how long to wait for the batch to accept or reject').default(30).argParser(positiveSeconds))
+      .action(async (batchId: string, itemId: string, opts: DecisionOptions, c2: Command) => {
+        const c = config(c2);
+        done(await withClient(c, (client) => reviewDecisionCommand(client, c, batchId, itemId, name, opts, io)));
+      });
+  };
+  decision('approve', "accept the item: the supplied output, or the best one available", (c) =>
+    c.option('--output <file>', "output to accept: a .json file is parsed (validated against the pipeline's schema), any other file is text"),
+  );
+  decision('retry', 'run the item again, optionally with edited fields or from another provider tier', (c) =>
+    c.option('--input <file.json>', "JSON object of fields that replace the item's (the id stays)").option('--provider <tier>', 'tier name (or index) to start from'),
+  );
+  decision('skip', 'give the item up; it stays in the dead-letter list', (c) => c);
+
+  program
+    .command('resume')
+    .description('resume a batch paused after too many consecutive failures')
+    .argument('<batchId>')
+    .action(async (batchId: string, _opts: unknown, cmd: Command) => {
+      const c = config(cmd);
+      done(await withClient(c, (client) => resumeCommand(client, c, batchId, io)));
+    });
+
+  program
+    .command('export')
+    .description("a batch's results from the results store, or with --failed its dead-letter list")
+    .argument('<batchId>')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(EXPORT_FORMATS).default('jsonl'))
+    .option('--failed', 'the dead-letter list: failed, awaiting-review and skipped items with their error context')
+    .option('-o, --out <file>', 'write to a file instead of stdout')
+    .action(async (batchId: string, opts: { format: ExportFormat; failed?: boolean; out?: string }, cmd: Command) => {
+      await exportBatch(config(cmd), batchId, { format: opts.format, failed: Boolean(opts.failed), out: opts.out }, (msg) => io.err(`${msg}\n`));
+      done(ExitCode.Ok);
+    });
+
+  return program;
+}
+
+/** Parses `argv` (process.argv form), runs the command and returns the exit code; never throws. */
+export async function main(argv: string[] = process.argv, io: Io = processIo(), signal?: AbortSignal): Promise<number> {
+  let code: number = ExitCode.Ok;
+  const program = buildProgram(io, (c) => (code = c), signal);
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; every other parse error is a usage error.
+      return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+    }
+    if (err instanceof CliError) {
+      for (const line of err.lines) io.err(`${line}\n`);
+      return err.exitCode;
+    }
+    io.err(`error: ${messageOf(err)}\n`);
+    if (process.env.STEADFAST_DEBUG && err instanceof Error && err.stack) io.err(`${err.stack}\n`);
+    else io.err('(set STEADFAST_DEBUG=1 for the stack trace)\n');
+    return ExitCode.Failed;
+  }
+}
+
+/** Entry point for `node src/cli.ts` and bin/steadfast.js. */
+export async function runMain(): Promise<void> {
+  // `steadfast export ... | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
+    throw err;
+  });
+  const code = await main(process.argv, processIo());
+  // Let stdout drain, then exit: an idle gRPC channel must not keep the process alive.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(code);
+}
+
+function isEntry(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) await runMain();

@@ -1,0 +1,194 @@
+/**
+ * `steadfast export`: a batch's rows from the results store as JSONL or CSV,
+ * or with `--failed` its dead-letter list (failed, awaiting review, skipped)
+ * with the error context stored for post-mortems (seed 001's dead-letter export).
+ */
+import { createWriteStream, existsSync, openSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import type { Config } from '../config.ts';
+import type { ItemStatus, ResultRecord } from '../types.ts';
+import { csvRow } from './csv.ts';
+import { failure, messageOf, usageError } from './errors.ts';
+
+export type ExportFormat = 'jsonl' | 'csv';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['jsonl', 'csv'];
+
+/** The statuses of the dead-letter list: every item that did not end with an output. */
+export const DEAD_LETTER_STATUSES: readonly ItemStatus[] = ['failed', 'awaiting_review', 'skipped'];
+
+/** Columns of a full export in CSV; `output`, `error` and `truncation` hold JSON. */
+export const RESULT_COLUMNS = [
+  'batchId', 'itemId', 'status', 'provider', 'model', 'tier', 'attempts', 'inputTokens', 'outputTokens',
+  'costUsd', 'startedAt', 'finishedAt', 'errorType', 'output', 'error', 'truncation',
+] as const;
+
+/** One dead-letter entry: the item and why it did not finish. */
+export interface DeadLetterRow {
+  batchId: string;
+  itemId: string;
+  status: ItemStatus;
+  errorType: string | null;
+  errorMessage: string | null;
+  /** Attempts of the failing step (the error context), else of the whole item. */
+  attempts: number;
+  provider: string | null;
+  model: string | null;
+  tier: number | null;
+  firstErrorAt: string | null;
+  lastErrorAt: string | null;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export const DEAD_LETTER_COLUMNS: readonly (keyof DeadLetterRow)[] = [
+  'batchId', 'itemId', 'status', 'errorType', 'errorMessage', 'attempts', 'provider', 'model', 'tier',
+  'firstErrorAt', 'lastErrorAt', 'startedAt', 'finishedAt',
+];
+
+export function deadLetterRow(r: ResultRecord): DeadLetterRow {
+  const e = r.error;
+  return {
+    batchId: r.batchId,
+    itemId: r.itemId,
+    status: r.status,
+    errorType: e?.type ?? null,
+    errorMessage: e?.message ?? null,
+    attempts: e?.attempts ?? r.attempts,
+    provider: e?.provider ?? r.provider,
+    model: r.model,
+    tier: r.tier,
+    firstErrorAt: e?.firstAt ?? null,
+    lastErrorAt: e?.lastAt ?? null,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+  };
+}
+
+/** A scalar cell: empty for null, the text itself for strings. */
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  return typeof v === 'string' ? v : String(v);
+}
+
+/** A JSON cell: empty for null, else JSON (so a text output `"a,b"` and an object read back alike). */
+function jsonCell(v: unknown): string {
+  return v === null || v === undefined ? '' : JSON.stringify(v);
+}
+
+function resultCells(r: ResultRecord): string[] {
+  return [
+    r.batchId, r.itemId, r.status, cell(r.provider), cell(r.model), cell(r.tier), cell(r.attempts), cell(r.inputTokens),
+    cell(r.outputTokens), cell(r.costUsd), r.startedAt, r.finishedAt, cell(r.error?.type), jsonCell(r.output), jsonCell(r.error),
+    jsonCell(r.truncation),
+  ];
+}
+
+/** Options of {@link ExportWriter}. */
+export interface ExportOptions {
+  format: ExportFormat;
+  /** The dead-letter list instead of every row. */
+  failed: boolean;
+}
+
+/** Turns records into lines (each ending in `\n`); CSV starts with a header. */
+export class ExportWriter {
+  readonly options: ExportOptions;
+  private headerDone = false;
+
+  constructor(options: ExportOptions) {
+    this.options = options;
+  }
+
+  /** The header line (CSV) or nothing (JSONL); written even when there are no rows. */
+  header(): string {
+    if (this.headerDone || this.options.format !== 'csv') return '';
+    this.headerDone = true;
+    return `${csvRow(this.options.failed ? DEAD_LETTER_COLUMNS : RESULT_COLUMNS)}\n`;
+  }
+
+  /** Lines for some records, the header first if not yet written. */
+  lines(records: readonly ResultRecord[]): string {
+    let out = this.header();
+    for (const r of records) {
+      if (this.options.failed) {
+        const row = deadLetterRow(r);
+        out += this.options.format === 'csv' ? `${csvRow(DEAD_LETTER_COLUMNS.map((c) => cell(row[c])))}\n` : `${JSON.stringify(row)}\n`;
+      } else {
+        out += this.options.format === 'csv' ? `${csvRow(resultCells(r))}\n` : `${JSON.stringify(r)}\n`;
+      }
+    }
+    return out;
+  }
+}
+
+/** Rows read from the store per query (keyset paging by item id, so memory stays flat). */
+const PAGE = 1_000;
+
+async function write(out: Writable, text: string): Promise<void> {
+  if (!text) return;
+  if (!out.write(text)) await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    out.once('error', onError);
+    out.once('drain', () => {
+      out.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export interface ExportCommandOptions extends ExportOptions {
+  /** File to write; stdout when unset or `-`. */
+  out?: string;
+}
+
+/** Runs the export; returns the number of rows written. Progress notes go to `note` (stderr). */
+export async function exportBatch(config: Config, batchId: string, opts: ExportCommandOptions, note: (msg: string) => void): Promise<number> {
+  if (!EXPORT_FORMATS.includes(opts.format)) throw usageError(`--format ${JSON.stringify(opts.format)}: use jsonl or csv`);
+  if (!config.databaseUrl && config.dbPath !== ':memory:' && !existsSync(config.dbPath)) {
+    throw failure(`no results store at ${config.dbPath} (STEADFAST_DB_PATH); run the export where the workers write, or set DATABASE_URL`);
+  }
+  // Loaded on demand: the store pulls in node:sqlite or pg, which the other commands do not need.
+  const { openStore } = await import('../../activities/index.ts');
+  let store;
+  try {
+    store = await openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
+  } catch (err) {
+    throw failure(`cannot open the results store (${config.databaseUrl ? 'DATABASE_URL' : config.dbPath}): ${messageOf(err)}`);
+  }
+  const toFile = opts.out !== undefined && opts.out !== '-';
+  let out: Writable = process.stdout;
+  if (toFile) {
+    try {
+      // Opened synchronously so a bad path fails here, before the store is read.
+      out = createWriteStream(opts.out!, { fd: openSync(opts.out!, 'w') });
+    } catch (err) {
+      await store.close();
+      throw failure(`cannot write ${opts.out}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
+    }
+  }
+  const writer = new ExportWriter(opts);
+  let rows = 0;
+  let total = 0;
+  try {
+    await write(out, writer.header());
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.list(batchId, { status: opts.failed ? DEAD_LETTER_STATUSES : undefined, afterItemId: after, limit: PAGE });
+      await write(out, writer.lines(page));
+      rows += page.length;
+      const last = page[page.length - 1];
+      if (page.length < PAGE || !last) break;
+      after = last.itemId;
+    }
+    if (rows === 0 && opts.failed) total = await store.count(batchId);
+  } finally {
+    await store.close();
+    if (toFile) await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  }
+  if (rows === 0) {
+    note(opts.failed && total > 0 ? `batch ${batchId}: no failed, skipped or awaiting-review items among ${total} rows` : `batch ${batchId}: no rows in the results store`);
+  } else if (toFile) {
+    note(`${rows} row${rows === 1 ? '' : 's'} written to ${opts.out}`);
+  }
+  return rows;
+}

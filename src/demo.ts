@@ -1,0 +1,98 @@
+/**
+ * `npm run demo` (or `./sf demo` on a fresh machine): one batch end to end on
+ * the embedded defaults — the local Temporal dev server (started unless one
+ * runs), the fault-injecting provider (`flaky` profile, unless API keys are
+ * set), a worker in this process, and SQLite results in data/results.db.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection } from '@temporalio/worker';
+import { createDefaultDeps } from '../activities/index.ts';
+import { progressQuery } from '../workflows/messages.ts';
+import type { batchPipeline } from '../workflows/batch.ts';
+import { ensureDevServer, connectClient, webUiUrl } from './client.ts';
+import { loadConfig } from './config.ts';
+import { startProvider } from './provider/index.ts';
+import type { RunningProvider } from './provider/index.ts';
+import type { BatchInputRaw } from './spec.ts';
+import { createWorker } from './worker.ts';
+
+const say = (msg: string) => console.log(`demo: ${msg}`);
+
+async function startLocalProvider(url: string, profile: string): Promise<RunningProvider | null> {
+  try {
+    const r = await fetch(`${url}/admin/stats`, { signal: AbortSignal.timeout(500) });
+    if (r.ok) {
+      say(`using the provider already running at ${url}`);
+      return null;
+    }
+  } catch {
+    // nothing there: start ours
+  }
+  const port = Number(new URL(url).port || 80);
+  const p = await startProvider({ port, profile, seed: 7 });
+  say(`fault-injecting provider on ${p.url} (profile ${profile}, seed 7)`);
+  return p;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const file = process.argv[2] ?? 'examples/batch.json';
+  const input = JSON.parse(readFileSync(file, 'utf8')) as BatchInputRaw;
+  const batchId = `demo-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;
+
+  const server = await ensureDevServer(config, say);
+  say(server === 'running' ? `Temporal server at ${config.temporalAddress}` : `Temporal dev server started at ${config.temporalAddress}`);
+  const provider = await startLocalProvider(config.providerUrl, process.env.STEADFAST_DEMO_PROFILE ?? 'flaky');
+
+  const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  const deps = await createDefaultDeps(config);
+  const worker = await createWorker({ connection, config, deps });
+  const client = await connectClient(config);
+  const started = Date.now();
+
+  const summary = await worker.runUntil(async () => {
+    const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', {
+      taskQueue: config.taskQueue,
+      workflowId: batchId,
+      args: [{ ...input, batchId }],
+      staticSummary: `demo batch of ${input.items?.length ?? '?'} items`,
+    });
+    say(`batch ${batchId} started: ${input.items?.length ?? '?'} items`);
+    const ui = webUiUrl(config, batchId);
+    if (ui) say(`watch it in the Web UI: ${ui}`);
+    const timer = setInterval(() => {
+      handle
+        .query(progressQuery)
+        .then((p) => {
+          const done = p.succeeded + p.failed + p.skipped + p.approved;
+          say(`progress ${done}/${p.total ?? '?'} done (${p.succeeded} ok, ${p.failed} failed, ${p.awaitingReview.length} awaiting review), ${p.running} running, ${p.ratePerMinute}/min`);
+        })
+        .catch(() => undefined);
+    }, 2_000);
+    try {
+      return await handle.result();
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  const rows = await deps.store.count(batchId);
+  console.log('\nBatch summary');
+  console.log(JSON.stringify(summary, null, 2));
+  say(`${rows} result rows for ${batchId} in ${config.databaseUrl ? 'PostgreSQL' : config.dbPath}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const ui = webUiUrl(config, batchId);
+  if (ui) say(`Web UI: ${ui}`);
+  say('the dev server keeps running for the Web UI; stop it with: pkill -f "temporal server start-dev"');
+  await deps.close();
+  await provider?.close();
+  await client.connection.close();
+  await connection.close();
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    console.error('demo failed:', err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * `npm run dev-server`: the Temporal dev server on localhost:7233, Web UI on
+ * :8233, state persisted in ./data/temporal.db (a restart keeps running
+ * workflows), with Steadfast's search attributes registered.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.ts';
+import { temporalCliPath } from './temporal-tools.ts';
+
+export interface DevServerOptions {
+  port?: number;
+  uiPort?: number;
+  dbFile?: string;
+  namespace?: string;
+  logLevel?: string;
+}
+
+/** The arguments of `temporal server start-dev` for Steadfast. */
+export function devServerArgs(o: DevServerOptions = {}): string[] {
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(o.port ?? 7233), '--ui-port', String(o.uiPort ?? 8233)];
+  args.push('--db-filename', o.dbFile ?? 'data/temporal.db', '--namespace', o.namespace ?? 'default');
+  // WAL raises the single-connection SQLite store's throughput (TEMPORAL.md).
+  args.push('--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal', '--log-level', o.logLevel ?? 'warn');
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  return args;
+}
+
+async function main(): Promise<void> {
+  const cli = temporalCliPath();
+  if (!cli) {
+    console.error('dev-server: no `temporal` CLI found. Run `bash scripts/setup.sh` (or ./sf dev-server), or set TEMPORAL_CLI.');
+    process.exit(1);
+  }
+  mkdirSync('data', { recursive: true });
+  const args = devServerArgs({ port: Number(process.env.TEMPORAL_PORT ?? 7233), uiPort: Number(process.env.TEMPORAL_UI_PORT ?? 8233) });
+  console.log(`dev-server: ${cli} ${args.join(' ')}`);
+  const child = spawn(cli, args, { stdio: 'inherit' });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+  child.on('exit', (code) => process.exit(code ?? 0));
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) void main();

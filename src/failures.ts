@@ -1,0 +1,58 @@
+/**
+ * The failure vocabulary: every `ApplicationFailure.type` Steadfast raises.
+ * Workflows branch on these names (never on message text); `docs/errors.md`
+ * is the catalog that explains each one.
+ */
+export const FailureType = {
+  // Infrastructure: transient, retried by Temporal with backoff.
+  RateLimited: 'RateLimited',
+  ProviderOverloaded: 'ProviderOverloaded',
+  ProviderUnavailable: 'ProviderUnavailable',
+  Timeout: 'Timeout',
+  ConnectionFailed: 'ConnectionFailed',
+  // Permanent provider errors: the tier is left for the next one.
+  AuthFailed: 'AuthFailed',
+  InvalidRequest: 'InvalidRequest',
+  ModelNotFound: 'ModelNotFound',
+  QuotaExhausted: 'QuotaExhausted',
+  // Model errors: handled by the workflow (truncate, repair, next tier).
+  ContextWindowExceeded: 'ContextWindowExceeded',
+  OutputTruncated: 'OutputTruncated',
+  InvalidOutput: 'InvalidOutput',
+  ContentRefused: 'ContentRefused',
+  // Data errors: the item or the spec is wrong; a human must look.
+  InvalidItem: 'InvalidItem',
+  InvalidSpec: 'InvalidSpec',
+  InvalidInput: 'InvalidInput',
+  // Persistence and notification.
+  StoreUnavailable: 'StoreUnavailable',
+  WebhookFailed: 'WebhookFailed',
+} as const;
+
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Types that a retry of the same request cannot fix. */
+export const NON_RETRYABLE_TYPES: readonly FailureType[] = [
+  FailureType.AuthFailed,
+  FailureType.InvalidRequest,
+  FailureType.ModelNotFound,
+  FailureType.QuotaExhausted,
+  FailureType.ContextWindowExceeded,
+  FailureType.OutputTruncated,
+  FailureType.InvalidOutput,
+  FailureType.ContentRefused,
+  FailureType.InvalidItem,
+  FailureType.InvalidSpec,
+  FailureType.InvalidInput,
+];
+
+/** Transient types: Temporal retries them with backoff (and Retry-After). */
+export const RETRYABLE_TYPES: readonly FailureType[] = [
+  FailureType.RateLimited,
+  FailureType.ProviderOverloaded,
+  FailureType.ProviderUnavailable,
+  FailureType.Timeout,
+  FailureType.ConnectionFailed,
+  FailureType.StoreUnavailable,
+  FailureType.WebhookFailed,
+];

@@ -1,0 +1,78 @@
+/**
+ * Counters served by `GET /admin/stats`. Plain records (no Map/Set) so the object
+ * serialises as-is.
+ */
+
+/** A snapshot of the provider's counters since start or the last reset. */
+export interface ProviderStats {
+  startedAt: string;
+  profile: string;
+  seed: number;
+  /** Chat requests received (both APIs, including rejected ones). */
+  requests: number;
+  /** 200 answers delivered (including answers with injected bad output). */
+  successes: number;
+  byApi: Record<string, number>;
+  byModel: Record<string, number>;
+  /** HTTP status codes written; resets and unanswered hangs have none. */
+  byStatus: Record<string, number>;
+  /** Injected faults and context-window rejections, by kind. */
+  byFault: Record<string, number>;
+  tokens: { input: number; output: number };
+  costUsd: number;
+  /** Distinct request identities seen; those answered 200 once, and more than once. */
+  identities: { seen: number; succeeded: number; succeededMoreThanOnce: number };
+  modelsDown: string[];
+  /** Hangs currently holding a socket. */
+  openHangs: number;
+}
+
+/** Mutable counters behind {@link ProviderStats}. */
+export class StatsCounter {
+  startedAt = new Date().toISOString();
+  requests = 0;
+  successes = 0;
+  byApi: Record<string, number> = {};
+  byModel: Record<string, number> = {};
+  byStatus: Record<string, number> = {};
+  byFault: Record<string, number> = {};
+  tokens = { input: 0, output: 0 };
+  costUsd = 0;
+  /** Successes per identity, to show how many identities were answered more than once. */
+  private successesById = new Map<string, number>();
+  private multi = 0;
+
+  /** Adds one to `record[key]`. */
+  static bump(record: Record<string, number>, key: string): void {
+    record[key] = (record[key] ?? 0) + 1;
+  }
+
+  success(identity: string, input: number, output: number, cost: number): void {
+    this.successes++;
+    this.tokens.input += input;
+    this.tokens.output += output;
+    this.costUsd += cost;
+    const n = (this.successesById.get(identity) ?? 0) + 1;
+    this.successesById.set(identity, n);
+    if (n === 2) this.multi++;
+  }
+
+  snapshot(extra: { profile: string; seed: number; seen: number; modelsDown: string[]; openHangs: number }): ProviderStats {
+    return {
+      startedAt: this.startedAt,
+      profile: extra.profile,
+      seed: extra.seed,
+      requests: this.requests,
+      successes: this.successes,
+      byApi: { ...this.byApi },
+      byModel: { ...this.byModel },
+      byStatus: { ...this.byStatus },
+      byFault: { ...this.byFault },
+      tokens: { ...this.tokens },
+      costUsd: Math.round(this.costUsd * 1e6) / 1e6,
+      identities: { seen: extra.seen, succeeded: this.successesById.size, succeededMoreThanOnce: this.multi },
+      modelsDown: extra.modelsDown,
+      openHangs: extra.openHangs,
+    };
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * The pipeline spec and the batch input, validated once at the boundary with zod.
+ *
+ * This module is pure (no Node built-ins) because the workflows import it: the
+ * batch workflow validates its input before anything runs, so an invalid spec
+ * fails at once with a non-retryable error that names the field.
+ */
+import { z } from 'zod';
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Parses `250ms`, `30s`, `5m`, `24h`, `7d` or a number of milliseconds. */
+export function parseDuration(value: number | string): number {
+  if (typeof value === 'number') return value;
+  const m = DURATION_RE.exec(value.trim());
+  if (!m) throw new Error(`not a duration: ${JSON.stringify(value)} (use e.g. 500ms, 30s, 5m, 24h, 7d)`);
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]);
+}
+
+/** A duration as milliseconds or a string such as `30s`; parsed to milliseconds. */
+export const Duration = z
+  .union([z.number().nonnegative(), z.string().regex(DURATION_RE, 'a duration such as 500ms, 30s, 5m, 24h or 7d')])
+  .transform((v) => parseDuration(v));
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** One tier of the provider chain. API keys are named by env var, never inlined. */
+export const ProviderSpec = z
+  .object({
+    /** Label of this tier in results and metrics, e.g. `primary`. @default `<kind>:<model>` */
+    name: z.string().min(1).optional(),
+    kind: z.enum(['openai', 'anthropic', 'openai-compatible']),
+    model: z.string().min(1),
+    /** Endpoint; omitted means the vendor's API when its key is set, else the local fault-injecting provider. */
+    baseURL: z.string().url().optional(),
+    /** Name of the env var that holds the API key on the workers. */
+    apiKeyEnv: z.string().regex(ENV_NAME, 'an environment variable name').optional(),
+    /** Context window in tokens. @default 128000 (openai), 200000 (anthropic), 8192 (compatible) */
+    contextWindow: z.number().int().positive().optional(),
+    /** Output tokens requested per call. @default 1024 */
+    maxOutputTokens: z.number().int().positive().default(1024),
+    temperature: z.number().min(0).max(2).optional(),
+    /** Start-to-close timeout of one attempt; grows by `timeoutGrowth` per attempt. @default 60s */
+    timeout: Duration.default(60_000),
+    /** Factor applied to the timeout on each further attempt. @default 1.5 */
+    timeoutGrowth: z.number().min(1).max(4).default(1.5),
+    /** USD per million tokens. @default 0 */
+    pricing: z
+      .object({ inputPerMTok: z.number().nonnegative().default(0), outputPerMTok: z.number().nonnegative().default(0) })
+      .default({ inputPerMTok: 0, outputPerMTok: 0 }),
+    /** Pacing targets; adapted from the provider's rate-limit headers. */
+    rateLimit: z
+      .object({
+        requestsPerMinute: z.number().positive().optional(),
+        tokensPerMinute: z.number().positive().optional(),
+      })
+      .optional(),
+  })
+  .strict();
+export type ProviderSpec = z.output<typeof ProviderSpec>;
+export type ProviderSpecInput = z.input<typeof ProviderSpec>;
+
+export const PipelineSpec = z
+  .object({
+    name: z.string().min(1).default('pipeline'),
+    prompt: z
+      .object({
+        system: z.string().optional(),
+        /** `{{field}}` placeholders are replaced with the item's fields. */
+        template: z.string().min(1),
+      })
+      .strict(),
+    output: z
+      .object({
+        format: z.enum(['text', 'json']).default('text'),
+        /** JSON Schema the parsed output must satisfy (format `json`). */
+        schema: z.record(z.string(), z.unknown()).optional(),
+      })
+      .strict()
+      .default({ format: 'text' }),
+    /** Fields every item must have besides `id`; the template's placeholders are required too. */
+    input: z
+      .object({ required: z.array(z.string().min(1)).default([]), maxChars: z.number().int().positive().optional() })
+      .strict()
+      .default({ required: [] }),
+    providers: z.array(ProviderSpec).min(1, 'at least one provider').max(5),
+    retry: z
+      .object({
+        /** Attempts per tier before it is left for the next. @default 5 */
+        maxAttempts: z.number().int().min(1).max(100).default(5),
+        initialInterval: Duration.default(1_000),
+        maxInterval: Duration.default(60_000),
+        backoffCoefficient: z.number().min(1).max(10).default(2),
+      })
+      .strict()
+      .default({ maxAttempts: 5, initialInterval: 1_000, maxInterval: 60_000, backoffCoefficient: 2 }),
+    truncation: z
+      .object({
+        /** `truncate` the messages, or move to a `larger-model` tier first, or `fail` to review. */
+        strategy: z.enum(['truncate', 'larger-model', 'fail']).default('truncate'),
+      })
+      .strict()
+      .default({ strategy: 'truncate' }),
+    repair: z.object({ maxRepairs: z.number().int().min(0).max(10).default(2) }).strict().default({ maxRepairs: 2 }),
+    review: z
+      .object({
+        /** How long a failed item waits for a human. @default 7d */
+        timeout: Duration.default(7 * 86_400_000),
+        defaultDecision: z.enum(['skip', 'approve']).default('skip'),
+      })
+      .strict()
+      .default({ timeout: 7 * 86_400_000, defaultDecision: 'skip' }),
+    batch: z
+      .object({
+        concurrency: z.number().int().min(1).max(500).default(10),
+        /** Stop or pause after this many consecutive failed items; 0 disables. */
+        maxConsecutiveFailures: z.number().int().min(0).default(0),
+        onTooManyFailures: z.enum(['pause', 'stop']).default('pause'),
+      })
+      .strict()
+      .default({ concurrency: 10, maxConsecutiveFailures: 0, onTooManyFailures: 'pause' }),
+    circuitBreaker: z
+      .object({
+        failureThreshold: z.number().int().min(1).default(5),
+        cooldown: Duration.default(60_000),
+      })
+      .strict()
+      .default({ failureThreshold: 5, cooldown: 60_000 }),
+    alerts: z
+      .object({
+        webhookUrl: z.string().url().optional(),
+        /** Env var on the workers holding the webhook URL (keeps tokens out of history). */
+        webhookUrlEnv: z.string().regex(ENV_NAME).optional(),
+        errorRateThreshold: z.number().min(0).max(1).default(0.05),
+      })
+      .strict()
+      .default({ errorRateThreshold: 0.05 }),
+    /** Item fields that are secret: scrubbed from logs, errors and the results store. */
+    secretFields: z.array(z.string()).default([]),
+  })
+  .strict();
+export type PipelineSpec = z.output<typeof PipelineSpec>;
+export type PipelineSpecInput = z.input<typeof PipelineSpec>;
+
+/** Field set on an item made from a bad input line; the item goes to review with this reason. */
+export const INVALID_LINE_FIELD = '_invalid';
+
+/** An item: an `id` plus any fields the template uses. */
+export const Item = z.looseObject({ id: z.string().min(1, 'item id must be a non-empty string') });
+export type Item = z.output<typeof Item>;
+
+/** Input of the `batchPipeline` workflow (PRODUCT.md interface contract). */
+export const BatchInput = z
+  .object({
+    batchId: z.string().min(1).regex(/^[^/]+$/, 'no "/" in a batch id').optional(),
+    pipeline: PipelineSpec,
+    items: z.array(Item).optional(),
+    source: z.object({ jsonl: z.string().min(1) }).strict().optional(),
+  })
+  .strict()
+  .refine((b) => (b.items ? 1 : 0) + (b.source ? 1 : 0) === 1, {
+    message: 'give exactly one of "items" or "source"',
+    path: ['items'],
+  });
+export type BatchInput = z.output<typeof BatchInput>;
+export type BatchInputRaw = z.input<typeof BatchInput>;
+
+/** Formats zod issues as `path.to.field: message; ...`, naming each field. */
+export function formatIssues(error: z.ZodError, prefix = ''): string {
+  return error.issues
+    .map((i) => {
+      const path = [prefix, ...i.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))]
+        .filter(Boolean)
+        .join('.')
+        .replace(/\.\[/g, '[');
+      return `${path || '(root)'}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+/** Default tier name when the spec gives none. */
+export function tierName(p: ProviderSpec, index: number): string {
+  return p.name ?? `tier${index + 1}:${p.kind}:${p.model}`;
+}
+
+/** The default context window of a provider kind, in tokens. */
+export function contextWindowOf(p: ProviderSpec): number {
+  return p.contextWindow ?? (p.kind === 'anthropic' ? 200_000 : p.kind === 'openai' ? 128_000 : 8_192);
+}

@@ -1,0 +1,160 @@
+/**
+ * Types shared by workflows, activities, the CLI and tests. Pure: no runtime imports.
+ */
+import type { FailureType } from './failures.ts';
+import type { Item, PipelineSpec, ProviderSpec } from './spec.ts';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** What the workflow asks of one LLM call (one attempt is one activity attempt). */
+export interface LlmRequest {
+  batchId: string;
+  itemId: string;
+  /** Index of the tier in `pipeline.providers`. */
+  tier: number;
+  provider: ProviderSpec;
+  messages: ChatMessage[];
+  output: PipelineSpec['output'];
+}
+
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export interface LlmResult {
+  text: string;
+  /** Parsed and schema-validated output when `output.format` is `json`. */
+  json?: unknown;
+  finishReason: string;
+  usage: TokenUsage;
+  costUsd: number;
+  model: string;
+  latencyMs: number;
+  /** The Temporal attempt number that succeeded (1 = first try). */
+  attempt: number;
+}
+
+/** Details attached to an InvalidOutput failure so the workflow can ask for a repair. */
+export interface InvalidOutputDetails {
+  text: string;
+  errors: string[];
+  usage: TokenUsage;
+}
+
+export interface TruncateRequest {
+  provider: ProviderSpec;
+  messages: ChatMessage[];
+  /** Tokens kept free for the answer. */
+  reserveOutputTokens: number;
+}
+
+/** What truncation removed, recorded on the item. */
+export interface TruncationInfo {
+  originalTokens: number;
+  finalTokens: number;
+  droppedMessages: number;
+  trimmedChars: number;
+}
+
+export interface TruncateResult {
+  messages: ChatMessage[];
+  inputTokens: number;
+  contextWindow: number;
+  /** Null when nothing had to be removed. */
+  truncation: TruncationInfo | null;
+  /** False when even the system prompt alone does not fit. */
+  fits: boolean;
+}
+
+export type ItemStatus = 'succeeded' | 'failed' | 'skipped' | 'approved' | 'awaiting_review';
+
+/** Error context stored for post-mortems. Never holds secrets. */
+export interface ErrorContext {
+  type: FailureType | string;
+  message: string;
+  attempts: number;
+  provider?: string;
+  firstAt: string;
+  lastAt: string;
+}
+
+/** One row of the results store, keyed by (batchId, itemId). */
+export interface ResultRecord {
+  batchId: string;
+  itemId: string;
+  status: ItemStatus;
+  output: unknown;
+  provider: string | null;
+  model: string | null;
+  tier: number | null;
+  attempts: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  truncation: TruncationInfo | null;
+  error: ErrorContext | null;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** Input of the `itemPipeline` child workflow. */
+export interface ItemInput {
+  batchId: string;
+  item: Item;
+  pipeline: PipelineSpec;
+  /** Workflow id of the batch, signalled on completion (survives continue-as-new). */
+  parentWorkflowId?: string;
+  /** Tiers whose circuit is open at start (the batch's breakers); skipped while open. */
+  openTiers?: number[];
+}
+
+/** Returned by `itemPipeline`, and reported to the batch. */
+export interface ItemOutcome {
+  itemId: string;
+  status: ItemStatus;
+  tier: number | null;
+  provider: string | null;
+  attempts: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  truncated: boolean;
+  errorType: string | null;
+  /** Review decisions of `retry` this item received. */
+  retried: number;
+}
+
+/** A Slack-compatible alert. */
+export interface Alert {
+  batchId: string;
+  kind: 'error_rate' | 'circuit_open' | 'awaiting_review' | 'batch_paused' | 'batch_done';
+  text: string;
+  fields?: Record<string, string | number>;
+}
+
+/** The batch summary (PRODUCT.md feature 10). */
+export interface BatchSummary {
+  batchId: string;
+  total: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  approved: number;
+  /** Review decisions of `retry`, over all items. */
+  retried: number;
+  successRate: number;
+  attempts: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  truncated: number;
+  /** Items finished by each tier name. */
+  tierUse: Record<string, number>;
+  startedAt: string;
+  finishedAt: string;
+  status: 'completed' | 'stopped';
+}

@@ -1,0 +1,189 @@
+/**
+ * The batch's durable state. It is a plain record (no Map/Set: the default
+ * converter writes them as `{}`) so it crosses continue-as-new unchanged.
+ */
+import type { Item, PipelineSpec } from '../src/spec.ts';
+import { tierName } from '../src/spec.ts';
+import type { BatchSummary, ItemOutcome } from '../src/types.ts';
+import { closedCircuit } from './circuit.ts';
+import type { CircuitState } from './circuit.ts';
+import type { PendingReview, Progress } from './messages.ts';
+import { newPacer } from './pacer.ts';
+import type { PacerState } from './pacer.ts';
+
+/** Everything the next run needs after continue-as-new. */
+export interface BatchCarry {
+  batchId: string;
+  pipeline: PipelineSpec;
+  /** Inline items not yet started (inline input), or the page buffer (source input). */
+  queue: Item[];
+  source: { jsonl: string; offset: number; line: number; done: boolean } | null;
+  total: number | null;
+  /** Ids of started items that have not reported back. */
+  running: string[];
+  started: number;
+  counts: { succeeded: number; failed: number; skipped: number; approved: number };
+  retried: number;
+  attempts: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  truncated: number;
+  tierUse: Record<string, number>;
+  pendingReviews: PendingReview[];
+  consecutiveFailures: number;
+  /** Why dispatch is paused (too many consecutive failures); null while running. */
+  paused: string | null;
+  /** Set when the batch stops dispatching for good (`onTooManyFailures: stop`). */
+  stopped: boolean;
+  /** One circuit breaker per provider tier, by index. */
+  circuits: CircuitState[];
+  /** Dispatch pacing to the first tier's rate limits. */
+  pacer: PacerState;
+  /** Alerts already sent, so each fires once per batch. */
+  alerted: { errorRate: boolean };
+  startedAt: string;
+  runs: number;
+}
+
+export function initialCarry(batchId: string, pipeline: PipelineSpec, items: Item[] | undefined, source: { jsonl: string } | undefined, now: string): BatchCarry {
+  return {
+    batchId,
+    pipeline,
+    queue: items ?? [],
+    source: source ? { jsonl: source.jsonl, offset: 0, line: 1, done: false } : null,
+    total: items ? items.length : null,
+    running: [],
+    started: 0,
+    counts: { succeeded: 0, failed: 0, skipped: 0, approved: 0 },
+    retried: 0,
+    attempts: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    costUsd: 0,
+    truncated: 0,
+    tierUse: {},
+    pendingReviews: [],
+    consecutiveFailures: 0,
+    paused: null,
+    stopped: false,
+    circuits: pipeline.providers.map(() => closedCircuit()),
+    pacer: newPacer(null, Date.parse(now)),
+    alerted: { errorRate: false },
+    startedAt: now,
+    runs: 1,
+  };
+}
+
+export class BatchState {
+  readonly s: BatchCarry;
+
+  constructor(carry: BatchCarry) {
+    this.s = carry;
+  }
+
+  get finished(): number {
+    const c = this.s.counts;
+    return c.succeeded + c.failed + c.skipped + c.approved;
+  }
+
+  /** True when every item has been started and has reported back (or the batch stopped and drained). */
+  get done(): boolean {
+    return this.s.running.length === 0 && (this.s.stopped || (this.s.queue.length === 0 && (this.s.source === null || this.s.source.done)));
+  }
+
+  /** Items that hold a concurrency slot: running and not waiting for a human. */
+  get active(): number {
+    return this.s.running.length - this.s.pendingReviews.length;
+  }
+
+  /** Lists an item as awaiting review; false when it is not one of ours or already listed. */
+  addPending(p: PendingReview): boolean {
+    if (!this.s.running.includes(p.itemId) || this.s.pendingReviews.some((r) => r.itemId === p.itemId)) return false;
+    this.s.pendingReviews.push(p);
+    this.s.consecutiveFailures += 1;
+    return true;
+  }
+
+  markStarted(itemId: string): void {
+    this.s.running.push(itemId);
+    this.s.started += 1;
+  }
+
+  /** Applies an item's report. Returns false for a duplicate or unknown report (ignored). */
+  applyOutcome(o: ItemOutcome): boolean {
+    const i = this.s.running.indexOf(o.itemId);
+    if (i < 0) return false;
+    this.s.running.splice(i, 1);
+    const wasPending = this.s.pendingReviews.findIndex((r) => r.itemId === o.itemId);
+    if (wasPending >= 0) this.s.pendingReviews.splice(wasPending, 1);
+    this.s.retried += o.retried;
+    if (o.status === 'succeeded') this.s.counts.succeeded += 1;
+    else if (o.status === 'skipped') this.s.counts.skipped += 1;
+    else if (o.status === 'approved') this.s.counts.approved += 1;
+    else this.s.counts.failed += 1;
+    // A failure is counted when the item starts to wait for review; a success resets the run.
+    if (o.status === 'succeeded') this.s.consecutiveFailures = 0;
+    else if (o.status === 'failed' && wasPending < 0) this.s.consecutiveFailures += 1;
+    this.s.attempts += o.attempts;
+    this.s.inputTokens += o.inputTokens;
+    this.s.outputTokens += o.outputTokens;
+    this.s.costUsd += o.costUsd;
+    if (o.truncated) this.s.truncated += 1;
+    if (o.provider && (o.status === 'succeeded' || o.status === 'approved')) {
+      this.s.tierUse[o.provider] = (this.s.tierUse[o.provider] ?? 0) + 1;
+    }
+    return true;
+  }
+
+  progress(nowMs: number): Progress {
+    const elapsedMin = Math.max((nowMs - Date.parse(this.s.startedAt)) / 60_000, 1e-9);
+    const rate = this.finished / elapsedMin;
+    const remaining = this.s.total === null ? null : this.s.total - this.finished;
+    return {
+      batchId: this.s.batchId,
+      total: this.s.total,
+      started: this.s.started,
+      running: this.s.running.length,
+      ...this.s.counts,
+      awaitingReview: this.s.pendingReviews,
+      ratePerMinute: Math.round(rate * 10) / 10,
+      etaSeconds: remaining === null || rate === 0 ? null : Math.round((remaining / rate) * 60),
+      paused: this.s.paused !== null,
+      pausedReason: this.s.paused,
+      circuits: Object.fromEntries(
+        this.s.pipeline.providers.map((p, i) => {
+          const c = this.s.circuits[i]!;
+          return [tierName(p, i), { state: c.state, failures: c.failures, openUntil: c.openUntil === null ? null : new Date(c.openUntil).toISOString() }];
+        }),
+      ),
+      runs: this.s.runs,
+    };
+  }
+
+  summary(finishedAt: string, status: BatchSummary['status']): BatchSummary {
+    const c = this.s.counts;
+    const total = this.finished;
+    const tierUse: Record<string, number> = {};
+    this.s.pipeline.providers.forEach((p, i) => (tierUse[tierName(p, i)] = this.s.tierUse[tierName(p, i)] ?? 0));
+    return {
+      batchId: this.s.batchId,
+      total,
+      succeeded: c.succeeded,
+      failed: c.failed,
+      skipped: c.skipped,
+      approved: c.approved,
+      retried: this.s.retried,
+      successRate: total === 0 ? 0 : Math.round(((c.succeeded + c.approved) / total) * 10_000) / 10_000,
+      attempts: this.s.attempts,
+      inputTokens: this.s.inputTokens,
+      outputTokens: this.s.outputTokens,
+      costUsd: Math.round(this.s.costUsd * 1e6) / 1e6,
+      truncated: this.s.truncated,
+      tierUse,
+      startedAt: this.s.startedAt,
+      finishedAt,
+      status: this.s.stopped ? 'stopped' : status,
+    };
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * `batchPipeline`: validates the input, keeps up to `concurrency` item
+ * workflows running (a sliding window, paced to the first tier's rate limits),
+ * holds the circuit breakers and the review queue, continues as new before its
+ * history grows large, and returns the summary.
+ */
+import {
+  ApplicationFailure,
+  ParentClosePolicy,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  proxyActivities,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { createActivities } from '../activities/index.ts';
+import { FailureType } from '../src/failures.ts';
+import { BatchInput, formatIssues } from '../src/spec.ts';
+import type { BatchInputRaw, Item } from '../src/spec.ts';
+import type { BatchSummary } from '../src/types.ts';
+import { BatchControl } from './batch-control.ts';
+import { BatchState, initialCarry } from './batch-state.ts';
+import type { BatchCarry } from './batch-state.ts';
+import { itemPipeline } from './item.ts';
+import { itemAwaitingSignal, itemDoneSignal, progressQuery, resumeSignal, reviewSignal, reviewUpdate, tierResultSignal } from './messages.ts';
+import { available, itemsPerMinute, refill as refillPacer, setRate, take, waitMs } from './pacer.ts';
+import { BATCH_ID } from './search-attributes.ts';
+
+type Activities = ReturnType<typeof createActivities>;
+const source = proxyActivities<Activities>({ startToCloseTimeout: '2 min', retry: { maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.InvalidInput] } });
+
+/** Continue as new past this many events, well under the 10,000 the design allows. */
+const HISTORY_EVENT_BUDGET = 8_000;
+/** Items read from a JSONL source per activity call. */
+const PAGE_SIZE = 200;
+
+/** Validates the raw input; an invalid spec fails the workflow at once, naming the field. */
+export function parseBatchInput(raw: unknown): BatchInput {
+  const r = BatchInput.safeParse(raw);
+  if (!r.success) {
+    throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: `invalid batch input: ${formatIssues(r.error)}`, nonRetryable: true });
+  }
+  const ids = new Set<string>();
+  for (const item of r.data.items ?? []) {
+    if (ids.has(item.id)) throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `invalid batch input: items: duplicate item id "${item.id}"`, nonRetryable: true });
+    ids.add(item.id);
+  }
+  return r.data;
+}
+
+export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }): Promise<BatchSummary> {
+  let carry: BatchCarry;
+  if ('carry' in input) {
+    carry = { ...input.carry, runs: input.carry.runs + 1 };
+  } else {
+    const parsed = parseBatchInput(input);
+    const batchId = parsed.batchId ?? workflowInfo().workflowId;
+    carry = initialCarry(batchId, parsed.pipeline, parsed.items, parsed.source, new Date().toISOString());
+  }
+  const state = new BatchState(carry);
+  const control = new BatchControl(state);
+  const s = state.s;
+  upsertSearchAttributes([{ key: BATCH_ID, value: s.batchId }]);
+  setHandler(itemDoneSignal, (o) => control.onItemDone(o));
+  setHandler(itemAwaitingSignal, (p) => control.onAwaiting(p));
+  setHandler(tierResultSignal, (r) => control.onTierResult(r, Date.now()));
+  setHandler(reviewSignal, (d) => control.reviewBySignal(d));
+  setHandler(reviewUpdate, (d) => control.forwardReview(d), { validator: (d) => control.validateReview(d) });
+  setHandler(resumeSignal, () => control.resume());
+  setHandler(progressQuery, () => state.progress(Date.now()));
+
+  while (!state.done) {
+    const now = Date.now();
+    control.tickCircuits(now);
+    await refill(state);
+    let waitFor: number | undefined;
+    if (s.paused === null && !s.stopped && control.canDispatch()) {
+      const tokensPerItem = state.finished > 0 ? (s.inputTokens + s.outputTokens) / state.finished : 0;
+      s.pacer = refillPacer(setRate(s.pacer, itemsPerMinute(s.pipeline.providers[0]!.rateLimit, tokensPerItem)), now);
+      const wanted = Math.min(Math.max(s.pipeline.batch.concurrency - state.active, 0), s.queue.length);
+      const n = available(s.pacer, wanted);
+      s.pacer = take(s.pacer, n);
+      await Promise.all(s.queue.splice(0, n).map((item) => startItem(state, control, item)));
+      if (n < wanted) waitFor = Math.max(waitMs(s.pacer), 50);
+    }
+    if (state.done) break;
+    if (shouldContinueAsNew()) {
+      await control.drainAlerts();
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof batchPipeline>({ carry: s });
+    }
+    const seen = control.version;
+    const wake = [waitFor, control.nextCircuitChange(now)].filter((x): x is number => x !== undefined);
+    const needPage = s.queue.length === 0 && s.source !== null && !s.source.done && state.active < s.pipeline.batch.concurrency;
+    if (!needPage) await condition(() => control.version !== seen, wake.length ? Math.min(...wake) : undefined);
+  }
+  await control.drainAlerts();
+  await condition(allHandlersFinished);
+  return state.summary(new Date().toISOString(), 'completed');
+}
+
+function shouldContinueAsNew(): boolean {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength > HISTORY_EVENT_BUDGET;
+}
+
+/** Reads the next page of a JSONL source by reference, so items never sit in one payload. */
+async function refill(state: BatchState): Promise<void> {
+  const s = state.s;
+  if (!s.source || s.source.done || s.queue.length >= s.pipeline.batch.concurrency) return;
+  const page = await source.readItemsPage({ path: s.source.jsonl, offset: s.source.offset, line: s.source.line, limit: Math.max(PAGE_SIZE, s.pipeline.batch.concurrency) });
+  s.queue.push(...page.items);
+  s.source.offset = page.nextOffset;
+  s.source.line = page.nextLine;
+  s.source.done = page.done;
+  if (page.done) s.total = s.started + s.queue.length;
+}
+
+async function startItem(state: BatchState, control: BatchControl, item: Item): Promise<void> {
+  const s = state.s;
+  state.markStarted(item.id);
+  const openTiers = control.openTiersForNewItem(item.id);
+  try {
+    await startChild(itemPipeline, {
+      workflowId: `${s.batchId}/${item.id}`,
+      args: [{ batchId: s.batchId, item, pipeline: s.pipeline, parentWorkflowId: workflowInfo().workflowId, openTiers }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [{ key: BATCH_ID, value: s.batchId }],
+      staticSummary: `item ${item.id} of batch ${s.batchId}`,
+    });
+  } catch (err) {
+    // Already running under this id (the batch was reset or re-run): it reports to us all the same.
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    log.info('item already running', { itemId: item.id });
+  }
+}

@@ -1,0 +1,3 @@
+/** The workflows the worker registers (its `workflowsPath` points here). */
+export { batchPipeline } from './batch.ts';
+export { itemPipeline } from './item.ts';

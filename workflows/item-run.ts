@@ -1,0 +1,253 @@
+/**
+ * The state and steps of one item: validate, count and truncate, walk the
+ * provider chain (repairing invalid output, recovering from context overflow,
+ * skipping tiers whose circuit is open), then persist. Deterministic: all I/O
+ * goes through activities.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities/index.ts';
+import { llmRetryFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../activities/policies.ts';
+import { repairMessages } from '../activities/validate.ts';
+import { FailureType } from '../src/failures.ts';
+import { contextWindowOf, tierName } from '../src/spec.ts';
+import type { Item, PipelineSpec } from '../src/spec.ts';
+import { renderMessages, validateItem } from '../src/template.ts';
+import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, ResultRecord, TruncationInfo } from '../src/types.ts';
+import { tierResultSignal } from './messages.ts';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const store = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry: PERSIST_RETRY });
+const tokens = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry: TRUNCATE_RETRY });
+
+/** Failure types that say the provider is unhealthy (they feed the circuit breaker), not the item. */
+const PROVIDER_FAULTS: readonly string[] = [
+  FailureType.RateLimited, FailureType.ProviderOverloaded, FailureType.ProviderUnavailable, FailureType.Timeout,
+  FailureType.ConnectionFailed, FailureType.AuthFailed, FailureType.ModelNotFound, FailureType.QuotaExhausted,
+];
+
+/** What one failed call tells the chain walker. */
+interface CallError {
+  type: string;
+  message: string;
+  details?: InvalidOutputDetails;
+}
+
+/** Names the failure of an activity by its ApplicationFailure type, never by message text. */
+export function failureOf(err: unknown): CallError {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Unknown', message: cause.message, details: cause.details?.[0] as InvalidOutputDetails | undefined };
+  if (cause instanceof TimeoutFailure) return { type: FailureType.Timeout, message: cause.message };
+  return { type: cause instanceof Error ? cause.name : 'Unknown', message: cause instanceof Error ? cause.message : String(cause) };
+}
+
+export class ItemRun {
+  readonly input: ItemInput;
+  readonly spec: PipelineSpec;
+  item: Item;
+  status: ItemOutcome['status'] = 'failed';
+  tier: number | null = null;
+  attempts = 0;
+  retried = 0;
+  inputTokens = 0;
+  outputTokens = 0;
+  costUsd = 0;
+  truncation: TruncationInfo | null = null;
+  lastError: ErrorContext | null = null;
+  output: unknown = null;
+  /** The last output a model gave, valid or not: what `approve` accepts when no output is supplied. */
+  bestOutput: unknown = null;
+  model: string | null = null;
+  /** Tiers closed to this item by the batch's circuit breakers. */
+  openTiers: number[];
+  private call: { tier: number; scope: CancellationScope } | null = null;
+  readonly startedAt: string;
+
+  constructor(input: ItemInput) {
+    this.input = input;
+    this.spec = input.pipeline;
+    this.item = input.item;
+    this.openTiers = input.openTiers ?? [];
+    this.startedAt = new Date().toISOString();
+  }
+
+  get itemId(): string {
+    return this.item.id;
+  }
+
+  get providerName(): string | null {
+    return this.tier === null ? null : tierName(this.spec.providers[this.tier]!, this.tier);
+  }
+
+  /** The batch opened or closed circuits: a call on a tier that just opened is cancelled, and the chain moves on. */
+  setOpenTiers(openTiers: number[]): void {
+    this.openTiers = openTiers;
+    if (this.call && openTiers.includes(this.call.tier)) this.call.scope.cancel();
+  }
+
+  editInput(fields: Record<string, unknown>): void {
+    this.item = { ...this.item, ...fields, id: this.item.id };
+  }
+
+  approve(output: unknown): void {
+    this.status = 'approved';
+    this.output = output !== undefined ? output : this.bestOutput;
+  }
+
+  private fail(type: string, message: string, provider?: string): void {
+    const now = new Date().toISOString();
+    this.lastError = { type, message, attempts: this.attempts, provider, firstAt: this.lastError?.firstAt ?? now, lastAt: now };
+  }
+
+  /** Runs the chain from `startTier` to a final state: succeeded, or failed (then a human decides). */
+  async execute(startTier: number): Promise<void> {
+    this.status = 'failed';
+    const problems = validateItem(this.item, this.spec);
+    if (problems.length > 0) return this.fail(FailureType.InvalidItem, problems.join('; '));
+    const messages = renderMessages(this.spec, this.item);
+    const tiers = this.spec.providers;
+    for (let t = startTier; t < tiers.length; t++) {
+      // The last tier is tried even when open: an item gives up only after every tier said no.
+      if (this.openTiers.includes(t) && t < tiers.length - 1) {
+        this.fail('CircuitOpen', `circuit of ${tierName(tiers[t]!, t)} is open`, tierName(tiers[t]!, t));
+        continue;
+      }
+      const result = await this.runTier(t, messages);
+      if (result) {
+        this.status = 'succeeded';
+        this.tier = t;
+        this.model = result.model;
+        this.output = result.json !== undefined ? result.json : result.text;
+        return;
+      }
+    }
+  }
+
+  /** One tier: fit the context, call, repair invalid output. Null when the tier gave up. */
+  private async runTier(t: number, original: ChatMessage[]): Promise<LlmResult | null> {
+    const provider = this.spec.providers[t]!;
+    const name = tierName(provider, t);
+    const larger = this.spec.providers.some((p, i) => i > t && contextWindowOf(p) > contextWindowOf(provider));
+    let reserve = provider.maxOutputTokens;
+    let fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
+    if (!fit.fits) return this.fail(FailureType.ContextWindowExceeded, `${fit.inputTokens} tokens do not fit ${name}'s window of ${fit.contextWindow}`, name), null;
+    if (fit.truncation && (this.spec.truncation.strategy === 'fail' || (this.spec.truncation.strategy === 'larger-model' && larger))) {
+      return this.fail(FailureType.ContextWindowExceeded, `input needs truncation for ${name} (strategy ${this.spec.truncation.strategy})`, name), null;
+    }
+    let messages = fit.messages;
+    if (fit.truncation) this.truncation = fit.truncation;
+    const llm = proxyActivities<Activities>({
+      // Each attempt's own timeout grows (provider.timeoutGrowth); this bounds the longest.
+      startToCloseTimeout: Math.min(provider.timeout * provider.timeoutGrowth ** (this.spec.retry.maxAttempts - 1), 600_000) + 10_000,
+      heartbeatTimeout: '30 s',
+      retry: llmRetryFor(this.spec.retry),
+      summary: `${name}: ${provider.model}`,
+    });
+    let repairs = 0;
+    let overflowRetries = 0;
+    for (;;) {
+      try {
+        const scope = new CancellationScope();
+        this.call = { tier: t, scope };
+        const r = await scope.run(() => llm.callLlm({ batchId: this.input.batchId, itemId: this.itemId, tier: t, provider, messages, output: this.spec.output }));
+        // Success reaches the breaker with the item's outcome (one signal fewer per item).
+        this.record(r.usage, r.costUsd, r.attempt);
+        return r;
+      } catch (err) {
+        if (isCancellation(err) && this.openTiers.includes(t) && !CancellationScope.current().consideredCancelled) {
+          this.fail('CircuitOpen', `circuit of ${name} opened during the call`, name);
+          return null;
+        }
+        if (isCancellation(err)) throw err;
+        const f = failureOf(err);
+        this.attempts += 1;
+        if (f.details?.usage) this.record(f.details.usage, 0, 0);
+        if (f.details?.text !== undefined) this.bestOutput = f.details.text;
+        this.fail(f.type, f.message, name);
+        if (PROVIDER_FAULTS.includes(f.type)) await this.reportTier(t, false, f.type);
+        if (f.type === FailureType.InvalidOutput && f.details && repairs < this.spec.repair.maxRepairs) {
+          repairs += 1;
+          messages = repairMessages(messages, f.details.text, f.details.errors);
+          continue;
+        }
+        if (f.type === FailureType.ContextWindowExceeded && overflowRetries < 2 && this.spec.truncation.strategy === 'truncate') {
+          // Our count fitted but the provider's tokenizer counts more: leave a wider margin.
+          overflowRetries += 1;
+          reserve = Math.ceil(reserve * 1.5 + contextWindowOf(provider) * 0.1);
+          fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
+          if (!fit.fits) return null;
+          messages = fit.messages;
+          if (fit.truncation) this.truncation = fit.truncation;
+          continue;
+        }
+        return null;
+      } finally {
+        this.call = null;
+      }
+    }
+  }
+
+  /** Feeds the batch's circuit breaker for this tier. */
+  private async reportTier(tier: number, ok: false, errorType: string): Promise<void> {
+    if (!this.input.parentWorkflowId) return;
+    try {
+      await getExternalWorkflowHandle(this.input.parentWorkflowId).signal(tierResultSignal, { tier, ok, errorType });
+    } catch {
+      // The batch is gone; the breaker does not matter any more.
+    }
+  }
+
+  private record(usage: { inputTokens: number; outputTokens: number }, cost: number, attempt: number): void {
+    this.inputTokens += usage.inputTokens;
+    this.outputTokens += usage.outputTokens;
+    this.costUsd += cost;
+    this.attempts += attempt;
+  }
+
+  /** Writes the item's row: an idempotent upsert by (batch id, item id). */
+  async persist(): Promise<void> {
+    const ok = this.status === 'succeeded' || this.status === 'approved';
+    const rec: ResultRecord = {
+      batchId: this.input.batchId,
+      itemId: this.itemId,
+      status: this.status,
+      output: ok ? this.output : null,
+      provider: this.providerName,
+      model: this.model,
+      tier: this.tier,
+      attempts: this.attempts,
+      inputTokens: this.inputTokens,
+      outputTokens: this.outputTokens,
+      costUsd: this.costUsd,
+      truncation: this.truncation,
+      error: this.status === 'succeeded' ? null : this.lastError,
+      startedAt: this.startedAt,
+      finishedAt: new Date().toISOString(),
+    };
+    await store.persistResult(rec);
+  }
+
+  outcome(): ItemOutcome {
+    return {
+      itemId: this.itemId,
+      status: this.status,
+      tier: this.tier,
+      provider: this.providerName,
+      attempts: this.attempts,
+      inputTokens: this.inputTokens,
+      outputTokens: this.outputTokens,
+      costUsd: this.costUsd,
+      truncated: this.truncation !== null,
+      errorType: this.status === 'succeeded' ? null : (this.lastError?.type ?? null),
+      retried: this.retried,
+    };
+  }
+}

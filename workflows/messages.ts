@@ -1,0 +1,77 @@
+/**
+ * Every signal, query and update, defined once. The CLI and tests import these
+ * definitions; nothing sends one by a string literal.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ItemOutcome } from '../src/types.ts';
+
+/** A human decision on an item that failed for good (PRODUCT.md interface contract). */
+export interface ReviewDecision {
+  decision: 'approve' | 'retry' | 'skip';
+  /** With `approve`: the output to accept (validated against the schema). */
+  output?: unknown;
+  /** With `retry`: fields that replace the item's (the id stays). */
+  input?: Record<string, unknown>;
+  /** With `retry`: the name (or index) of the tier to start from. */
+  provider?: string;
+  note?: string;
+}
+
+/** On the batch workflow the decision names its item. */
+export interface BatchReviewDecision extends ReviewDecision {
+  itemId: string;
+}
+
+/** One item awaiting review, as the progress query lists it. */
+export interface PendingReview {
+  itemId: string;
+  errorType: string;
+  reason: string;
+  since: string;
+}
+
+export interface Progress {
+  batchId: string;
+  total: number | null;
+  started: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  approved: number;
+  awaitingReview: PendingReview[];
+  /** Items finished per minute since the batch started. */
+  ratePerMinute: number;
+  /** Seconds to go at the current rate; null when unknown. */
+  etaSeconds: number | null;
+  paused: boolean;
+  pausedReason: string | null;
+  circuits: Record<string, { state: 'closed' | 'open' | 'half_open'; failures: number; openUntil: string | null }>;
+  runs: number;
+}
+
+/** Item → batch: the item is finished (or waits for review). Addressed by workflow id, so it survives continue-as-new. */
+export const itemDoneSignal = defineSignal<[ItemOutcome]>('itemDone');
+
+/** Item → batch: the item failed for good and waits for a human. */
+export const itemAwaitingSignal = defineSignal<[PendingReview]>('itemAwaitingReview');
+
+/** Item → batch: outcome of one call on a tier, for the circuit breakers. */
+export const tierResultSignal = defineSignal<[{ tier: number; ok: boolean; errorType?: string }]>('tierResult');
+
+/** Batch → running items: which tiers are closed to them now (circuit breaker broadcast). */
+export const circuitSignal = defineSignal<[{ openTiers: number[] }]>('circuits');
+
+/** Human review: on the batch with `itemId`, on an item without. */
+export const reviewSignal = defineSignal<[BatchReviewDecision | ReviewDecision]>('review');
+
+/** The same decision as an Update: the validator gives a synchronous accept or a clear rejection. */
+export const reviewUpdate = defineUpdate<{ accepted: true; itemId: string }, [BatchReviewDecision | ReviewDecision]>('reviewItem');
+
+/** Resume a paused batch (after too many consecutive failures). */
+export const resumeSignal = defineSignal<[]>('resume');
+
+export const progressQuery = defineQuery<Progress>('progress');
+
+/** Item state for the CLI: its status and why it waits. */
+export const itemStateQuery = defineQuery<{ status: string; errorType: string | null; reason: string | null; tier: number | null }>('itemState');
