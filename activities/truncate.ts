@@ -103,6 +103,12 @@ function fitHead(text: string, maxTokens: number, counter: MessageCounter): stri
   if (!fits(0)) return '';
   let lo = 0;
   let hi = text.length;
+  // Start near the answer (tokens are roughly proportional to characters), so the
+  // search counts short prefixes instead of halving a 100 KB text from the top.
+  const total = counter.text(text);
+  const guess = total > 0 ? Math.min(text.length, Math.ceil(((text.length * maxTokens) / total) * 1.25) + 16) : text.length;
+  if (fits(guess)) lo = guess;
+  else hi = guess - 1;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
     if (fits(mid)) lo = mid;

@@ -12,6 +12,7 @@ import { progressQuery } from '../workflows/messages.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
 import { ensureDevServer, connectClient, webUiUrl } from './client.ts';
 import { loadConfig } from './config.ts';
+import { installRuntime } from './runtime.ts';
 import { startProvider } from './provider/index.ts';
 import type { RunningProvider } from './provider/index.ts';
 import type { BatchInputRaw } from './spec.ts';
@@ -37,6 +38,8 @@ async function startLocalProvider(url: string, profile: string): Promise<Running
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // The demo prints its own progress; the SDK's logs only when something is wrong.
+  installRuntime({ logLevel: process.env.STEADFAST_LOG_LEVEL ? config.logLevel : 'error', metricsPort: 0 });
   const file = process.argv[2] ?? 'examples/batch.json';
   const input = JSON.parse(readFileSync(file, 'utf8')) as BatchInputRaw;
   const batchId = `demo-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;

@@ -10,6 +10,7 @@ import { createActivities, createDefaultDeps } from '../activities/index.ts';
 import type { ActivityDeps } from '../activities/index.ts';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
+import { installRuntime } from './runtime.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -40,6 +41,7 @@ export async function createWorker(setup: WorkerSetup): Promise<Worker> {
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  installRuntime(config);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const deps = await createDefaultDeps(config);
   const worker = await createWorker({ connection, config, deps });

@@ -78,7 +78,7 @@ describe('token counting', () => {
 
   it('counts 100 KB in milliseconds (figure printed)', () => {
     warmTokenizers();
-    const text = prose(100_000);
+    const text = prose(100_000, 424242);
     const t0 = performance.now();
     const cold = countText('openai', 'gpt-4o', text);
     const coldMs = performance.now() - t0;
