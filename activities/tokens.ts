@@ -76,6 +76,19 @@ class PieceCounter {
     }
     return n;
   }
+  /** Characters of the longest head of `text` whose pieces add up to at most `maxTokens`. */
+  headWithin(text: string, maxTokens: number): number {
+    let n = 0;
+    for (const m of text.matchAll(this.pattern)) {
+      const p = m[0];
+      for (let i = 0; i < p.length; i += CHUNK) {
+        const c = this.piece(p.slice(i, i + CHUNK));
+        if (n + c > maxTokens) return m.index + i;
+        n += c;
+      }
+    }
+    return text.length;
+  }
   private piece(p: string): number {
     const hit = this.memo.get(p);
     if (hit !== undefined) return hit;
@@ -114,8 +127,15 @@ export function counterFor(kind: ProviderKind, model: string): MessageCounter {
   const encoding = encodingFor(kind, model);
   if (encoding === 'anthropic_estimate') return { text: anthropicEstimate, perMessage: ANTHROPIC_TOKENS_PER_MESSAGE, base: 0 };
   const enc = tiktoken(encoding);
-  const text = kind === 'openai-compatible' ? (s: string) => Math.max(enc.count(s), Math.ceil(s.length / 4)) : (s: string) => enc.count(s);
-  return { text, perMessage: 4, base: 3 };
+  if (kind === 'openai-compatible') {
+    return {
+      text: (s) => Math.max(enc.count(s), Math.ceil(s.length / 4)),
+      headWithin: (s, max) => Math.min(enc.headWithin(s, max), Math.max(0, max * 4)),
+      perMessage: 4,
+      base: 3,
+    };
+  }
+  return { text: (s) => enc.count(s), headWithin: (s, max) => enc.headWithin(s, max), perMessage: 4, base: 3 };
 }
 
 /** Tokens of a conversation for a provider family and model, framing included. */

@@ -21,6 +21,12 @@ export interface MessageCounter {
   perMessage: number;
   /** Framing tokens per request (e.g. the reply primer). */
   base: number;
+  /**
+   * Optional fast path: the length in characters of the longest head of `s`
+   * that counts at most `maxTokens` (one pass over the tokenizer's pieces).
+   * Without it, truncation binary-searches with `text`.
+   */
+  headWithin?(s: string, maxTokens: number): number;
 }
 
 /** What {@link truncateMessages} returns. */
@@ -94,21 +100,21 @@ function longestUser(msgs: readonly ChatMessage[], dropped: ReadonlySet<number>,
 }
 
 /**
- * The longest head of `text` whose tokens, with the marker, stay within `maxTokens`.
- * Binary search on the character count: O(log n) counts, each fast because
- * the tokenizer caches pieces it has seen.
+ * The longest head of `text` whose tokens, with the marker, stay within `maxTokens`:
+ * the counter's one-pass `headWithin` when it has one, else a binary search on the
+ * character count (O(log n) counts, each fast because pieces are memoised).
  */
 function fitHead(text: string, maxTokens: number, counter: MessageCounter): string {
   const fits = (n: number): boolean => counter.text(text.slice(0, n) + TRUNCATION_MARKER) <= maxTokens;
   if (!fits(0)) return '';
   let lo = 0;
   let hi = text.length;
-  // Start near the answer (tokens are roughly proportional to characters), so the
-  // search counts short prefixes instead of halving a 100 KB text from the top.
-  const total = counter.text(text);
-  const guess = total > 0 ? Math.min(text.length, Math.ceil(((text.length * maxTokens) / total) * 1.25) + 16) : text.length;
-  if (fits(guess)) lo = guess;
-  else hi = guess - 1;
+  if (counter.headWithin) {
+    // One pass gives the answer up to how the marker joins the last piece; verify, else search below it.
+    const guess = counter.headWithin(text, maxTokens - counter.text(TRUNCATION_MARKER));
+    if (fits(guess)) lo = guess;
+    else hi = Math.max(0, guess - 1);
+  }
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
     if (fits(mid)) lo = mid;
