@@ -69,6 +69,10 @@ export async function postAlert(url: string, alert: Alert, opts: PostOptions = {
   const timeout = AbortSignal.timeout(opts.timeoutMs ?? WEBHOOK_TIMEOUT_MS);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   const host = safeHost(url);
+  if (host === undefined) {
+    // A malformed URL will not heal on retry: say so once, and which setting to fix.
+    throw ApplicationFailure.create({ type: FailureType.WebhookFailed, message: 'the alert webhook URL is not a valid URL (alerts.webhookUrl / webhookUrlEnv / STEADFAST_WEBHOOK_URL)', nonRetryable: true });
+  }
   let res: Response;
   try {
     res = await doFetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(slackMessage(alert)), signal });
@@ -90,10 +94,11 @@ export async function postAlert(url: string, alert: Alert, opts: PostOptions = {
   });
 }
 
-function safeHost(url: string): string {
+function safeHost(url: string): string | undefined {
   try {
-    return new URL(url).host;
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.host : undefined;
   } catch {
-    return '(invalid URL)';
+    return undefined;
   }
 }

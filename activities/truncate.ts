@@ -110,9 +110,10 @@ function fitHead(text: string, maxTokens: number, counter: MessageCounter): stri
   let lo = 0;
   let hi = text.length;
   if (counter.headWithin) {
-    // One pass gives the answer up to how the marker joins the last piece; verify, else search below it.
+    // One pass gives the answer at piece granularity (a word boundary); verify it,
+    // since the marker may join the last piece, and search below it only if needed.
     const guess = counter.headWithin(text, maxTokens - counter.text(TRUNCATION_MARKER));
-    if (fits(guess)) lo = guess;
+    if (fits(guess)) lo = hi = guess;
     else hi = Math.max(0, guess - 1);
   }
   while (lo < hi) {

@@ -5,6 +5,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Config } from './config.ts';
 import { configFrom, connect, processIo } from './cli/context.ts';
@@ -16,7 +17,6 @@ import { resumeCommand, reviewDecisionCommand, reviewListCommand } from './cli/r
 import type { DecisionOptions } from './cli/review.ts';
 import { runCommand } from './cli/run.ts';
 import { statusCommand } from './cli/status.ts';
-import type { Client } from '@temporalio/client';
 
 function version(): string {
   try {

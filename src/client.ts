@@ -7,6 +7,7 @@ import { mkdirSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from './config.ts';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.ts';
 
 /** Connects a client; rejects when the server does not answer within `timeoutMs`. */
 export async function connectClient(config: Config, timeoutMs = 5_000): Promise<Client> {
@@ -57,4 +58,21 @@ export function webUiUrl(config: Config, workflowId: string): string | null {
   if (!isLocal(config.temporalAddress)) return null;
   const ui = process.env.TEMPORAL_UI_URL ?? 'http://localhost:8233';
   return `${ui}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+/** IndexedValueType.KEYWORD of the Temporal API. */
+const KEYWORD = 2;
+
+/**
+ * Registers Steadfast's search attributes on a server that lacks them (the
+ * time-skipping test server, a fresh cluster). Existing ones are left as they are.
+ */
+export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+  const searchAttributes = Object.fromEntries(Object.keys(SEARCH_ATTRIBUTES).map((name) => [name, KEYWORD]));
+  try {
+    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
+  } catch (err) {
+    // ALREADY_EXISTS: registered before (the dev server registers them at start).
+    if (!/already exists/i.test(String(err))) throw err;
+  }
 }

@@ -56,7 +56,7 @@ export function bar(done: number, total: number | null, width: number): string {
 /** One TTY line: the bar sized so the whole line fits in `columns`. */
 export function progressBarLine(p: Progress, columns: number): string {
   const counts = progressCounts(p);
-  const width = Math.min(40, columns - counts.length - 3);
+  const width = Math.min(30, columns - counts.length - 3);
   if (width < 10) return counts.slice(0, Math.max(columns - 1, 10));
   return `${bar(doneCount(p), p.total, width)} ${counts}`;
 }

@@ -1,0 +1,224 @@
+/**
+ * The results store on a real SQLite file and a real PostgreSQL: idempotent
+ * upserts, monotonic status, scrubbed secrets, idempotent migrations.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createActivities, openStore } from '../../activities/index.ts';
+import type { ResultStore } from '../../activities/index.ts';
+import { loadMigrations } from '../../activities/store.ts';
+import type { ResultRecord } from '../../src/types.ts';
+import { createTempDatabase, testDatabaseUrl } from '../support/postgres.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'steadfast-store-'));
+const pgUrl = testDatabaseUrl();
+const VERSIONS = loadMigrations().map((m) => m.version);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Target {
+  name: 'sqlite' | 'postgres';
+  skip: boolean;
+  /** A store on the shared database of this dialect. */
+  open(): Promise<ResultStore>;
+  /** A fresh, empty database: `open` stores on it, `migrations()` reads its schema_migrations. */
+  fresh(): Promise<{ open(): Promise<ResultStore>; migrations(): Promise<string[]>; drop(): Promise<void> }>;
+}
+
+const sqlitePath = join(dir, 'shared', 'results.db');
+const targets: Target[] = [
+  {
+    name: 'sqlite',
+    skip: false,
+    open: () => openStore({ dbPath: sqlitePath }),
+    async fresh() {
+      const path = join(dir, randomUUID(), 'nested', 'results.db');
+      return {
+        open: () => openStore({ dbPath: path }),
+        async migrations() {
+          const db = new DatabaseSync(path);
+          try {
+            return db.prepare('SELECT version FROM schema_migrations ORDER BY version').all().map((r) => String(r['version']));
+          } finally {
+            db.close();
+          }
+        },
+        drop: async () => undefined,
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    skip: !pgUrl,
+    open: () => openStore({ databaseUrl: pgUrl, dbPath: 'unused' }),
+    async fresh() {
+      const tmp = await createTempDatabase(pgUrl!);
+      return {
+        open: () => openStore({ databaseUrl: tmp.url, dbPath: 'unused' }),
+        async migrations() {
+          const c = new pg.Client({ connectionString: tmp.url });
+          await c.connect();
+          try {
+            return (await c.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
+          } finally {
+            await c.end();
+          }
+        },
+        drop: () => tmp.drop(),
+      };
+    },
+  },
+];
+
+function record(batchId: string, itemId: string, over: Partial<ResultRecord> = {}): ResultRecord {
+  return {
+    batchId,
+    itemId,
+    status: 'succeeded',
+    output: { label: 'ok', score: 0.9, nested: [1, 'two'] },
+    provider: 'primary',
+    model: 'gpt-4o-mini',
+    tier: 0,
+    attempts: 2,
+    inputTokens: 120,
+    outputTokens: 30,
+    costUsd: 0.000036,
+    truncation: { originalTokens: 5000, finalTokens: 3000, droppedMessages: 1, trimmedChars: 800 },
+    error: null,
+    startedAt: '2025-06-01T10:00:00.000Z',
+    finishedAt: '2025-06-01T10:00:05.000Z',
+    ...over,
+  };
+}
+
+const quiet = (): MockActivityEnvironment => new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
+
+for (const t of targets) {
+  describe.skipIf(t.skip)(`results store on ${t.name}`, () => {
+    const batch = () => `batch-${randomUUID().slice(0, 8)}`;
+
+    it('stores a record once: a re-delivery changes nothing', async () => {
+      const store = await t.open();
+      try {
+        const b = batch();
+        const rec = record(b, 'item-1');
+        expect(await store.upsert(rec)).toBe('inserted');
+        expect(await store.upsert(rec)).toBe('unchanged');
+        expect(await store.upsert({ ...rec })).toBe('unchanged');
+        expect(await store.count(b)).toBe(1);
+        expect(await store.writeCount(b, 'item-1')).toBe(1);
+        expect(await store.list(b)).toEqual([rec]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('20 concurrent upserts of one key from two store instances leave exactly one row', async () => {
+      const [s1, s2] = [await t.open(), await t.open()];
+      try {
+        const b = batch();
+        const rec = record(b, 'hot');
+        const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? s1 : s2).upsert(rec)));
+        expect(outcomes.filter((o) => o === 'inserted')).toHaveLength(1);
+        expect(outcomes.filter((o) => o === 'unchanged')).toHaveLength(19);
+        expect(await s1.count(b)).toBe(1);
+        expect(await s2.writeCount(b, 'hot')).toBe(1);
+        // Concurrent different records of one key: still one row, the latest finished wins.
+        const later = Array.from({ length: 20 }, (_, i) => record(b, 'hot', { attempts: i, finishedAt: new Date(Date.UTC(2025, 5, 2, 0, 0, i)).toISOString() }));
+        await Promise.all(later.map((r, i) => (i % 2 ? s1 : s2).upsert(r)));
+        expect(await s1.count(b)).toBe(1);
+        expect((await s2.list(b))[0]!.attempts).toBe(19);
+      } finally {
+        await s1.close();
+        await s2.close();
+      }
+    });
+
+    it('moves forward only: a stale awaiting_review never overwrites a final status', async () => {
+      const store = await t.open();
+      try {
+        const b = batch();
+        const waiting = record(b, 'i', { status: 'awaiting_review', output: null, error: { type: 'InvalidOutput', message: 'bad', attempts: 3, provider: 'primary', firstAt: '2025-06-01T10:00:01.000Z', lastAt: '2025-06-01T10:00:04.000Z' } });
+        const approved = record(b, 'i', { status: 'approved', finishedAt: '2025-06-01T11:00:00.000Z' });
+        expect(await store.upsert(waiting)).toBe('inserted');
+        expect(await store.upsert(approved)).toBe('updated');
+        expect(await store.upsert(waiting)).toBe('unchanged');
+        // Even a later-stamped awaiting_review cannot undo a final decision.
+        expect(await store.upsert({ ...waiting, finishedAt: '2025-06-02T00:00:00.000Z' })).toBe('unchanged');
+        const [row] = await store.list(b);
+        expect(row?.status).toBe('approved');
+        expect(await store.writeCount(b, 'i')).toBe(2);
+        // A retry that fails again after review: a newer awaiting_review replaces an older one.
+        const b2 = batch();
+        await store.upsert({ ...waiting, batchId: b2 });
+        expect(await store.upsert({ ...waiting, batchId: b2, attempts: 6, finishedAt: '2025-06-01T12:00:00.000Z' })).toBe('updated');
+        expect(await store.upsert({ ...waiting, batchId: b2, attempts: 1, finishedAt: '2025-06-01T09:00:00.000Z' })).toBe('unchanged');
+        expect((await store.list(b2))[0]!.attempts).toBe(6);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('lists by status, pages by item id and counts', async () => {
+      const store = await t.open();
+      try {
+        const b = batch();
+        for (const [id, status] of [['c', 'succeeded'], ['a', 'awaiting_review'], ['b', 'skipped'], ['d', 'awaiting_review']] as const) {
+          await store.upsert(record(b, id, { status }));
+        }
+        expect((await store.list(b)).map((r) => r.itemId)).toEqual(['a', 'b', 'c', 'd']);
+        expect((await store.list(b, { status: 'awaiting_review' })).map((r) => r.itemId)).toEqual(['a', 'd']);
+        expect((await store.list(b, { status: ['skipped', 'succeeded'] })).map((r) => r.itemId)).toEqual(['b', 'c']);
+        expect((await store.list(b, { afterItemId: 'b', limit: 1 })).map((r) => r.itemId)).toEqual(['c']);
+        expect(await store.count(b)).toBe(4);
+        expect(await store.count('no-such-batch')).toBe(0);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('persistResult scrubs secrets from the stored error and output', async () => {
+      const store = await t.open();
+      try {
+        const key = 'sk-test-0123456789abcdefghijklmnop';
+        const acts = createActivities({ store, providerUrl: 'http://127.0.0.1:1', env: { OPENAI_API_KEY: key, CRM_TOKEN: 'crm-token-value-77' } });
+        const b = batch();
+        const error = { type: 'AuthFailed', message: `401 Incorrect API key provided: ${key}; Authorization: Bearer ${key}; crm-token-value-77; ssn=123-45-6789`, attempts: 1, provider: 'primary', firstAt: '2025-06-01T10:00:00.000Z', lastAt: '2025-06-01T10:00:00.000Z' };
+        await quiet().run(acts.persistResult, { ...record(b, 'x', { status: 'awaiting_review', error, output: { ssn: '123-45-6789', name: 'Ada' } }), secretFields: ['ssn'] });
+        await quiet().run(acts.persistResult, { ...record(b, 'x', { status: 'awaiting_review', error, output: { ssn: '123-45-6789', name: 'Ada' } }), secretFields: ['ssn'] });
+        const rows: ResultRecord[] = await quiet().run(acts.listResults, b, {});
+        expect(rows).toHaveLength(1);
+        const stored = JSON.stringify(rows[0]);
+        for (const secret of [key, 'sk-test', 'crm-token-value-77', '123-45-6789']) expect(stored).not.toContain(secret);
+        expect(rows[0]!.error).toMatchObject({ type: 'AuthFailed', attempts: 1, provider: 'primary', firstAt: '2025-06-01T10:00:00.000Z' });
+        expect(rows[0]!.error?.message).toContain('[redacted]');
+        expect(rows[0]!.output).toEqual({ ssn: '[redacted]', name: 'Ada' });
+        expect(await quiet().run(acts.countResults, b)).toBe(1);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('applies migrations once, whatever the number of (concurrent) openers', async () => {
+      const db = await t.fresh();
+      try {
+        const first = await Promise.all([db.open(), db.open(), db.open()]);
+        await Promise.all(first.map((s) => s.close()));
+        const again = await db.open();
+        await again.upsert(record('m', '1'));
+        expect(await again.count('m')).toBe(1);
+        await again.close();
+        expect(await db.migrations()).toEqual(VERSIONS);
+        expect(VERSIONS[0]).toBe('001_results');
+      } finally {
+        await db.drop();
+      }
+    });
+  });
+}
