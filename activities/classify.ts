@@ -51,8 +51,9 @@ export function classifyStatus(status: number, body: { code?: string | null; typ
   const text = `${body.code ?? ''} ${body.type ?? ''} ${body.message ?? ''}`;
   if (body.type === 'overloaded_error' || status === 529) return FailureType.ProviderOverloaded;
   if (status === 429 || body.type === 'rate_limit_error') return QUOTA.test(text) ? FailureType.QuotaExhausted : FailureType.RateLimited;
-  // Anthropic reports an empty prepaid balance as a 400 ("credit balance is too low").
-  if (body.type === 'billing_error' || (status === 400 && /credit balance/i.test(text))) return FailureType.QuotaExhausted;
+  // Anthropic reports an empty prepaid balance or a reached spend limit as a 400
+  // ("credit balance is too low", "reached your specified API usage limits").
+  if (body.type === 'billing_error' || (status === 400 && /credit balance|usage limit/i.test(text))) return FailureType.QuotaExhausted;
   if ((status === 400 || status === 413 || status === 422) && CONTEXT.test(text)) return FailureType.ContextWindowExceeded;
   const mapped = STATUS_TYPES[status];
   if (mapped) return mapped;

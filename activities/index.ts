@@ -56,7 +56,12 @@ export interface ActivityDeps {
  * `secretFields` are the spec's `secretFields` (item field names, redacted at any
  * depth in output and error); `secretValues` are literal values to redact.
  */
-export type PersistRequest = ResultRecord & { secretFields?: string[]; secretValues?: string[] };
+export type PersistRequest = ResultRecord & {
+  secretFields?: string[];
+  secretValues?: string[];
+  /** When the item first failed, for a succeeded item that recovered (time-to-recovery metrics). */
+  firstFailureAt?: string | null;
+};
 
 /** Builds the activity functions registered on the worker. */
 export function createActivities(deps: ActivityDeps) {
@@ -86,7 +91,7 @@ export function createActivities(deps: ActivityDeps) {
      * Store errors are retryable `StoreUnavailable` (PERSIST_RETRY outlasts a database restart).
      */
     async persistResult(rec: PersistRequest): Promise<void> {
-      const { secretFields, secretValues, ...row } = rec;
+      const { secretFields, secretValues, firstFailureAt: _firstFailureAt, ...row } = rec;
       const opts = { fields: secretFields ?? [], values: secretValues ?? [], env };
       const clean: ResultRecord = { ...row, output: scrubValue(row.output, opts), error: row.error ? scrubValue(row.error, opts) : null };
       let outcome;
@@ -141,7 +146,7 @@ export type Activities = ReturnType<typeof createActivities>;
 /** The worker's dependencies from the configuration: the results store (migrated) and the endpoints. */
 export async function createDefaultDeps(config: Config = loadConfig()): Promise<ActivityDeps & { close(): Promise<void> }> {
   const store = await openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
-  const webhookUrl = process.env['STEADFAST_WEBHOOK_URL'];
+  const webhookUrl = config.webhookUrl;
   return {
     store,
     providerUrl: config.providerUrl,

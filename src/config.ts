@@ -14,6 +14,8 @@ const EnvConfig = z.object({
   STEADFAST_DB_PATH: z.string().min(1).default('data/results.db'),
   /** The local fault-injecting provider, used by tiers with no baseURL and no API key. */
   STEADFAST_PROVIDER_URL: z.string().url().default('http://127.0.0.1:8787'),
+  /** Default alert webhook (Slack-compatible) for batches whose spec names none. */
+  STEADFAST_WEBHOOK_URL: z.string().url().optional(),
   /** Port of the worker's Prometheus /metrics; 0 disables. */
   STEADFAST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   STEADFAST_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -26,6 +28,7 @@ export type Config = {
   namespace: string;
   taskQueue: string;
   databaseUrl: string | undefined;
+  webhookUrl: string | undefined;
   dbPath: string;
   providerUrl: string;
   metricsPort: number;
@@ -44,6 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     namespace: c.TEMPORAL_NAMESPACE,
     taskQueue: c.STEADFAST_TASK_QUEUE,
     databaseUrl: c.DATABASE_URL,
+    webhookUrl: c.STEADFAST_WEBHOOK_URL,
     dbPath: c.STEADFAST_DB_PATH,
     providerUrl: c.STEADFAST_PROVIDER_URL,
     metricsPort: c.STEADFAST_METRICS_PORT,

@@ -13,14 +13,14 @@ import {
   isCancellation,
   proxyActivities,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.ts';
-import { llmRetryFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../activities/policies.ts';
+import type { createActivities, PersistRequest } from '../activities/index.ts';
+import { llmCallFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../activities/policies.ts';
 import { repairMessages } from '../activities/validate.ts';
 import { FailureType } from '../src/failures.ts';
 import { contextWindowOf, tierName } from '../src/spec.ts';
 import type { Item, PipelineSpec } from '../src/spec.ts';
 import { renderMessages, validateItem } from '../src/template.ts';
-import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, ResultRecord, TruncationInfo } from '../src/types.ts';
+import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, TruncationInfo } from '../src/types.ts';
 import { tierResultSignal } from './messages.ts';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -144,13 +144,8 @@ export class ItemRun {
     }
     let messages = fit.messages;
     if (fit.truncation) this.truncation = fit.truncation;
-    const llm = proxyActivities<Activities>({
-      // Each attempt's own timeout grows (provider.timeoutGrowth); this bounds the longest.
-      startToCloseTimeout: Math.min(provider.timeout * provider.timeoutGrowth ** (this.spec.retry.maxAttempts - 1), 600_000) + 10_000,
-      heartbeatTimeout: '30 s',
-      retry: llmRetryFor(this.spec.retry),
-      summary: `${name}: ${provider.model}`,
-    });
+    // Each attempt's own timeout grows (provider.timeoutGrowth); start-to-close covers the longest.
+    const llm = proxyActivities<Activities>({ ...llmCallFor(provider, this.spec.retry), summary: `${name}: ${provider.model}` });
     let repairs = 0;
     let overflowRetries = 0;
     for (;;) {
@@ -215,7 +210,7 @@ export class ItemRun {
   /** Writes the item's row: an idempotent upsert by (batch id, item id). */
   async persist(): Promise<void> {
     const ok = this.status === 'succeeded' || this.status === 'approved';
-    const rec: ResultRecord = {
+    const rec: PersistRequest = {
       batchId: this.input.batchId,
       itemId: this.itemId,
       status: this.status,
@@ -231,6 +226,8 @@ export class ItemRun {
       error: this.status === 'succeeded' ? null : this.lastError,
       startedAt: this.startedAt,
       finishedAt: new Date().toISOString(),
+      secretFields: this.spec.secretFields,
+      firstFailureAt: this.lastError?.firstAt ?? null,
     };
     await store.persistResult(rec);
   }

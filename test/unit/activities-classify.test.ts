@@ -44,6 +44,7 @@ describe('classifyError: every class', () => {
     ['anthropic 529', ant(529, 'overloaded_error', 'Overloaded'), FailureType.ProviderOverloaded],
     ['anthropic 429', ant(429, 'rate_limit_error', 'This request would exceed the rate limit'), FailureType.RateLimited],
     ['anthropic 400 credit', ant(400, 'invalid_request_error', 'Your credit balance is too low to access the Anthropic API.'), FailureType.QuotaExhausted],
+    ['anthropic 400 usage limit', ant(400, 'invalid_request_error', 'You have reached your specified API usage limits. You will regain access on 2025-07-01.'), FailureType.QuotaExhausted],
     ['anthropic 402 billing', ant(402, 'billing_error', 'Payment required'), FailureType.QuotaExhausted],
     ['anthropic 400 prompt too long', ant(400, 'invalid_request_error', 'prompt is too long: 210000 tokens > 200000 maximum'), FailureType.ContextWindowExceeded],
     ['anthropic 400 input + max_tokens', ant(400, 'invalid_request_error', 'input length and `max_tokens` exceed context limit: 199000 + 4096 > 200000'), FailureType.ContextWindowExceeded],
