@@ -228,7 +228,8 @@ export interface WorkerProcOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
+/** A size field of /proc/<pid>/status in bytes (VmHWM = peak RSS); null when unreadable. */
+export function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m?.[1] ? Number(m[1]) * 1024 : null;
@@ -262,4 +263,15 @@ export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc>
     rss: () => procStatusBytes(proc.pid, 'VmRSS'),
     stop: (signal = 'SIGTERM') => proc.stop(signal, 15_000),
   };
+}
+
+/** CPU time (user + system) a process has used so far, in seconds; null when it is gone. */
+export function procCpuSeconds(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks (100/s on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
 }

@@ -4,16 +4,16 @@
  * item's history (the JSON of `temporal workflow show --output json`).
  *   node scripts/record-histories.ts [version-tag]
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createDefaultDeps } from '../activities/index.ts';
 import { loadConfig } from '../src/config.ts';
 import { startProvider } from '../src/provider/index.ts';
 import type { BatchInputRaw } from '../src/spec.ts';
-import { devServerExecutable } from '../src/temporal-tools.ts';
+import { devServerExecutable, temporalCliPath } from '../src/temporal-tools.ts';
 import { createWorker } from '../src/worker.ts';
 import { BATCH_ID, ITEM_STATUS, PROVIDER } from '../workflows/search-attributes.ts';
 
@@ -32,9 +32,10 @@ await worker.runUntil(async () => {
   await handle.result();
 });
 for (const [name, id] of [[`batch-${tag}`, 'replay'], [`item-${tag}`, 'replay/t001']] as const) {
-  const history = await env.client.workflow.getHandle(id).fetchHistory();
-  writeFileSync(join('test/replay/histories', `${name}.json`), JSON.stringify(JSON.parse(historyToJSON(history)), null, 1) + '\n');
-  console.log(`wrote test/replay/histories/${name}.json (${history.events?.length} events)`);
+  // The same JSON as `temporal workflow show --output json`, which users can record too.
+  const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });
+  writeFileSync(join('test/replay/histories', `${name}.json`), json);
+  console.log(`wrote test/replay/histories/${name}.json (${(JSON.parse(json) as { events: unknown[] }).events.length} events)`);
 }
 await deps.close();
 await provider.close();

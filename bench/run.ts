@@ -1,0 +1,332 @@
+/**
+ * `npm run bench`: Steadfast against plain baselines, all measured in one run,
+ * printed as a table and written to bench-results/bench-<time>.json.
+ *
+ *   a. throughput: items/s of a batch against a plain in-process promise pool
+ *      (same client, prompt, schema, concurrency and SQLite upsert) at provider
+ *      latency 0 ms and 1 s;
+ *   b. goodput under `flaky`: wall time against the fault-free run, LLM calls
+ *      per item, share of faulted items healed without a human;
+ *   c. rate-limit efficiency under `ratelimit`: achieved requests/min as a share
+ *      of the limit and 429s as a share of calls, against a naive retry-on-429 loop;
+ *   d. `--large`: a 100,000-item batch from a JSONL file: worker RSS peak, the
+ *      largest history of any workflow, items/s.
+ *
+ * Everything runs on 127.0.0.1 in processes of its own: a Temporal dev server
+ * (fresh SQLite file, WAL), the fault-injecting provider, and `src/worker.ts`.
+ *
+ *   npm run bench                          # a, b, c (about 5 minutes on 2 cores)
+ *   npm run bench -- --large               # d only (see --large-items; takes long)
+ *   npm run bench -- --only throughput1s,ratelimit
+ *   npm run bench -- --help
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { openStore } from '../activities/store.ts';
+import type { ProviderStats } from '../src/provider/index.ts';
+import { progressQuery } from '../workflows/messages.ts';
+import type { batchPipeline } from '../workflows/batch.ts';
+import { naive429Loop, promisePool } from './baseline.ts';
+import { procStatusBytes, sleep, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
+import type { DevServer, ProviderProc, WorkerProc } from './procs.ts';
+import { fmt, machine, table, writeResults } from './report.ts';
+import { historyStats, rowStats, runBatch, terminateBatch } from './steadfast.ts';
+import { benchPipeline, makeItems, parsePipeline, writeItemsJsonl } from './workload.ts';
+import type { WorkloadOptions } from './workload.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    help: { type: 'boolean', default: false },
+    large: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    items: { type: 'string', default: '1000' },
+    concurrency: { type: 'string', default: '50' },
+    'slow-items': { type: 'string', default: '1000' },
+    'slow-concurrency': { type: 'string', default: '100' },
+    'slow-latency-ms': { type: 'string', default: '1000' },
+    'flaky-items': { type: 'string', default: '1000' },
+    'flaky-concurrency': { type: 'string', default: '50' },
+    'flaky-latency-ms': { type: 'string', default: '0' },
+    'flaky-timeout-ms': { type: 'string', default: '2000' },
+    rpm: { type: 'string', default: '600' },
+    tpm: { type: 'string', default: '1000000' },
+    'burst-seconds': { type: 'string', default: '1' },
+    'rl-concurrency': { type: 'string', default: '50' },
+    warmup: { type: 'string', default: '10' },
+    window: { type: 'string', default: '60' },
+    'large-items': { type: 'string', default: '100000' },
+    'large-concurrency': { type: 'string', default: '100' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+
+if (args.help) {
+  console.log(`usage: npm run bench -- [--large] [--only throughput0,throughput1s,flaky,ratelimit,large] [--keep]
+  throughput: --items 1000 --concurrency 50 (0 ms); --slow-items 1000 --slow-concurrency 100 --slow-latency-ms 1000
+  flaky:      --flaky-items 1000 --flaky-concurrency 50 --flaky-latency-ms 0 --flaky-timeout-ms 2000
+  ratelimit:  --rpm 600 --tpm 1000000 --burst-seconds 1 --rl-concurrency 50 --warmup 10 --window 60 (seconds)
+  large:      --large-items 100000 --large-concurrency 100
+  --keep keeps the temp directory (server db, results db, logs).`);
+  process.exit(0);
+}
+
+const num = (k: keyof typeof args): number => Number(args[k]);
+const SCENARIOS = ['throughput0', 'throughput1s', 'flaky', 'ratelimit', 'large'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+const selected = new Set<Scenario>(
+  args.only ? (args.only.split(',').map((s) => s.trim()) as Scenario[]) : args.large ? ['large'] : ['throughput0', 'throughput1s', 'flaky', 'ratelimit'],
+);
+for (const s of selected) if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
+
+const log = (msg: string): void => console.error(`bench: ${msg}`);
+const dir = mkdtempSync(join(tmpdir(), 'steadfast-bench-'));
+const resultsDb = join(dir, 'results.db');
+const stamp = Date.now().toString(36);
+let seq = 0;
+const nextId = (what: string): string => `bench-${what}-${stamp}-${++seq}`;
+
+const cleanups: (() => Promise<void>)[] = [];
+async function cleanup(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  if (!args.keep) rmSync(dir, { recursive: true, force: true });
+}
+process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+let server: DevServer;
+let client: Client;
+
+async function provider(what: string, o: { profile?: string; latencyMs?: number; seed?: number }): Promise<ProviderProc> {
+  const p = await startProviderProc({ ...o, logFile: join(dir, `provider-${what}.log`) });
+  cleanups.push(() => p.stop());
+  return p;
+}
+
+/** A fresh worker per scenario (its RSS peak is that scenario's), warmed up with a 5-item batch. */
+async function worker(what: string, spec: WorkloadOptions): Promise<{ w: WorkerProc; taskQueue: string }> {
+  const taskQueue = `bench-${what}-${stamp}`;
+  const w = await startWorkerProc({ address: server.address, taskQueue, dbPath: resultsDb, providerUrl: spec.providerUrl, logFile: join(dir, `worker-${what}.log`) });
+  cleanups.push(() => w.stop());
+  await runBatch(client, taskQueue, { batchId: nextId(`${what}-warmup`), pipeline: benchPipeline(spec), items: makeItems(5, 'w') });
+  return { w, taskQueue };
+}
+
+function delta(a: ProviderStats, b: ProviderStats) {
+  const s429 = (b.byStatus['429'] ?? 0) - (a.byStatus['429'] ?? 0);
+  return { requests: b.requests - a.requests, successes: b.successes - a.successes, rateLimited: s429 };
+}
+
+/** Logs the batch's progress every `everyMs` until `done` resolves. */
+function watch(batchId: string, everyMs: number, extra: () => string = () => ''): () => void {
+  const t = setInterval(() => {
+    client.workflow
+      .getHandle<typeof batchPipeline>(batchId)
+      .query(progressQuery)
+      .then((p) => log(`${batchId}: ${p.succeeded + p.failed + p.skipped + p.approved}/${p.total ?? '?'} done, ${p.running} running, ${p.ratePerMinute}/min, run ${p.runs}${extra()}`))
+      .catch(() => undefined);
+  }, everyMs);
+  return () => clearInterval(t);
+}
+
+async function throughput(what: 'throughput0' | 'throughput1s', latencyMs: number, n: number, concurrency: number) {
+  log(`${what}: provider latency ${latencyMs} ms, ${n} items, concurrency ${concurrency}`);
+  const p = await provider(what, { latencyMs });
+  const spec: WorkloadOptions = { providerUrl: p.url, concurrency };
+  const { w, taskQueue } = await worker(what, spec);
+  const items = makeItems(n);
+  const store = await openStore({ dbPath: join(dir, 'baseline.db') });
+  await p.reset();
+  const base = await promisePool({ spec: parsePipeline(benchPipeline(spec)), items, concurrency, batchId: nextId(`${what}-baseline`), store });
+  await store.close();
+  const baseStats = await p.stats();
+  log(`${what}: baseline ${fmt.n(base.itemsPerSec)} items/s (${fmt.s(base.wallMs)})`);
+  await p.reset();
+  const batchId = nextId(what);
+  const stop = watch(batchId, 10_000);
+  const run = await runBatch(client, taskQueue, { batchId, pipeline: benchPipeline(spec), items }).finally(stop);
+  const stats = await p.stats();
+  const rows = rowStats(resultsDb, batchId);
+  log(`${what}: steadfast ${fmt.n(run.itemsPerSec)} items/s (${fmt.s(run.wallMs)}), ${rows.rows} rows, ${stats.requests} calls`);
+  await w.stop();
+  await p.stop();
+  return {
+    latencyMs, items: n, concurrency,
+    baseline: { ...base, calls: baseStats.requests, writes: 'same SQLite upsert (openStore), separate file' },
+    steadfast: { batchId, wallMs: run.wallMs, itemsPerSec: run.itemsPerSec, summary: run.summary, rows, calls: stats.requests, workerRssPeak: w.rssPeak() },
+    ratio: run.itemsPerSec / base.itemsPerSec,
+  };
+}
+
+async function flaky(n: number, concurrency: number, latencyMs: number, timeoutMs: number) {
+  log(`flaky: ${n} items, concurrency ${concurrency}, latency ${latencyMs} ms, per-attempt timeout ${timeoutMs} ms`);
+  const p = await provider('flaky', { latencyMs, seed: 42 });
+  const spec: WorkloadOptions = { providerUrl: p.url, concurrency, timeoutMs };
+  const { w, taskQueue } = await worker('flaky', spec);
+  const items = makeItems(n);
+  await p.reset();
+  const cleanId = nextId('fault-free');
+  const clean = await runBatch(client, taskQueue, { batchId: cleanId, pipeline: benchPipeline(spec), items });
+  const cleanStats = await p.stats();
+  log(`flaky: fault-free run ${fmt.s(clean.wallMs)}`);
+  await p.setProfile('flaky');
+  await p.reset();
+  const batchId = nextId('flaky');
+  const stop = watch(batchId, 10_000);
+  const run = await runBatch(client, taskQueue, { batchId, pipeline: benchPipeline(spec), items }).finally(stop);
+  const stats = await p.stats();
+  const rows = rowStats(resultsDb, batchId);
+  const faults = Object.values(stats.byFault).reduce((a, b) => a + b, 0);
+  log(`flaky: run ${fmt.s(run.wallMs)}, ${stats.requests} calls, ${faults} faults injected, ${rows.faulted} items faulted, ${rows.healed} healed`);
+  await w.stop();
+  await p.stop();
+  return {
+    items: n, concurrency, latencyMs, timeoutMs, profile: 'flaky', seed: 42,
+    faultFree: { batchId: cleanId, wallMs: clean.wallMs, calls: cleanStats.requests, summary: clean.summary },
+    flaky: { batchId, wallMs: run.wallMs, calls: stats.requests, byFault: stats.byFault, byStatus: stats.byStatus, summary: run.summary, rows },
+    wallRatio: run.wallMs / clean.wallMs,
+    callsPerItem: stats.requests / n,
+    attemptsPerItem: rows.attemptsSum / Math.max(1, rows.rows),
+    faultedItems: rows.faulted,
+    healedItems: rows.healed,
+    healedShare: rows.faulted === 0 ? 1 : rows.healed / rows.faulted,
+  };
+}
+
+async function ratelimit(rpm: number, tpm: number, burstSeconds: number, concurrency: number, warmupS: number, windowS: number) {
+  const profile = `ratelimit:rpm=${rpm},tpm=${tpm},burstSeconds=${burstSeconds}`;
+  log(`ratelimit: provider ${profile}; warm-up ${warmupS} s, window ${windowS} s, concurrency ${concurrency}`);
+  const p = await provider('ratelimit', { latencyMs: 0 });
+  const spec: WorkloadOptions = { providerUrl: p.url, concurrency, rateLimit: { requestsPerMinute: rpm, tokensPerMinute: tpm } };
+  const { w, taskQueue } = await worker('ratelimit', spec);
+  await p.setProfile(profile); // activating the profile starts fresh buckets
+  await p.reset();
+
+  // Steadfast: a batch longer than the window; measured between two snapshots, then terminated.
+  const n = Math.ceil((rpm / 60) * (warmupS + windowS + 30));
+  const batchId = nextId('ratelimit');
+  const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue, workflowId: batchId, args: [{ batchId, pipeline: benchPipeline(spec), items: makeItems(n) }] });
+  const stop = watch(batchId, 15_000);
+  await sleep(warmupS * 1000);
+  const a0 = await p.stats();
+  await sleep(windowS * 1000);
+  const a1 = await p.stats();
+  stop();
+  const sf = delta(a0, a1);
+  const progress = await handle.query(progressQuery).catch(() => null);
+  await terminateBatch(client, batchId);
+  await w.stop();
+  log(`ratelimit: steadfast ${sf.successes} ok / ${sf.requests} calls, ${sf.rateLimited} 429s in ${windowS} s`);
+
+  // Naive loop: same provider (fresh buckets), same concurrency, same window.
+  await p.setProfile(profile);
+  await p.reset();
+  const spec2 = parsePipeline(benchPipeline(spec));
+  const naive = naive429Loop({ spec: spec2, concurrency, untilMs: Date.now() + (warmupS + windowS) * 1000 + 500 });
+  await sleep(warmupS * 1000);
+  const b0 = await p.stats();
+  await sleep(windowS * 1000);
+  const b1 = await p.stats();
+  const nv = delta(b0, b1);
+  const naiveTotals = await naive;
+  log(`ratelimit: naive ${nv.successes} ok / ${nv.requests} calls, ${nv.rateLimited} 429s in ${windowS} s`);
+  await p.stop();
+  const perMin = (x: number) => x / (windowS / 60);
+  return {
+    profile, rpm, tpm, burstSeconds, concurrency, warmupS, windowS,
+    steadfast: { batchId, ...sf, achievedRpm: perMin(sf.successes), shareOfLimit: perMin(sf.successes) / rpm, share429: sf.rateLimited / Math.max(1, sf.requests), progress },
+    naive: { ...nv, achievedRpm: perMin(nv.successes), shareOfLimit: perMin(nv.successes) / rpm, share429: nv.rateLimited / Math.max(1, nv.requests), totals: naiveTotals },
+  };
+}
+
+async function large(n: number, concurrency: number) {
+  const path = join(dir, 'items.jsonl');
+  log(`large: writing ${n} items to ${path}`);
+  await writeItemsJsonl(path, n);
+  const p = await provider('large', { latencyMs: 0 });
+  const spec: WorkloadOptions = { providerUrl: p.url, concurrency };
+  const { w, taskQueue } = await worker('large', spec);
+  await p.reset();
+  const batchId = nextId('large');
+  let rssMax = 0;
+  const sampler = setInterval(() => (rssMax = Math.max(rssMax, w.rss() ?? 0)), 1_000);
+  const stop = watch(batchId, 30_000, () => `, worker RSS ${fmt.mib(w.rss())} (peak ${fmt.mib(w.rssPeak())})`);
+  const run = await runBatch(client, taskQueue, { batchId, pipeline: benchPipeline(spec), source: { jsonl: path } }).finally(() => {
+    stop();
+    clearInterval(sampler);
+  });
+  const rssPeak = w.rssPeak();
+  const serverRssPeak = procStatusBytes(server.proc.pid, 'VmHWM');
+  const stats = await p.stats();
+  const rows = rowStats(resultsDb, batchId);
+  log(`large: ${fmt.s(run.wallMs)}, ${fmt.n(run.itemsPerSec)} items/s, worker RSS peak ${fmt.mib(rssPeak)}; reading histories...`);
+  const hist = await historyStats(client, batchId, 1000);
+  await w.stop();
+  await p.stop();
+  return {
+    items: n, concurrency, source: 'jsonl by reference',
+    steadfast: { batchId, wallMs: run.wallMs, itemsPerSec: run.itemsPerSec, summary: run.summary, rows, calls: stats.requests },
+    workerRssPeak: rssPeak, workerRssSampledMax: rssMax, serverRssPeak, history: hist,
+  };
+}
+
+async function main(): Promise<void> {
+  const started = new Date().toISOString();
+  const m = machine();
+  log(`machine: ${m.cpus} cpus (${m.cpuModel}), ${m.memTotalGiB} GiB, node ${m.node}, load ${m.loadAvg1m}; temp dir ${dir}`);
+  server = await startDevServer({ dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'dev-server.log') });
+  cleanups.push(() => server.stop());
+  const connection = await Connection.connect({ address: server.address });
+  client = new Client({ connection });
+  cleanups.push(() => connection.close());
+  log(`dev server on ${server.address}`);
+
+  const out: Record<string, unknown> = {};
+  const t0 = Date.now();
+  if (selected.has('throughput0')) out['throughput0'] = await throughput('throughput0', 0, num('items'), num('concurrency'));
+  if (selected.has('throughput1s')) out['throughput1s'] = await throughput('throughput1s', num('slow-latency-ms'), num('slow-items'), num('slow-concurrency'));
+  if (selected.has('flaky')) out['flaky'] = await flaky(num('flaky-items'), num('flaky-concurrency'), num('flaky-latency-ms'), num('flaky-timeout-ms'));
+  if (selected.has('ratelimit')) out['ratelimit'] = await ratelimit(num('rpm'), num('tpm'), num('burst-seconds'), num('rl-concurrency'), num('warmup'), num('window'));
+  if (selected.has('large')) out['large'] = await large(num('large-items'), num('large-concurrency'));
+
+  const rows: string[][] = [['scenario', 'steadfast', 'baseline', 'ratio', 'goal']];
+  const goals: Record<string, { goal: string; met: boolean; value: string }> = {};
+  for (const k of ['throughput0', 'throughput1s'] as const) {
+    const r = out[k] as Awaited<ReturnType<typeof throughput>> | undefined;
+    if (!r) continue;
+    const goal = k === 'throughput1s' ? '>= 0.90' : '';
+    rows.push([`throughput, ${r.latencyMs} ms latency (${r.items} items, c=${r.concurrency}), items/s`, fmt.n(r.steadfast.itemsPerSec), fmt.n(r.baseline.itemsPerSec), fmt.n(r.ratio, 2), goal]);
+    if (k === 'throughput1s') goals['throughputRatio1s'] = { goal: '>= 0.9', met: r.ratio >= 0.9, value: fmt.n(r.ratio, 3) };
+  }
+  const f = out['flaky'] as Awaited<ReturnType<typeof flaky>> | undefined;
+  if (f) {
+    rows.push([`flaky: wall time vs fault-free (${f.items} items), s`, fmt.n(f.flaky.wallMs / 1000), fmt.n(f.faultFree.wallMs / 1000), fmt.n(f.wallRatio, 2), '']);
+    rows.push(['flaky: LLM calls per item (attempts per item in rows)', `${fmt.n(f.callsPerItem, 2)} (${fmt.n(f.attemptsPerItem, 2)})`, fmt.n(f.faultFree.calls / f.items, 2), '', '']);
+    rows.push([`flaky: faulted items healed without a human`, `${f.healedItems}/${f.faultedItems}`, '', fmt.pct(f.healedShare), '']);
+  }
+  const r = out['ratelimit'] as Awaited<ReturnType<typeof ratelimit>> | undefined;
+  if (r) {
+    rows.push([`ratelimit ${r.rpm} rpm: achieved share of the limit (${r.windowS} s window)`, fmt.pct(r.steadfast.shareOfLimit), fmt.pct(r.naive.shareOfLimit), '', '>= 95%']);
+    rows.push(['ratelimit: 429s as a share of calls', fmt.pct(r.steadfast.share429, 2), fmt.pct(r.naive.share429, 2), '', '<= 1%']);
+    goals['rateLimitShare'] = { goal: '>= 95%', met: r.steadfast.shareOfLimit >= 0.95, value: fmt.pct(r.steadfast.shareOfLimit) };
+    goals['rateLimit429Share'] = { goal: '<= 1%', met: r.steadfast.share429 <= 0.01, value: fmt.pct(r.steadfast.share429, 2) };
+  }
+  const l = out['large'] as Awaited<ReturnType<typeof large>> | undefined;
+  if (l) {
+    rows.push([`large: ${l.items} items (c=${l.concurrency}), items/s`, fmt.n(l.steadfast.itemsPerSec), '', '', '']);
+    rows.push(['large: worker RSS peak', fmt.mib(l.workerRssPeak), '', '', '']);
+    rows.push([`large: largest history, events (batch runs: ${l.history.batchRuns})`, `${l.history.maxEvents}`, '', '', '< 51,200']);
+  }
+  console.log(`\nSteadfast benchmark (${m.cpus} cpus, ${m.memTotalGiB} GiB, node ${m.node}); baseline = plain promise pool / naive 429 loop / fault-free run\n`);
+  console.log(table(rows));
+  const file = writeResults('bench', { started, finished: new Date().toISOString(), totalSeconds: (Date.now() - t0) / 1000, machine: m, args, results: out, goals });
+  console.log(`\nwritten to ${file}`);
+  for (const [k, g] of Object.entries(goals)) console.log(`goal ${k}: ${g.value} (${g.goal}) ${g.met ? 'met' : 'MISSED'}`);
+}
+
+try {
+  await main();
+} finally {
+  await cleanup();
+}
