@@ -10,8 +10,10 @@
  */
 import { Context } from '@temporalio/activity';
 import type { RetryPolicy } from '@temporalio/common';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType } from '../src/failures.ts';
+import { CANCELLED_OUTCOME, steadfastMetrics } from '../src/metrics.ts';
+import type { LlmCallRecord } from '../src/metrics.ts';
 import { tierName } from '../src/spec.ts';
 import type { InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/types.ts';
 import { classifyError } from './classify.ts';
@@ -91,12 +93,25 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     if (startToCloseTimeoutMs && startToCloseTimeoutMs > 2_000) timeoutMs = Math.min(timeoutMs, startToCloseTimeoutMs - 1_000);
 
     const started = Date.now();
+    // One metric sample per HTTP request, so our counters add up with the provider's own.
+    const record = (outcome: string, answered?: { usage: TokenUsage }): void => {
+      const r: LlmCallRecord = { provider: tier, model: p.model, tier: req.tier, outcome, attempt, latencyMs: Date.now() - started };
+      if (answered) Object.assign(r, { usage: answered.usage, costUsd: costOf(p.pricing, answered.usage) });
+      steadfastMetrics(ctx.metricMeter).llmCall(r);
+    };
     const stop = keepAlive(ctx);
     let raw;
     try {
       raw = await adapter.complete(req, { timeoutMs, signal: ctx.cancellationSignal });
     } catch (err: unknown) {
-      const failure = classifyError(err, { provider: tier, model: p.model, attempt, backoff: backoffOf(ctx.info.retryPolicy), signal: ctx.cancellationSignal, env: deps.env });
+      let failure: ApplicationFailure;
+      try {
+        failure = classifyError(err, { provider: tier, model: p.model, attempt, backoff: backoffOf(ctx.info.retryPolicy), signal: ctx.cancellationSignal, env: deps.env });
+      } catch (cancelled: unknown) {
+        if (cancelled instanceof CancelledFailure) record(CANCELLED_OUTCOME);
+        throw cancelled;
+      }
+      record(failure.type ?? 'Unknown');
       ctx.log.warn('llm call failed', { tier, model: p.model, attempt, type: failure.type, nextRetryDelay: failure.nextRetryDelay, target: ep.target });
       throw failure;
     } finally {
@@ -108,10 +123,12 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
 
     if (raw.finishReason === 'refusal' || raw.finishReason === 'content_filter') {
       const text = raw.refusal ?? raw.text;
+      record(FailureType.ContentRefused, raw);
       throw outputFailure(FailureType.ContentRefused, scrub(`${tier} ${p.model} refused: ${text.slice(0, 200)}`), { text, errors: [`the model refused (${raw.finishReason})`], usage });
     }
     if (raw.finishReason === 'length') {
       const errors = [`the answer was cut at max tokens (${p.maxOutputTokens}); raise maxOutputTokens or shorten the task`];
+      record(FailureType.OutputTruncated, raw);
       throw outputFailure(FailureType.OutputTruncated, `${tier} ${p.model}: output truncated at ${p.maxOutputTokens} tokens`, { text: raw.text, errors, usage });
     }
     let json: unknown;
@@ -120,10 +137,12 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       const errors = parsed.ok ? validateOutput(parsed.value, schema) : [parsed.error];
       if (errors.length > 0) {
         const message = `${tier} ${p.model}: output does not match the schema: ${errors.slice(0, 3).join('; ')}`;
+        record(FailureType.InvalidOutput, raw);
         throw outputFailure(FailureType.InvalidOutput, scrub(message), { text: raw.text, errors, usage });
       }
       json = parsed.ok ? parsed.value : undefined;
     }
+    record('ok', raw);
     ctx.log.debug('llm call succeeded', { tier, model: raw.model, attempt, latencyMs, ...usage });
     return {
       text: raw.text,

@@ -12,6 +12,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../src/config.ts';
 import type { Config } from '../src/config.ts';
 import { FailureType } from '../src/failures.ts';
+import { recoverySeconds, steadfastMetrics } from '../src/metrics.ts';
 import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/types.ts';
 import { makeCallLlm } from './call-llm.ts';
 import { postAlert, webhookUrlOf } from './notify.ts';
@@ -82,7 +83,10 @@ export function createActivities(deps: ActivityDeps) {
     /** Counts the messages for the tier's tokenizer and truncates them to its window minus the output reserve. */
     async countAndTruncate(req: TruncateRequest): Promise<TruncateResult> {
       const r = fitToWindow(req.provider, req.messages, req.reserveOutputTokens);
-      if (r.truncation) log().info('messages truncated', { model: req.provider.model, ...r.truncation, fits: r.fits });
+      if (r.truncation) {
+        log().info('messages truncated', { model: req.provider.model, ...r.truncation, fits: r.fits });
+        steadfastMetrics(Context.current().metricMeter).truncation({ model: req.provider.model });
+      }
       return r;
     },
 
@@ -91,7 +95,7 @@ export function createActivities(deps: ActivityDeps) {
      * Store errors are retryable `StoreUnavailable` (PERSIST_RETRY outlasts a database restart).
      */
     async persistResult(rec: PersistRequest): Promise<void> {
-      const { secretFields, secretValues, firstFailureAt: _firstFailureAt, ...row } = rec;
+      const { secretFields, secretValues, firstFailureAt, ...row } = rec;
       const opts = { fields: secretFields ?? [], values: secretValues ?? [], env };
       const clean: ResultRecord = { ...row, output: scrubValue(row.output, opts), error: row.error ? scrubValue(row.error, opts) : null };
       let outcome;
@@ -101,6 +105,17 @@ export function createActivities(deps: ActivityDeps) {
         throw storeFailure('upsert', err);
       }
       log().debug('result persisted', { batchId: rec.batchId, itemId: rec.itemId, status: rec.status, outcome });
+      // Only a row the store changed is counted: a retried or replayed activity writes nothing and counts nothing.
+      if (outcome !== 'unchanged') {
+        const recovery = recoverySeconds(rec.status, firstFailureAt, rec.finishedAt);
+        steadfastMetrics(Context.current().metricMeter).item({
+          status: rec.status,
+          provider: rec.provider,
+          tier: rec.tier,
+          costUsd: rec.costUsd,
+          ...(recovery !== undefined ? { recoverySeconds: recovery } : {}),
+        });
+      }
     },
 
     /** Rows of a batch (optionally by status, paged by item id). */

@@ -226,6 +226,8 @@ export interface WorkerProcOptions {
   logFile: string;
   maxActivities?: number;
   env?: NodeJS.ProcessEnv;
+  /** Script to run instead of src/worker.ts (experiments only). */
+  entry?: string;
 }
 
 /** A size field of /proc/<pid>/status in bytes (VmHWM = peak RSS); null when unreadable. */
@@ -253,7 +255,7 @@ export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc>
     ...o.env,
   };
   const log = openLog(o.logFile);
-  const { proc, ready } = spawnProc(process.execPath, [fileURLToPath(new URL('../src/worker.ts', import.meta.url))], { env, log, ready: /worker polling task queue/, readyTimeoutMs: 120_000 });
+  const { proc, ready } = spawnProc(process.execPath, [o.entry ?? fileURLToPath(new URL('../src/worker.ts', import.meta.url))], { env, log, ready: /worker polling task queue/, readyTimeoutMs: 120_000 });
   await ready;
   return {
     proc,

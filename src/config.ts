@@ -18,6 +18,8 @@ const EnvConfig = z.object({
   STEADFAST_WEBHOOK_URL: z.string().url().optional(),
   /** Port of the worker's Prometheus /metrics; 0 disables. */
   STEADFAST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Port of the worker's /livez and /readyz (Kubernetes probes); 0 disables. */
+  STEADFAST_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   STEADFAST_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Concurrent activity executions per worker. */
   STEADFAST_MAX_ACTIVITIES: z.coerce.number().int().min(1).default(200),
@@ -32,6 +34,7 @@ export type Config = {
   dbPath: string;
   providerUrl: string;
   metricsPort: number;
+  healthPort: number;
   logLevel: z.output<typeof EnvConfig>['STEADFAST_LOG_LEVEL'];
   maxActivities: number;
 };
@@ -51,6 +54,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPath: c.STEADFAST_DB_PATH,
     providerUrl: c.STEADFAST_PROVIDER_URL,
     metricsPort: c.STEADFAST_METRICS_PORT,
+    healthPort: c.STEADFAST_HEALTH_PORT,
     logLevel: c.STEADFAST_LOG_LEVEL,
     maxActivities: c.STEADFAST_MAX_ACTIVITIES,
   };

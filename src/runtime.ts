@@ -1,14 +1,17 @@
 /**
  * The process-wide Temporal Runtime (a singleton: install it once, before any
  * connection or worker; never in tests). Structured JSON logs from pino, with
- * secrets scrubbed, receive the SDK's own logs and the forwarded Core logs;
- * Prometheus serves the SDK's metrics (and ours) on /metrics.
+ * secrets scrubbed, receive the SDK's own logs (worker, workflow and activity
+ * logs, with their workflow and activity context) and the forwarded Core logs;
+ * every line about an item carries `batchId` and `itemId`. Prometheus serves the
+ * SDK's metrics and ours (src/metrics.ts) on /metrics.
  */
 import { Runtime } from '@temporalio/worker';
-import type { LogLevel, LogMetadata, Logger } from '@temporalio/worker';
+import type { ActivityInterceptorsFactory, LogLevel, LogMetadata, Logger } from '@temporalio/worker';
 import { pino } from 'pino';
 import { scrubSecrets, scrubValue } from '../activities/scrub.ts';
 import type { Config } from './config.ts';
+import { HISTOGRAM_BUCKETS } from './metrics.ts';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
 
@@ -21,10 +24,27 @@ function plain(meta: LogMetadata): Record<string, unknown> {
   return out;
 }
 
+/**
+ * Adds `batchId` and `itemId` to a line that has a workflow context but not the ids:
+ * an item workflow's id is `<batchId>/<itemId>` (PRODUCT.md contract), a batch
+ * workflow's id is its batch id (unless started with another `batchId`, in which
+ * case the activity interceptor below supplies the real one from the input).
+ */
+export function withItemContext(meta: Record<string, unknown>): Record<string, unknown> {
+  if (meta['batchId'] !== undefined) return meta;
+  const id = meta['workflowId'];
+  if (typeof id !== 'string') return meta;
+  const type = meta['workflowType'];
+  const slash = id.indexOf('/');
+  if (type === 'itemPipeline' && slash > 0) return { batchId: id.slice(0, slash), itemId: id.slice(slash + 1), ...meta };
+  if (type === 'batchPipeline') return { batchId: id, ...meta };
+  return meta;
+}
+
 /** A Temporal `Logger` writing pino JSON lines; messages and metadata pass through the scrubber. */
 export function pinoLogger(level: Config['logLevel'], destination: NodeJS.WritableStream = process.stderr): Logger & { pino: pino.Logger } {
   const p = pino({ level, base: { service: 'steadfast' }, redact: { paths: ['*.apiKey', '*.authorization', '*.Authorization', '*["x-api-key"]', 'headers.*'], censor: '[redacted]' } }, destination);
-  const log = (lvl: LogLevel, message: string, meta?: LogMetadata) => p[PINO_LEVEL[lvl]](meta ? scrubValue(plain(meta)) : {}, scrubSecrets(message));
+  const log = (lvl: LogLevel, message: string, meta?: LogMetadata) => p[PINO_LEVEL[lvl]](meta ? scrubValue(withItemContext(plain(meta))) : {}, scrubSecrets(message));
   return {
     pino: p,
     log,
@@ -44,8 +64,32 @@ export function installRuntime(config: Pick<Config, 'logLevel' | 'metricsPort'>)
     logger,
     telemetryOptions: {
       logging: { forward: {}, filter: { core: coreLevel, other: 'WARN' } },
-      ...(config.metricsPort > 0 ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${config.metricsPort}` } } } : {}),
+      ...(config.metricsPort > 0 ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${config.metricsPort}`, histogramBucketOverrides: HISTOGRAM_BUCKETS } } } : {}),
     },
   });
   return logger;
 }
+
+/**
+ * Activity interceptor: every log line of an activity whose input names a batch
+ * and an item (`callLlm`, `persistResult`, `notify`, ...) carries `batchId` and
+ * `itemId` from that input, whatever the workflow id looks like.
+ */
+export const activityLogContext: ActivityInterceptorsFactory = () => {
+  let ids: Record<string, string> = {};
+  return {
+    inbound: {
+      execute(input, next) {
+        const first: unknown = input.args[0];
+        if (first !== null && typeof first === 'object') {
+          const { batchId, itemId } = first as { batchId?: unknown; itemId?: unknown };
+          ids = { ...(typeof batchId === 'string' ? { batchId } : {}), ...(typeof itemId === 'string' ? { itemId } : {}) };
+        }
+        return next(input);
+      },
+    },
+    outbound: {
+      getLogAttributes: (attrs, next) => next({ ...attrs, ...ids }),
+    },
+  };
+};

@@ -2,15 +2,23 @@
  * The Steadfast worker: stateless and interchangeable; run as many as you like.
  * `npm run worker` connects with TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and polls
  * STEADFAST_TASK_QUEUE (default `steadfast`). SIGINT/SIGTERM drain gracefully.
+ *
+ * Observability (docs/observability.md): Prometheus `/metrics` on
+ * STEADFAST_METRICS_PORT (the SDK's metrics and ours), `/livez` and `/readyz` on
+ * STEADFAST_HEALTH_PORT, JSON logs on stderr with secrets scrubbed.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import type { WorkerOptions } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { Logger, WorkerOptions } from '@temporalio/worker';
 import { createActivities, createDefaultDeps } from '../activities/index.ts';
 import type { ActivityDeps } from '../activities/index.ts';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
-import { installRuntime } from './runtime.ts';
+import { WorkerHealth, startHealthServer } from './health.ts';
+import { startBatchObserver } from './metrics.ts';
+import { activityLogContext, installRuntime } from './runtime.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -35,22 +43,66 @@ export async function createWorker(setup: WorkerSetup): Promise<Worker> {
     maxConcurrentActivityTaskExecutions: config.maxActivities,
     // In-flight LLM calls get this long to finish on SIGTERM before they are cancelled.
     shutdownGraceTime: '30 s',
+    // Activity log lines carry the batch and item ids of their input.
+    interceptors: { activity: [activityLogContext] },
     ...setup.overrides,
   });
 }
 
+/**
+ * Connects to Temporal, retrying with capped backoff: a worker that starts before
+ * the server (a cluster rollout, docker compose) waits, live but not ready,
+ * instead of crash-looping. Gives up only when `signal` aborts (SIGTERM).
+ */
+async function connectWithRetry(config: Config, logger: Logger, health: WorkerHealth, signal: AbortSignal): Promise<NativeConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await NativeConnection.connect({ address: config.temporalAddress });
+    } catch (err: unknown) {
+      health.connectError = err instanceof Error ? err.message : String(err);
+      const delayMs = Math.min(500 * 2 ** (attempt - 1), 10_000);
+      logger.warn('cannot connect to Temporal; retrying', { address: config.temporalAddress, attempt, delayMs, error: health.connectError });
+      await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) throw new Error(`stopped while connecting to Temporal at ${config.temporalAddress}`, { cause: err });
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
-  installRuntime(config);
-  const connection = await NativeConnection.connect({ address: config.temporalAddress });
-  const deps = await createDefaultDeps(config);
-  const worker = await createWorker({ connection, config, deps });
-  console.log(`worker polling task queue "${config.taskQueue}" on ${config.temporalAddress} (namespace ${config.namespace})`);
+  const logger = installRuntime(config);
+  const health = new WorkerHealth();
+  // The probes answer from the start: live at once, ready only once the worker polls.
+  const probes = config.healthPort > 0 ? await startHealthServer({ port: config.healthPort, health }) : null;
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    health.markStopping(`received ${signal}; draining`);
+    stop.abort();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  let connection: NativeConnection | null = null;
+  let deps: Awaited<ReturnType<typeof createDefaultDeps>> | null = null;
+  let observer: ReturnType<typeof startBatchObserver> | null = null;
   try {
+    connection = await connectWithRetry(config, logger, health, stop.signal);
+    deps = await createDefaultDeps(config);
+    const worker = await createWorker({ connection, config, deps });
+    health.attach(worker, connection);
+    if (config.metricsPort > 0) {
+      // Workflow-held state (review queue, circuits) becomes gauges via the batches' progress query.
+      const client = new Client({ connection, namespace: config.namespace });
+      observer = startBatchObserver({ client, taskQueue: config.taskQueue, meter: Runtime.instance().metricMeter, onError: (err) => logger.debug('batch observer pass failed', { error: err instanceof Error ? err.message : String(err) }) });
+    }
+    logger.info('worker polling', { taskQueue: config.taskQueue, address: config.temporalAddress, namespace: config.namespace, metricsPort: config.metricsPort, healthPort: probes?.port ?? 0 });
+    console.log(`worker polling task queue "${config.taskQueue}" on ${config.temporalAddress} (namespace ${config.namespace})`);
     await worker.run(); // resolves after SIGINT/SIGTERM once in-flight work drained
   } finally {
-    await deps.close?.();
-    await connection.close();
+    await observer?.stop();
+    health.close();
+    await deps?.close();
+    await connection?.close();
+    await probes?.close();
   }
 }
 
