@@ -17,6 +17,7 @@ import type { ActivityDeps } from '../activities/index.ts';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { WorkerHealth, startHealthServer } from './health.ts';
+import type { HealthServer } from './health.ts';
 import { startBatchObserver } from './metrics.ts';
 import { activityLogContext, installRuntime } from './runtime.ts';
 
@@ -68,12 +69,25 @@ async function connectWithRetry(config: Config, logger: Logger, health: WorkerHe
   }
 }
 
+/**
+ * Starts the probe server. A port already taken (several workers on one host,
+ * where each pod of a cluster has its own) is logged and the worker runs without probes.
+ */
+async function startProbes(port: number, health: WorkerHealth, logger: Logger): Promise<HealthServer | null> {
+  try {
+    return await startHealthServer({ port, health });
+  } catch (err: unknown) {
+    logger.error('health probes disabled: cannot listen on STEADFAST_HEALTH_PORT', { port, error: err instanceof Error ? err.message : String(err) });
+    return null;
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = installRuntime(config);
   const health = new WorkerHealth();
   // The probes answer from the start: live at once, ready only once the worker polls.
-  const probes = config.healthPort > 0 ? await startHealthServer({ port: config.healthPort, health }) : null;
+  const probes = config.healthPort > 0 ? await startProbes(config.healthPort, health, logger) : null;
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     health.markStopping(`received ${signal}; draining`);
@@ -96,6 +110,7 @@ async function main(): Promise<void> {
     }
     logger.info('worker polling', { taskQueue: config.taskQueue, address: config.temporalAddress, namespace: config.namespace, metricsPort: config.metricsPort, healthPort: probes?.port ?? 0 });
     console.log(`worker polling task queue "${config.taskQueue}" on ${config.temporalAddress} (namespace ${config.namespace})`);
+    if (stop.signal.aborted) return; // stopped while starting: nothing to drain
     await worker.run(); // resolves after SIGINT/SIGTERM once in-flight work drained
   } finally {
     await observer?.stop();

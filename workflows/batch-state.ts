@@ -161,6 +161,18 @@ export class BatchState {
     };
   }
 
+  /** A short Markdown view of the progress, for the Web UI's current-details panel. */
+  detailsMarkdown(nowMs: number): string {
+    const p = this.progress(nowMs);
+    const circuits = Object.entries(p.circuits).map(([name, c]) => `${name}: ${c.state}`).join(', ');
+    return [
+      `**${p.succeeded + p.approved} done**, ${p.failed} failed, ${p.skipped} skipped of ${p.total ?? '?'}; ${p.running} running; ${p.ratePerMinute}/min`,
+      `awaiting review: ${p.awaitingReview.length}${p.awaitingReview.length ? ` (${p.awaitingReview.slice(0, 5).map((r) => r.itemId).join(', ')}${p.awaitingReview.length > 5 ? ', ...' : ''})` : ''}`,
+      `circuits: ${circuits}`,
+      ...(p.pausedReason ? [`**paused**: ${p.pausedReason} (signal \`resume\` to continue)`] : []),
+    ].join('\n\n');
+  }
+
   summary(finishedAt: string, status: BatchSummary['status']): BatchSummary {
     const c = this.s.counts;
     const total = this.finished;

@@ -12,6 +12,7 @@ import {
   continueAsNew,
   log,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   startChild,
   upsertSearchAttributes,
@@ -88,6 +89,8 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
       await Promise.all(s.queue.splice(0, n).map((item) => startItem(state, control, item)));
       if (n < wanted) waitFor = Math.max(waitMs(s.pacer), 50);
     }
+    // Served by a query to the Web UI's details panel; not history, so no replay impact.
+    setCurrentDetails(state.detailsMarkdown(Date.now()));
     if (state.done) break;
     if (shouldContinueAsNew()) {
       await control.drainAlerts();
