@@ -128,3 +128,17 @@ function fitHead(text: string, maxTokens: number, counter: MessageCounter): stri
   if (space > 0 && cut - space < 40 && cut < text.length) cut = space;
   return text.slice(0, cut);
 }
+
+/** Per-message overhead that bounds every tokenizer we use (OpenAI 4 + base 3; Anthropic 5). */
+const MAX_MESSAGE_OVERHEAD = 8;
+
+/**
+ * True when the messages fit the window whatever the tokenizer: a BPE token is at
+ * least one UTF-8 byte, a UTF-16 code unit is at most 3 UTF-8 bytes, and the
+ * Anthropic estimate counts fewer tokens than characters. Workflows use it to skip
+ * the counting activity for the usual short prompt (no history events, no I/O).
+ */
+export function surelyFits(messages: readonly { content: string }[], contextWindow: number, reserveOutputTokens: number): boolean {
+  const upper = messages.reduce((sum, m) => sum + MAX_MESSAGE_OVERHEAD + 3 * m.content.length, MAX_MESSAGE_OVERHEAD);
+  return upper + reserveOutputTokens <= contextWindow;
+}

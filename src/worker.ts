@@ -55,8 +55,8 @@ export async function createWorker(setup: WorkerSetup): Promise<Worker> {
  * the server (a cluster rollout, docker compose) waits, live but not ready,
  * instead of crash-looping. Gives up only when `signal` aborts (SIGTERM).
  */
-async function connectWithRetry(config: Config, logger: Logger, health: WorkerHealth, signal: AbortSignal): Promise<NativeConnection> {
-  for (let attempt = 1; ; attempt++) {
+async function connectWithRetry(config: Config, logger: Logger, health: WorkerHealth, signal: AbortSignal): Promise<NativeConnection | null> {
+  for (let attempt = 1; !signal.aborted; attempt++) {
     try {
       return await NativeConnection.connect({ address: config.temporalAddress });
     } catch (err: unknown) {
@@ -64,9 +64,10 @@ async function connectWithRetry(config: Config, logger: Logger, health: WorkerHe
       const delayMs = Math.min(500 * 2 ** (attempt - 1), 10_000);
       logger.warn('cannot connect to Temporal; retrying', { address: config.temporalAddress, attempt, delayMs, error: health.connectError });
       await sleep(delayMs, undefined, { signal }).catch(() => undefined);
-      if (signal.aborted) throw new Error(`stopped while connecting to Temporal at ${config.temporalAddress}`, { cause: err });
     }
   }
+  logger.info('stopped before connecting to Temporal', { address: config.temporalAddress });
+  return null;
 }
 
 /**
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
   let observer: ReturnType<typeof startBatchObserver> | null = null;
   try {
     connection = await connectWithRetry(config, logger, health, stop.signal);
+    if (!connection) return;
     deps = await createDefaultDeps(config);
     const worker = await createWorker({ connection, config, deps });
     health.attach(worker, connection);

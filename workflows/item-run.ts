@@ -15,12 +15,13 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities, PersistRequest } from '../activities/index.ts';
 import { llmCallFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../activities/policies.ts';
+import { surelyFits } from '../activities/truncate.ts';
 import { repairMessages } from '../activities/validate.ts';
 import { FailureType } from '../src/failures.ts';
 import { contextWindowOf, tierName } from '../src/spec.ts';
 import type { Item, PipelineSpec } from '../src/spec.ts';
 import { renderMessages, validateItem } from '../src/template.ts';
-import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, TruncationInfo } from '../src/types.ts';
+import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, TruncateResult, TruncationInfo } from '../src/types.ts';
 import { tierResultSignal } from './messages.ts';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -137,7 +138,11 @@ export class ItemRun {
     const name = tierName(provider, t);
     const larger = this.spec.providers.some((p, i) => i > t && contextWindowOf(p) > contextWindowOf(provider));
     let reserve = provider.maxOutputTokens;
-    let fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
+    const window = contextWindowOf(provider);
+    // Short prompts provably fit: skip the counting activity (the provider's usage gives the exact count).
+    let fit: TruncateResult = surelyFits(original, window, reserve)
+      ? { messages: original, inputTokens: 0, contextWindow: window, truncation: null, fits: true }
+      : await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
     if (!fit.fits) return this.fail(FailureType.ContextWindowExceeded, `${fit.inputTokens} tokens do not fit ${name}'s window of ${fit.contextWindow}`, name), null;
     if (fit.truncation && (this.spec.truncation.strategy === 'fail' || (this.spec.truncation.strategy === 'larger-model' && larger))) {
       return this.fail(FailureType.ContextWindowExceeded, `input needs truncation for ${name} (strategy ${this.spec.truncation.strategy})`, name), null;

@@ -36,8 +36,8 @@ describe('resilience', () => {
 
   it('heals every transient fault of the flaky profile without a human, one row per item', async () => {
     h = await createHarness({ provider: { profile: 'flaky', seed: 11, latencyScale: 0 } });
-    const n = 300;
-    const input: BatchInputRaw = { pipeline: pipeline({ batch: { concurrency: 50 } }), items: items(n) };
+    const n = 1_000;
+    const input: BatchInputRaw = { pipeline: pipeline({ batch: { concurrency: 100 } }), items: items(n) };
     const summary = await h.run(async () => (await h!.startBatch(input, 'flaky-1')).result());
     const faults = h.provider.stats().byFault as Record<string, number>;
     const injected = Object.values(faults).reduce((a, b) => a + b, 0);
@@ -48,7 +48,7 @@ describe('resilience', () => {
     const rows = await h.store.list('flaky-1');
     expect(rows.every((r) => r.status === 'succeeded')).toBe(true);
     expect(rows.filter((r) => r.attempts > 1).length).toBeGreaterThan(5);
-  }, 180_000);
+  }, 300_000);
 
   it('moves items to the secondary while the primary is down, behind an open circuit', async () => {
     h = await createHarness();
@@ -90,5 +90,18 @@ describe('resilience', () => {
     expect(bad.provider).toBe('primary');
     expect(bad.attempts).toBeGreaterThanOrEqual(2);
     expect(bad.output).toMatchObject({ category: expect.any(String), urgency: expect.any(Number) });
+  }, 60_000);
+
+  it('truncates a prompt over the window, keeps the system prompt and records it', async () => {
+    h = await createHarness();
+    const long = 'The printer on floor three keeps jamming. '.repeat(800); // ~34 KB, over 4096 tokens
+    const spec = pipeline({ providers: [{ name: 'local', kind: 'openai-compatible', model: 'small-4k', contextWindow: 4096, maxOutputTokens: 256, timeout: '2s' }] });
+    const summary = await h.run(async () => (await h!.startBatch({ pipeline: spec, items: [{ id: 'long', customer: 'Acme', text: long }] }, 'trunc-1')).result());
+    expect(summary).toMatchObject({ total: 1, succeeded: 1, truncated: 1 });
+    const [row] = await h.store.list('trunc-1');
+    expect(row!.truncation).toMatchObject({ originalTokens: expect.any(Number), finalTokens: expect.any(Number) });
+    expect(row!.truncation!.finalTokens + 256).toBeLessThanOrEqual(4096);
+    expect(row!.truncation!.originalTokens).toBeGreaterThan(4096);
+    expect(row!.inputTokens).toBeLessThanOrEqual(4096);
   }, 60_000);
 });

@@ -1,0 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import type { BatchInputRaw } from './src/spec.ts';
+const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
+const pipeline = { ...example.pipeline, providers: [{ ...example.pipeline.providers[0]!, timeout: '4s' }] };
+const connection = await Connection.connect({ address: '127.0.0.1:17233' });
+const client = new Client({ connection });
+const id = `exp-${Date.now()}`;
+await client.workflow.start('batchPipeline', { taskQueue: 'exp1', workflowId: id, args: [{ batchId: id, pipeline, items: [{ id: 'h1', customer: 'X', text: 'hang please [[fault:hang,none]]' }] }] });
+await connection.close();
