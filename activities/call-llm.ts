@@ -153,6 +153,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       model: raw.model,
       latencyMs,
       attempt,
+      ...(raw.rateLimit ? { rateLimit: raw.rateLimit } : {}),
     };
   };
 }

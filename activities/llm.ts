@@ -8,7 +8,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import type { ProviderSpec } from '../src/spec.ts';
-import type { LlmRequest, TokenUsage } from '../src/types.ts';
+import type { LlmRequest, RateLimitInfo, TokenUsage } from '../src/types.ts';
 
 /** What a provider answered, before validation. */
 export interface RawCompletion {
@@ -21,6 +21,8 @@ export interface RawCompletion {
   refusal?: string;
   usage: TokenUsage;
   model: string;
+  /** The provider's advertised limits, from its rate-limit headers (for pacing). */
+  rateLimit?: RateLimitInfo;
 }
 
 /** Per-attempt call options. */
@@ -100,7 +102,8 @@ function openaiAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
           : schema
             ? ({ type: 'json_schema', json_schema: { name: 'output', schema, strict: false } } as const)
             : ({ type: 'json_object' } as const);
-      const r = await client.chat.completions.create(
+      const { data: r, response } = await client.chat.completions
+        .create(
         {
           model: p.model,
           messages: withJsonHint(req).map((m) => ({ role: m.role, content: m.content })),
@@ -110,7 +113,8 @@ function openaiAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
           ...(responseFormat ? { response_format: responseFormat } : {}),
         },
         { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}) },
-      );
+      )
+        .withResponse();
       const choice = r.choices[0];
       if (!choice) throw new SyntaxError('the provider answered without a choice');
       const refusal = choice.message.refusal ?? undefined;
@@ -121,6 +125,7 @@ function openaiAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
         ...(refusal ? { refusal } : {}),
         usage: { inputTokens: r.usage?.prompt_tokens ?? 0, outputTokens: r.usage?.completion_tokens ?? 0 },
         model: r.model || p.model,
+        ...rateLimitOf(response.headers, 'x-ratelimit-limit-requests', 'x-ratelimit-limit-tokens'),
       };
     },
   };
@@ -144,7 +149,8 @@ function anthropicAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
       const turns = messages.filter((m) => m.role !== 'system').map((m) => ({ role: m.role as 'user' | 'assistant', content: m.content }));
       const schema = req.output.format === 'json' ? req.output.schema : undefined;
       const tool = schema ? toolSchema(schema) : undefined;
-      const r = await client.messages.create(
+      const { data: r, response } = await client.messages
+        .create(
         {
           model: p.model,
           max_tokens: p.maxOutputTokens,
@@ -159,12 +165,14 @@ function anthropicAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
             : {}),
         },
         { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}) },
-      );
+      )
+        .withResponse();
       const use = r.content.find((b) => b.type === 'tool_use' && b.name === OUTPUT_TOOL);
       const text = r.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('');
       const usage = { inputTokens: r.usage.input_tokens, outputTokens: r.usage.output_tokens };
       const finishReason = STOP_REASONS[r.stop_reason ?? ''] ?? r.stop_reason ?? 'stop';
-      const base = { finishReason, usage, model: r.model || p.model, ...(finishReason === 'refusal' ? { refusal: text } : {}) };
+      const limits = rateLimitOf(response.headers, 'anthropic-ratelimit-requests-limit', 'anthropic-ratelimit-tokens-limit');
+      const base = { finishReason, usage, model: r.model || p.model, ...limits, ...(finishReason === 'refusal' ? { refusal: text } : {}) };
       if (use && use.type === 'tool_use') {
         const input = use.input as Record<string, unknown> | null;
         const value = tool?.wrapped && input && typeof input === 'object' ? input['value'] : input;
@@ -173,4 +181,20 @@ function anthropicAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
       return { ...base, text };
     },
   };
+}
+
+/**
+ * The per-minute limits a provider advertises on every answer (OpenAI
+ * `x-ratelimit-limit-*`, Anthropic `anthropic-ratelimit-*-limit`): the batch
+ * paces its dispatch to them when the spec gives no tighter limit.
+ */
+export function rateLimitOf(headers: Headers, requestsHeader: string, tokensHeader: string): { rateLimit?: RateLimitInfo } {
+  const num = (name: string) => {
+    const v = Number(headers.get(name));
+    return Number.isFinite(v) && v > 0 ? v : undefined;
+  };
+  const requestsPerMinute = num(requestsHeader);
+  const tokensPerMinute = num(tokensHeader);
+  if (requestsPerMinute === undefined && tokensPerMinute === undefined) return {};
+  return { rateLimit: { ...(requestsPerMinute ? { requestsPerMinute } : {}), ...(tokensPerMinute ? { tokensPerMinute } : {}) } };
 }

@@ -25,6 +25,12 @@ export interface TokenUsage {
   outputTokens: number;
 }
 
+/** Per-minute limits a provider advertises in its headers. */
+export interface RateLimitInfo {
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+}
+
 export interface LlmResult {
   text: string;
   /** Parsed and schema-validated output when `output.format` is `json`. */
@@ -36,6 +42,8 @@ export interface LlmResult {
   latencyMs: number;
   /** The Temporal attempt number that succeeded (1 = first try). */
   attempt: number;
+  /** The provider's advertised limits, when its headers carry them. */
+  rateLimit?: RateLimitInfo;
 }
 
 /** Details attached to an InvalidOutput failure so the workflow can ask for a repair. */
@@ -126,6 +134,8 @@ export interface ItemOutcome {
   errorType: string | null;
   /** Review decisions of `retry` this item received. */
   retried: number;
+  /** Limits the tier-0 provider advertised on this item's calls (pacing adapts to them). */
+  rateLimit?: RateLimitInfo;
 }
 
 /** A Slack-compatible alert. */

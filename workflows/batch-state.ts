@@ -4,7 +4,7 @@
  */
 import type { Item, PipelineSpec } from '../src/spec.ts';
 import { tierName } from '../src/spec.ts';
-import type { BatchSummary, ItemOutcome } from '../src/types.ts';
+import type { BatchSummary, ItemOutcome, RateLimitInfo } from '../src/types.ts';
 import { closedCircuit } from './circuit.ts';
 import type { CircuitState } from './circuit.ts';
 import type { PendingReview, Progress } from './messages.ts';
@@ -40,6 +40,8 @@ export interface BatchCarry {
   circuits: CircuitState[];
   /** Dispatch pacing to the first tier's rate limits. */
   pacer: PacerState;
+  /** Limits the first tier's provider advertised in its headers; absent until one answered. */
+  learnedLimit?: RateLimitInfo;
   /** Alerts already sent, so each fires once per batch. */
   alerted: { errorRate: boolean };
   startedAt: string;
@@ -118,6 +120,7 @@ export class BatchState {
     const wasPending = this.s.pendingReviews.findIndex((r) => r.itemId === o.itemId);
     if (wasPending >= 0) this.s.pendingReviews.splice(wasPending, 1);
     this.s.retried += o.retried;
+    if (o.rateLimit) this.s.learnedLimit = o.rateLimit;
     if (o.status === 'succeeded') this.s.counts.succeeded += 1;
     else if (o.status === 'skipped') this.s.counts.skipped += 1;
     else if (o.status === 'approved') this.s.counts.approved += 1;

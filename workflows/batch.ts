@@ -29,7 +29,7 @@ import { BatchState, initialCarry } from './batch-state.ts';
 import type { BatchCarry } from './batch-state.ts';
 import { itemPipeline } from './item.ts';
 import { itemAwaitingSignal, itemDoneSignal, progressQuery, resumeSignal, reviewSignal, reviewUpdate, tierResultSignal } from './messages.ts';
-import { available, itemsPerMinute, refill as refillPacer, setRate, take, waitMs } from './pacer.ts';
+import { available, effectiveLimit, itemsPerMinute, refill as refillPacer, setRate, take, waitMs } from './pacer.ts';
 import { BATCH_ID } from './search-attributes.ts';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -82,7 +82,8 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     let waitFor: number | undefined;
     if (s.paused === null && !s.stopped && control.canDispatch()) {
       const tokensPerItem = state.finished > 0 ? (s.inputTokens + s.outputTokens) / state.finished : 0;
-      s.pacer = refillPacer(setRate(s.pacer, itemsPerMinute(s.pipeline.providers[0]!.rateLimit, tokensPerItem)), now);
+      const limit = effectiveLimit(s.pipeline.providers[0]!.rateLimit, s.learnedLimit);
+      s.pacer = refillPacer(setRate(s.pacer, itemsPerMinute(limit, tokensPerItem)), now);
       const wanted = Math.min(Math.max(s.pipeline.batch.concurrency - state.active, 0), s.queue.length);
       const n = available(s.pacer, wanted);
       s.pacer = take(s.pacer, n);

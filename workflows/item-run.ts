@@ -21,7 +21,7 @@ import { FailureType } from '../src/failures.ts';
 import { contextWindowOf, tierName } from '../src/spec.ts';
 import type { Item, PipelineSpec } from '../src/spec.ts';
 import { renderMessages, validateItem } from '../src/template.ts';
-import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, TruncateResult, TruncationInfo } from '../src/types.ts';
+import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, RateLimitInfo, TruncateResult, TruncationInfo } from '../src/types.ts';
 import { tierResultSignal } from './messages.ts';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -67,6 +67,8 @@ export class ItemRun {
   /** The last output a model gave, valid or not: what `approve` accepts when no output is supplied. */
   bestOutput: unknown = null;
   model: string | null = null;
+  /** Limits the first tier's provider advertised (its rate-limit headers). */
+  rateLimit: RateLimitInfo | undefined;
   /** Tiers closed to this item by the batch's circuit breakers. */
   openTiers: number[];
   private call: { tier: number; scope: CancellationScope } | null = null;
@@ -160,6 +162,7 @@ export class ItemRun {
         const r = await scope.run(() => llm.callLlm({ batchId: this.input.batchId, itemId: this.itemId, tier: t, provider, messages, output: this.spec.output }));
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
         this.record(r.usage, r.costUsd, r.attempt);
+        if (t === 0 && r.rateLimit) this.rateLimit = r.rateLimit;
         return r;
       } catch (err) {
         if (isCancellation(err) && this.openTiers.includes(t) && !CancellationScope.current().consideredCancelled) {
@@ -250,6 +253,7 @@ export class ItemRun {
       truncated: this.truncation !== null,
       errorType: this.status === 'succeeded' ? null : (this.lastError?.type ?? null),
       retried: this.retried,
+      ...(this.rateLimit ? { rateLimit: this.rateLimit } : {}),
     };
   }
 }

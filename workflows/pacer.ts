@@ -4,6 +4,7 @@
  * A token bucket as a plain record (it crosses continue-as-new); the workflow
  * advances it with its deterministic clock.
  */
+import type { RateLimitInfo } from '../src/types.ts';
 
 export interface PacerState {
   /** Items per minute allowed; null = unpaced. */
@@ -26,6 +27,13 @@ export function itemsPerMinute(limit: { requestsPerMinute?: number; tokensPerMin
   const byTokens = limit.tokensPerMinute && tokensPerItem > 0 ? limit.tokensPerMinute / tokensPerItem : Infinity;
   const rate = Math.min(byRequests, byTokens);
   return Number.isFinite(rate) ? rate * PACE_TARGET : null;
+}
+
+/** The tighter of the spec's limits and the ones the provider advertised, field by field. */
+export function effectiveLimit(spec: RateLimitInfo | undefined, learned: RateLimitInfo | undefined): RateLimitInfo | undefined {
+  if (!spec && !learned) return undefined;
+  const min = (a?: number, b?: number) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
+  return { requestsPerMinute: min(spec?.requestsPerMinute, learned?.requestsPerMinute), tokensPerMinute: min(spec?.tokensPerMinute, learned?.tokensPerMinute) };
 }
 
 export function newPacer(perMinute: number | null, now: number): PacerState {

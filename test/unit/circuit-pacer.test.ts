@@ -70,3 +70,13 @@ describe('pacer', () => {
     expect(available(newPacer(null, 0), 7)).toBe(7);
   });
 });
+
+describe('pacing limits', () => {
+  it('takes the tighter of the spec and the provider headers, field by field', async () => {
+    const { effectiveLimit } = await import('../../workflows/pacer.ts');
+    expect(effectiveLimit(undefined, undefined)).toBeUndefined();
+    expect(effectiveLimit({ requestsPerMinute: 600 }, undefined)).toEqual({ requestsPerMinute: 600, tokensPerMinute: undefined });
+    expect(effectiveLimit({ requestsPerMinute: 600 }, { requestsPerMinute: 500, tokensPerMinute: 90_000 })).toEqual({ requestsPerMinute: 500, tokensPerMinute: 90_000 });
+    expect(effectiveLimit(undefined, { requestsPerMinute: 3_000 })).toEqual({ requestsPerMinute: 3_000, tokensPerMinute: undefined });
+  });
+});
