@@ -12,6 +12,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
 } from '@temporalio/workflow';
 import type { createActivities, PersistRequest } from '../activities/index.ts';
 import { llmCallFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../activities/policies.ts';
@@ -26,7 +27,9 @@ import { tierResultSignal } from './messages.ts';
 
 type Activities = ReturnType<typeof createActivities>;
 
-const store = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry: PERSIST_RETRY });
+// A local activity: the upsert is short and idempotent, so it runs in the worker that holds the
+// workflow task; no activity task round trip through the server, and one marker event instead of three.
+const store = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 s', retry: PERSIST_RETRY });
 const tokens = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry: TRUNCATE_RETRY });
 
 /** Failure types that say the provider is unhealthy (they feed the circuit breaker), not the item. */
