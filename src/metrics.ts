@@ -222,13 +222,17 @@ export function startBatchObserver(options: BatchObserverOptions): BatchObserver
   }
 
   let stopped = false;
+  let busy = false;
   let running: Promise<unknown> = Promise.resolve();
+  // One pass at a time: when unanswered queries make a pass outlast the interval, the next waits its turn.
   const tick = (): void => {
-    running = refresh().catch((err: unknown) => o.onError?.(err));
+    if (stopped || busy) return;
+    busy = true;
+    running = refresh()
+      .catch((err: unknown) => o.onError?.(err))
+      .finally(() => (busy = false));
   };
-  const timer = setInterval(() => {
-    if (!stopped) tick();
-  }, o.intervalMs);
+  const timer = setInterval(tick, o.intervalMs);
   timer.unref();
   tick();
   return {
