@@ -4,23 +4,13 @@
  * provider healed, one skipped, one left to its review timeout, which costs no
  * real hour. Checked through the progress query, the summary and the store.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openStore } from '../../activities/index.ts';
-import type { ResultStore } from '../../activities/index.ts';
-import { registerSearchAttributes } from '../../src/client.ts';
-import { loadConfig } from '../../src/config.ts';
-import { startProvider } from '../../src/provider/index.ts';
-import type { RunningProvider } from '../../src/provider/index.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineSpecInput } from '../../src/spec.ts';
-import { testServerExecutable } from '../../src/temporal-tools.ts';
-import { createWorker } from '../../src/worker.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
 import { progressQuery, reviewSignal, reviewUpdate } from '../../workflows/messages.ts';
+import { createTimeSkipping } from '../support/timeskip.ts';
+import type { TimeSkipping } from '../support/timeskip.ts';
 
 const spec: PipelineSpecInput = {
   name: 'review-test',
@@ -35,27 +25,15 @@ const spec: PipelineSpecInput = {
 };
 
 describe('human review', () => {
-  let env: TestWorkflowEnvironment;
-  let provider: RunningProvider;
-  let store: ResultStore;
-  let dir: string;
+  let ts: TimeSkipping;
   beforeAll(async () => {
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: testServerExecutable() } });
-    await registerSearchAttributes(env.connection, 'default');
-    provider = await startProvider({ port: 0, profile: 'none', latencyScale: 0 });
-    dir = mkdtempSync(join(tmpdir(), 'steadfast-review-'));
-    store = await openStore({ dbPath: join(dir, 'r.db') });
+    ts = await createTimeSkipping();
   });
-  afterAll(async () => {
-    await store?.close();
-    await provider?.close();
-    await env?.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => ts?.close());
 
   it('approves, retries, skips and times out items that failed for good', async () => {
-    const config = loadConfig({ ...process.env, STEADFAST_TASK_QUEUE: 'review', STEADFAST_PROVIDER_URL: provider.url, DATABASE_URL: '' });
-    const worker = await createWorker({ connection: env.nativeConnection, config, deps: { store, providerUrl: provider.url }, workflowBundle: { codePath: inject('workflowBundlePath') }, overrides: { shutdownGraceTime: '1 s' } });
+    const { env, provider, store } = ts;
+    const worker = await ts.worker('review');
     provider.setModelDown('gpt-4o-mini', true);
     const items = ['a', 'b', 'c', 'd'].map((id) => ({ id, text: `refund for order ${id}` }));
 

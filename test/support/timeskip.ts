@@ -1,0 +1,51 @@
+/**
+ * A time-skipping test server with Steadfast's search attributes, the
+ * fault-injecting provider and a SQLite store: for tests of timers (review
+ * timeouts, circuit cool-downs) that must not cost real minutes.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { openStore } from '../../activities/index.ts';
+import type { ResultStore } from '../../activities/index.ts';
+import { registerSearchAttributes } from '../../src/client.ts';
+import { loadConfig } from '../../src/config.ts';
+import { startProvider } from '../../src/provider/index.ts';
+import type { RunningProvider } from '../../src/provider/index.ts';
+import { testServerExecutable } from '../../src/temporal-tools.ts';
+import { createWorker } from '../../src/worker.ts';
+
+export interface TimeSkipping {
+  env: TestWorkflowEnvironment;
+  provider: RunningProvider;
+  store: ResultStore;
+  /** A fresh worker on `taskQueue` (a Worker runs once). */
+  worker(taskQueue: string): Promise<Worker>;
+  close(): Promise<void>;
+}
+
+export async function createTimeSkipping(): Promise<TimeSkipping> {
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: testServerExecutable() } });
+  await registerSearchAttributes(env.connection, 'default');
+  const provider = await startProvider({ port: 0, profile: 'none', latencyScale: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'steadfast-ts-'));
+  const store = await openStore({ dbPath: join(dir, 'r.db') });
+  return {
+    env,
+    provider,
+    store,
+    worker: (taskQueue) => {
+      const config = loadConfig({ ...process.env, STEADFAST_TASK_QUEUE: taskQueue, STEADFAST_PROVIDER_URL: provider.url, DATABASE_URL: '' });
+      return createWorker({ connection: env.nativeConnection, config, deps: { store, providerUrl: provider.url }, workflowBundle: { codePath: inject('workflowBundlePath') }, overrides: { shutdownGraceTime: '1 s' } });
+    },
+    async close() {
+      await store.close();
+      await provider.close();
+      await env.teardown();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
