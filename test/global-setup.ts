@@ -53,8 +53,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('temporalAddress', env.address);
   project.provide('workflowBundlePath', bundlePath);
   project.provide('databaseUrl', startPostgres());
-  console.error('global-setup: ready');
   return async () => {
     await env.teardown();
+    // CI leaves no server behind; locally the throwaway cluster stays up for the next run.
+    if (process.env.CI && !process.env.STEADFAST_TEST_DATABASE_URL) {
+      execFileSync('bash', [join(import.meta.dirname, '..', 'scripts', 'postgres.sh'), 'stop'], { stdio: 'ignore' });
+    }
   };
 }
