@@ -76,6 +76,9 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   setHandler(progressQuery, () => state.progress(Date.now()));
 
   while (!state.done) {
+    // Taken before dispatching: reports that arrive while children start (one activation can
+    // carry both after a worker crash) must wake the wait below, or their slots stay empty.
+    const seen = control.version;
     const now = Date.now();
     control.tickCircuits(now);
     await refill(state);
@@ -98,7 +101,6 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
       await condition(allHandlersFinished);
       await continueAsNew<typeof batchPipeline>({ carry: s });
     }
-    const seen = control.version;
     const wake = [waitFor, control.nextCircuitChange(now)].filter((x): x is number => x !== undefined);
     const needPage = s.queue.length === 0 && s.source !== null && !s.source.done && state.active < s.pipeline.batch.concurrency;
     if (!needPage) await condition(() => control.version !== seen, wake.length ? Math.min(...wake) : undefined);
