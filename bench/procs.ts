@@ -4,9 +4,10 @@
  * with persisted state, the fault-injecting provider, and Steadfast workers
  * running `src/worker.ts` exactly as `npm run worker` does.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { cpSync, createWriteStream, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -45,14 +46,25 @@ export interface Proc {
 
 interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
+  cwd?: string;
   log: WriteStream;
   /** Resolves once a line of stdout or stderr matches; the match is returned. */
   ready?: RegExp;
   readyTimeoutMs?: number;
 }
 
+/** Every child still running when this process exits is killed, so a failed run leaves nothing behind. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+// A signal would end this process without 'exit' handlers: turn it into an exit.
+for (const sig of ['SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(128 + (sig === 'SIGTERM' ? 15 : 1)));
+
 function spawnProc(cmd: string, args: string[], o: SpawnOptions): { proc: Proc; ready: Promise<RegExpExecArray | null> } {
-  const child = spawn(cmd, args, { cwd: ROOT, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { cwd: o.cwd ?? ROOT, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, sig) => resolve(code ?? (sig ? -1 : null))));
   let seen = '';
   const ready = new Promise<RegExpExecArray | null>((resolve, reject) => {
@@ -126,6 +138,8 @@ export interface DevServerOptions {
   port?: number;
   /** `--dynamic-config-value` entries, e.g. `limit.historyCount.suggestContinueAsNew=4096`. */
   dynamicConfig?: string[];
+  /** More arguments for `temporal server start-dev` (experiments, e.g. other SQLite pragmas). */
+  extraArgs?: string[];
 }
 
 /** Starts `temporal server start-dev` with Steadfast's arguments (WAL pragmas, search attributes), headless. */
@@ -136,6 +150,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   const uiPort = await freePort();
   const args = [...devServerArgs({ port, uiPort, dbFile: o.dbFile, logLevel: 'error' }), '--headless'];
   for (const d of o.dynamicConfig ?? []) args.push('--dynamic-config-value', d);
+  args.push(...(o.extraArgs ?? []));
   const log = openLog(o.logFile);
   const address = `127.0.0.1:${port}`;
   const launch = async (): Promise<Proc> => {
@@ -228,6 +243,8 @@ export interface WorkerProcOptions {
   env?: NodeJS.ProcessEnv;
   /** Script to run instead of src/worker.ts (experiments only). */
   entry?: string;
+  /** Run the worker from this copy of the code ({@link snapshotCode}) instead of the working tree. */
+  codeRoot?: string;
 }
 
 /** A size field of /proc/<pid>/status in bytes (VmHWM = peak RSS); null when unreadable. */
@@ -250,12 +267,15 @@ export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc>
     DATABASE_URL: '',
     STEADFAST_PROVIDER_URL: o.providerUrl,
     STEADFAST_METRICS_PORT: '0',
+    // Several workers share this host: no fixed probe port.
+    STEADFAST_HEALTH_PORT: '0',
     STEADFAST_LOG_LEVEL: process.env.STEADFAST_LOG_LEVEL ?? 'warn',
     STEADFAST_MAX_ACTIVITIES: String(o.maxActivities ?? 200),
     ...o.env,
   };
   const log = openLog(o.logFile);
-  const { proc, ready } = spawnProc(process.execPath, [o.entry ?? fileURLToPath(new URL('../src/worker.ts', import.meta.url))], { env, log, ready: /worker polling task queue/, readyTimeoutMs: 120_000 });
+  const root = o.codeRoot ?? ROOT;
+  const { proc, ready } = spawnProc(process.execPath, [o.entry ?? join(root, 'src', 'worker.ts')], { env, cwd: root, log, ready: /worker polling task queue/, readyTimeoutMs: 120_000 });
   await ready;
   return {
     proc,
@@ -265,6 +285,35 @@ export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc>
     rss: () => procStatusBytes(proc.pid, 'VmRSS'),
     stop: (signal = 'SIGTERM') => proc.stop(signal, 15_000),
   };
+}
+
+/** The code a run measures: the commit, and whether the working tree differed from it. */
+export interface CodeSnapshot {
+  root: string;
+  commit: string;
+  dirty: string[];
+}
+
+/**
+ * Copies the worker's code (src, workflows, activities, migrations) to `dest`,
+ * with node_modules linked, so that workers restarted during a long run keep
+ * running the code the run started with even while the working tree changes
+ * (a changed workflow would otherwise fail replay with a nondeterminism error).
+ */
+export function snapshotCode(dest: string): CodeSnapshot {
+  mkdirSync(dest, { recursive: true });
+  for (const d of ['src', 'workflows', 'activities', 'migrations']) cpSync(join(ROOT, d), join(dest, d), { recursive: true });
+  for (const f of ['package.json', 'tsconfig.json']) cpSync(join(ROOT, f), join(dest, f));
+  symlinkSync(join(ROOT, 'node_modules'), join(dest, 'node_modules'), 'dir');
+  const git = (...a: string[]): string => {
+    try {
+      return execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const dirty = git('status', '--porcelain', '--', 'src', 'workflows', 'activities', 'migrations').split('\n').filter(Boolean);
+  return { root: dest, commit: git('rev-parse', '--short', 'HEAD') || 'unknown', dirty };
 }
 
 /** CPU time (user + system) a process has used so far, in seconds; null when it is gone. */

@@ -30,10 +30,10 @@ import type { ProviderStats } from '../src/provider/index.ts';
 import { progressQuery } from '../workflows/messages.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
 import { naive429Loop, promisePool } from './baseline.ts';
-import { procCpuSeconds, procStatusBytes, sleep, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
+import { procCpuSeconds, procStatusBytes, sleep, snapshotCode, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
 import type { DevServer, ProviderProc, WorkerProc } from './procs.ts';
 import { fmt, machine, table, writeResults } from './report.ts';
-import { historyStats, rowStats, runBatch, terminateBatch } from './steadfast.ts';
+import { historyStats, latencyBreakdown, rowStats, runBatch, terminateBatch } from './steadfast.ts';
 import { benchPipeline, makeItems, parsePipeline, writeItemsJsonl } from './workload.ts';
 import type { WorkloadOptions } from './workload.ts';
 
@@ -99,6 +99,7 @@ async function cleanup(): Promise<void> {
 }
 process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
+const code = snapshotCode(join(dir, 'code'));
 let server: DevServer;
 let client: Client;
 let shared: { w: WorkerProc; taskQueue: string } | undefined;
@@ -117,7 +118,7 @@ async function provider(what: string, o: { profile?: string; latencyMs?: number;
  */
 async function startWorker(what: string, providerUrl: string): Promise<{ w: WorkerProc; taskQueue: string }> {
   const taskQueue = `bench-${what}-${stamp}`;
-  const w = await startWorkerProc({ address: server.address, taskQueue, dbPath: resultsDb, providerUrl, logFile: join(dir, `worker-${what}.log`) });
+  const w = await startWorkerProc({ address: server.address, taskQueue, dbPath: resultsDb, providerUrl, logFile: join(dir, `worker-${what}.log`), codeRoot: code.root });
   cleanups.push(() => w.stop());
   await runBatch(client, taskQueue, { batchId: nextId(`${what}-warmup`), pipeline: benchPipeline({ providerUrl, concurrency: 5 }), items: makeItems(5, 'w') });
   return { w, taskQueue };
@@ -174,12 +175,14 @@ async function throughput(what: string, latencyMs: number, n: number, concurrenc
   const stats = await p.stats();
   const rows = rowStats(resultsDb, batchId);
   log(`${what}: steadfast ${fmt.n(run.itemsPerSec)} items/s (${fmt.s(run.wallMs)}), ${rows.rows} rows, ${stats.requests} calls, CPU ${JSON.stringify(sfCpu)}`);
+  const breakdown = await latencyBreakdown(client, batchId, 30);
+  log(`${what}: per item (ms): ${JSON.stringify(breakdown)}`);
   await p.stop();
   const perItemMs = (c: Record<string, number>) => Math.round((Object.values(c).reduce((a, b) => a + b, 0) / n) * 1000 * 10) / 10;
   return {
     latencyMs, items: n, concurrency,
     baseline: { ...base, calls: baseStats.requests, writes: 'same SQLite upsert (openStore), own file', cpuSeconds: baseCpu, cpuMsPerItem: perItemMs(baseCpu) },
-    steadfast: { batchId, wallMs: run.wallMs, itemsPerSec: run.itemsPerSec, summary: run.summary, rows, calls: stats.requests, cpuSeconds: sfCpu, cpuMsPerItem: perItemMs(sfCpu) },
+    steadfast: { batchId, wallMs: run.wallMs, itemsPerSec: run.itemsPerSec, summary: run.summary, rows, calls: stats.requests, cpuSeconds: sfCpu, cpuMsPerItem: perItemMs(sfCpu), breakdown },
     ratio: run.itemsPerSec / base.itemsPerSec,
   };
 }
@@ -300,6 +303,7 @@ async function large(n: number, concurrency: number) {
 async function main(): Promise<void> {
   const started = new Date().toISOString();
   const m = machine();
+  log(`code ${code.commit}${code.dirty.length ? ` plus ${code.dirty.length} uncommitted changes` : ''}`);
   log(`machine: ${m.cpus} cpus (${m.cpuModel}), ${m.memTotalGiB} GiB, node ${m.node}, load ${m.loadAvg1m}; temp dir ${dir}`);
   server = await startDevServer({ dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'dev-server.log') });
   cleanups.push(() => server.stop());
@@ -325,6 +329,9 @@ async function main(): Promise<void> {
     const goal = r.latencyMs >= 1000 ? '>= 0.90' : '';
     rows.push([`throughput, ${r.latencyMs} ms latency (${r.items} items, c=${r.concurrency}), items/s`, fmt.n(r.steadfast.itemsPerSec), fmt.n(r.baseline.itemsPerSec), fmt.n(r.ratio, 2), goal]);
     rows.push([`  CPU per item (server+worker+provider | bench+provider), ms`, fmt.n(r.steadfast.cpuMsPerItem), fmt.n(r.baseline.cpuMsPerItem), '', '']);
+    const b = r.steadfast.breakdown;
+    const llm = b.activities['callLlm'];
+    rows.push([`  item latency: total | in callLlm | orchestration + report->next start, ms`, `${b.total} | ${llm ? llm.runMs : '-'} | ${b.total - (llm?.runMs ?? 0)} + ${b.parent.signalToNextStart + b.parent.startInitiatedToStarted}`, '', '', '']);
     if (r.latencyMs >= 1000) goals[`${k}Ratio`] = { goal: '>= 0.9', met: r.ratio >= 0.9, value: fmt.n(r.ratio, 3) };
   }
   const f = out['flaky'] as Awaited<ReturnType<typeof flaky>> | undefined;
@@ -348,7 +355,7 @@ async function main(): Promise<void> {
   }
   console.log(`\nSteadfast benchmark (${m.cpus} cpus, ${m.memTotalGiB} GiB, node ${m.node}); baseline = plain promise pool / naive 429 loop / fault-free run\n`);
   console.log(table(rows));
-  const file = writeResults('bench', { started, finished: new Date().toISOString(), totalSeconds: (Date.now() - t0) / 1000, machine: m, args, results: out, goals });
+  const file = writeResults('bench', { started, finished: new Date().toISOString(), totalSeconds: (Date.now() - t0) / 1000, machine: m, code: { commit: code.commit, dirty: code.dirty }, args, results: out, goals });
   console.log(`\nwritten to ${file}`);
   for (const [k, g] of Object.entries(goals)) console.log(`goal ${k}: ${g.value} (${g.goal}) ${g.met ? 'met' : 'MISSED'}`);
 }
@@ -358,3 +365,4 @@ try {
 } finally {
   await cleanup();
 }
+process.exit(0);

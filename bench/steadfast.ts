@@ -5,6 +5,7 @@
  */
 import { DatabaseSync } from 'node:sqlite';
 import type { Client } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { BatchInputRaw } from '../src/spec.ts';
 import type { BatchSummary } from '../src/types.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
@@ -112,4 +113,93 @@ export function rowStats(dbPath: string, batchId: string): RowStats {
   } finally {
     db.close();
   }
+}
+
+/** Where an item's time goes, from its history (means over a sample, in ms). */
+export interface LatencyBreakdown {
+  itemsSampled: number;
+  /** Start of the item workflow to its first activity scheduled (first workflow task, incl. creating the workflow). */
+  startToFirstActivity: number;
+  /** Per activity type: time queued (scheduled to started) and running (started to completed). */
+  activities: Record<string, { queuedMs: number; runMs: number }>;
+  /** From one activity's completion to the next activity's scheduling (a workflow task round trip). */
+  betweenActivities: number;
+  /** The last activity's completion to the item workflow's completion (persist, report). */
+  tail: number;
+  /** The whole item workflow. */
+  total: number;
+  /** The batch: an item's report (signal) to the next child start initiated, and initiated to started. */
+  parent: { signalToNextStart: number; startInitiatedToStarted: number; samples: number };
+}
+
+const mean = (xs: number[]): number => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : 0);
+
+/** Samples item histories (and the first run of the batch) to show where the time per item goes. */
+export async function latencyBreakdown(client: Client, batchId: string, sample = 30): Promise<LatencyBreakdown> {
+  const ids: string[] = [];
+  for await (const wf of client.workflow.list({ query: `BatchId = "${batchId}" AND WorkflowType = "itemPipeline"`, pageSize: 200 })) ids.push(wf.workflowId);
+  // Skip the first and last items: ramp-up and drain are not the steady state.
+  const picked = ids.sort().slice(Math.floor(ids.length * 0.25), Math.floor(ids.length * 0.25) + sample);
+  const first: number[] = [];
+  const between: number[] = [];
+  const tail: number[] = [];
+  const total: number[] = [];
+  const acts: Record<string, { q: number[]; r: number[] }> = {};
+  for (const id of picked) {
+    const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+    const t = (e: (typeof events)[number]) => tsToMs(e.eventTime);
+    const startedAt = t(events[0]!);
+    const scheduled = new Map<string, { type: string; at: number }>();
+    let lastDone: number | null = null;
+    let firstSeen = false;
+    for (const e of events) {
+      if (e.activityTaskScheduledEventAttributes) {
+        const type = e.activityTaskScheduledEventAttributes.activityType?.name ?? '?';
+        scheduled.set(String(e.eventId), { type, at: t(e) });
+        if (!firstSeen) first.push(t(e) - startedAt);
+        else if (lastDone !== null) between.push(t(e) - lastDone);
+        firstSeen = true;
+      } else if (e.activityTaskStartedEventAttributes) {
+        const s = scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId));
+        if (s) (acts[s.type] ??= { q: [], r: [] }).q.push(t(e) - s.at);
+      } else if (e.activityTaskCompletedEventAttributes) {
+        const s = scheduled.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId));
+        const startedEv = events.find((x) => x.activityTaskStartedEventAttributes && String(x.activityTaskStartedEventAttributes.scheduledEventId) === String(e.activityTaskCompletedEventAttributes!.scheduledEventId));
+        if (s && startedEv) acts[s.type]!.r.push(t(e) - t(startedEv));
+        lastDone = t(e);
+      } else if (e.workflowExecutionCompletedEventAttributes) {
+        if (lastDone !== null) tail.push(t(e) - lastDone);
+        total.push(t(e) - startedAt);
+      }
+    }
+  }
+  // The batch's first run: each report to the next child start it allows.
+  const parentEvents = (await client.workflow.getHandle(batchId).fetchHistory().catch(() => null))?.events ?? [];
+  const sigToStart: number[] = [];
+  const initToStarted: number[] = [];
+  const initiatedAt = new Map<string, number>();
+  let pendingSignals: number[] = [];
+  for (const e of parentEvents) {
+    const at = tsToMs(e.eventTime);
+    if (e.workflowExecutionSignaledEventAttributes?.signalName === 'itemDone') pendingSignals.push(at);
+    if (e.startChildWorkflowExecutionInitiatedEventAttributes) {
+      initiatedAt.set(String(e.eventId), at);
+      const s = pendingSignals.shift();
+      if (s !== undefined) sigToStart.push(at - s);
+    }
+    if (e.childWorkflowExecutionStartedEventAttributes) {
+      const i = initiatedAt.get(String(e.childWorkflowExecutionStartedEventAttributes.initiatedEventId));
+      if (i !== undefined) initToStarted.push(at - i);
+    }
+    if (e.workflowExecutionContinuedAsNewEventAttributes) pendingSignals = [];
+  }
+  return {
+    itemsSampled: picked.length,
+    startToFirstActivity: mean(first),
+    activities: Object.fromEntries(Object.entries(acts).map(([k, v]) => [k, { queuedMs: mean(v.q), runMs: mean(v.r) }])),
+    betweenActivities: mean(between),
+    tail: mean(tail),
+    total: mean(total),
+    parent: { signalToNextStart: mean(sigToStart), startInitiatedToStarted: mean(initToStarted), samples: sigToStart.length },
+  };
 }
