@@ -236,6 +236,7 @@ async function main(): Promise<number> {
   const goalKills = verdict.kills.filter((k) => !k.withinGoal);
   const nextMs = verdict.kills.map((k) => k.nextCompletedMs).filter((x): x is number => x !== null);
   const recMs = verdict.kills.map((k) => k.interruptedRecoveredMs).filter((x): x is number => x !== null);
+  // In flight at each kill, counted afterwards from the proxy's records (the log line shows the live count).
   const inflightSum = verdict.kills.reduce((a, k) => a + k.inFlight, 0);
   const answeredSum = verdict.kills.reduce((a, k) => a + k.answeredUnreported, 0);
   const rows: string[][] = [
@@ -269,6 +270,8 @@ async function main(): Promise<number> {
   const file = writeResults('chaos', {
     machine: m, args, code: { commit: code.commit, dirty: code.dirty }, batchId, wallMs, summary, restart: restart && { ...restart, at: restart.at - started, upAt: restart.upAt - started },
     unexpectedExits, itemRunsTwice, stalls, providerStats,
+    // Every LLM call as the proxy saw it (times relative to the batch start), for re-analysis.
+    calls: proxy.calls.map((c) => ({ ...c, startedAt: c.startedAt - started, endedAt: c.endedAt === null ? null : c.endedAt - started })),
     verdict: {
       ...verdict,
       lost: verdict.lost.slice(0, 100),

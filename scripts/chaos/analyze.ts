@@ -45,6 +45,20 @@ export interface KillReport extends Kill {
 /** An answer older than this at a kill should have been reported already: its repeat is not blamed on the kill. */
 export const ANSWERED_WINDOW_MS = 2_000;
 
+/**
+ * A request the killed process wrote just before SIGKILL can reach the proxy a few ms after the
+ * kill was recorded (it is then cut off when the socket closes): such a call was in flight too.
+ * The slot's next worker needs seconds to start, so nothing else can come from it this soon.
+ */
+export const KILL_GRACE_MS = 1_000;
+
+/** True when `c` was open at the provider when its worker was killed at `k`. */
+export function openAtKill(c: CallRecord, k: Kill): boolean {
+  if (c.slot !== k.slot || c.startedAt > k.at + KILL_GRACE_MS) return false;
+  if (c.startedAt > k.at) return c.aborted || c.endedAt === null;
+  return c.endedAt === null || c.endedAt > k.at;
+}
+
 export interface ChaosVerdict {
   items: number;
   rows: number;
@@ -106,8 +120,7 @@ export function analyze(o: { dbPath: string; batchId: string; itemIds: string[];
     for (let i = 1; i < calls.length; i++) {
       const prev = calls[i - 1]!;
       const next = calls[i]!;
-      const openAt = (k: Kill) => k.slot === prev.slot && prev.startedAt <= k.at && (prev.endedAt === null || prev.endedAt > k.at) && k.at <= next.startedAt;
-      const open = o.kills.find(openAt);
+      const open = o.kills.find((k) => openAtKill(prev, k) && k.at <= next.startedAt);
       if (open) {
         extraBy.inFlightAtKill++;
         perKill.get(open)!.inFlight++;
@@ -131,8 +144,11 @@ export function analyze(o: { dbPath: string; batchId: string; itemIds: string[];
     }
   }
 
-  const kills: KillReport[] = o.kills.map((k) => {
-    const c = perKill.get(k)!;
+  const kills: KillReport[] = o.kills.map((recorded) => {
+    const c = perKill.get(recorded)!;
+    // Counted afterwards from the proxy's records, so a request still on its way at the kill counts too.
+    const open = o.calls.filter((call) => openAtKill(call, recorded));
+    const k: Kill = { ...recorded, inFlight: open.length, inFlightItems: open.flatMap((call) => (call.itemId ? [call.itemId] : [])) };
     const nextRow = created.find((t) => t > k.at);
     const recovered = k.inFlightItems.map((id) => byItem.get(id)).map((r) => (r ? Date.parse(r.created_at) - k.at : null));
     return {
@@ -140,7 +156,7 @@ export function analyze(o: { dbPath: string; batchId: string; itemIds: string[];
       answeredUnreported: c.answered,
       inFlightTotal: k.inFlight + c.answered,
       extra: c.inFlight + c.answered,
-      // Open calls repeated can be at most the open calls; answered-unreported ones count on both sides.
+      // Answered-unreported calls count on both sides; open calls repeated can be at most the open calls.
       withinGoal: c.inFlight <= k.inFlight,
       nextCompletedMs: nextRow === undefined ? null : nextRow - k.at,
       interruptedRecoveredMs: recovered.length === 0 || recovered.some((x) => x === null) ? null : Math.max(...(recovered as number[])),
