@@ -226,6 +226,8 @@ export interface WorkerProc {
   proc: Proc;
   pid: number;
   startedAt: number;
+  /** From spawn to polling (connect, bundle the workflows, create the worker), in ms. */
+  readyMs: number;
   /** Peak resident set size so far (VmHWM), in bytes; null once the process is gone. */
   rssPeak(): number | null;
   /** Current resident set size (VmRSS), in bytes. */
@@ -275,12 +277,14 @@ export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc>
   };
   const log = openLog(o.logFile);
   const root = o.codeRoot ?? ROOT;
+  const spawnedAt = Date.now();
   const { proc, ready } = spawnProc(process.execPath, [o.entry ?? join(root, 'src', 'worker.ts')], { env, cwd: root, log, ready: /worker polling task queue/, readyTimeoutMs: 120_000 });
   await ready;
   return {
     proc,
     pid: proc.pid,
     startedAt: Date.now(),
+    readyMs: Date.now() - spawnedAt,
     rssPeak: () => procStatusBytes(proc.pid, 'VmHWM'),
     rss: () => procStatusBytes(proc.pid, 'VmRSS'),
     stop: (signal = 'SIGTERM') => proc.stop(signal, 15_000),

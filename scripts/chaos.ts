@@ -103,6 +103,8 @@ async function main(): Promise<number> {
   const client = new Client({ connection });
   const slots: Slot[] = Array.from({ length: WORKERS }, (_, i) => ({ name: String.fromCharCode(65 + i), worker: null, starting: false, generation: 0 }));
   const kills: Kill[] = [];
+  /** How long each worker took from spawn to polling (it bundles the workflow code first). */
+  const startTimes: number[] = [];
   const unexpectedExits: { slot: string; pid: number; at: number; code: number | null }[] = [];
   let restart: ServerRestart | null = null;
   let stopping = false;
@@ -116,6 +118,7 @@ async function main(): Promise<number> {
         const w = await startWorkerProc({ address: server.address, taskQueue, dbPath, providerUrl: proxy.urlFor(slot.name), logFile: join(dir, `worker-${slot.name}.log`), env, codeRoot: code.root });
         const gen = ++slot.generation;
         slot.worker = w;
+        startTimes.push(w.readyMs);
         void w.proc.exited.then((code) => {
           if (slot.generation !== gen || stopping) return;
           if (!kills.some((k) => k.pid === w.pid)) {
@@ -247,6 +250,7 @@ async function main(): Promise<number> {
     ['item workflows run more than once', String(itemRunsTwice), '0'],
     ['rows written more than once (write_count > 1)', String(verdict.rewrittenRows), ''],
     ['worker kills (SIGKILL) / unexpected worker exits', `${verdict.kills.length} / ${unexpectedExits.length}`, ''],
+    ['worker start, spawn to polling: median / max', startTimes.length ? `${fmt.s(median(startTimes))} / ${fmt.s(Math.max(...startTimes))}` : '-', ''],
     ['dev server restarts', restart ? `1 (${restart.signal}, down ${fmt.s(restart.upAt - restart.at)})` : '0', '1'],
     ['LLM calls / beyond one per item', `${verdict.calls} / ${verdict.extraCalls}`, ''],
     ['  extra: open at a kill / answered but unreported / server restart / other', `${verdict.extraBy.inFlightAtKill} / ${verdict.extraBy.answeredBeforeKill} / ${verdict.extraBy.serverRestart} / ${verdict.extraBy.other}`, ''],
@@ -269,7 +273,7 @@ async function main(): Promise<number> {
   const failed = verdict.lost.length > 0 || verdict.duplicateRows > 0 || itemRunsTwice > 0 || summary === null || stalls.length > 0;
   const file = writeResults('chaos', {
     machine: m, args, code: { commit: code.commit, dirty: code.dirty }, batchId, wallMs, summary, restart: restart && { ...restart, at: restart.at - started, upAt: restart.upAt - started },
-    unexpectedExits, itemRunsTwice, stalls, providerStats,
+    unexpectedExits, workerStartMs: startTimes, itemRunsTwice, stalls, providerStats,
     // Every LLM call as the proxy saw it (times relative to the batch start), for re-analysis.
     calls: proxy.calls.map((c) => ({ ...c, startedAt: c.startedAt - started, endedAt: c.endedAt === null ? null : c.endedAt - started })),
     verdict: {

@@ -44,7 +44,11 @@ export function withItemContext(meta: Record<string, unknown>): Record<string, u
 /** A Temporal `Logger` writing pino JSON lines; messages and metadata pass through the scrubber. */
 export function pinoLogger(level: Config['logLevel'], destination: NodeJS.WritableStream = process.stderr): Logger & { pino: pino.Logger } {
   const p = pino({ level, base: { service: 'steadfast' }, redact: { paths: ['*.apiKey', '*.authorization', '*.Authorization', '*["x-api-key"]', 'headers.*'], censor: '[redacted]' } }, destination);
-  const log = (lvl: LogLevel, message: string, meta?: LogMetadata) => p[PINO_LEVEL[lvl]](meta ? scrubValue(withItemContext(plain(meta))) : {}, scrubSecrets(message));
+  // Check the level first: scrubbing is the costly part, and most lines (debug) are dropped.
+  const log = (lvl: LogLevel, message: string, meta?: LogMetadata) => {
+    if (!p.isLevelEnabled(PINO_LEVEL[lvl])) return;
+    p[PINO_LEVEL[lvl]](meta ? scrubValue(withItemContext(plain(meta))) : {}, scrubSecrets(message));
+  };
   return {
     pino: p,
     log,
