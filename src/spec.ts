@@ -143,8 +143,7 @@ export const PipelineSpec = z
 export type PipelineSpec = z.output<typeof PipelineSpec>;
 export type PipelineSpecInput = z.input<typeof PipelineSpec>;
 
-/** Field set on an item made from a bad input line; the item goes to review with this reason. */
-export const INVALID_LINE_FIELD = '_invalid';
+export { INVALID_LINE_FIELD, contextWindowOf, tierName } from './spec-names.ts';
 
 /** An item: an `id` plus any fields the template uses. */
 export const Item = z.looseObject({ id: z.string().min(1, 'item id must be a non-empty string') });
@@ -177,14 +176,4 @@ export function formatIssues(error: z.ZodError, prefix = ''): string {
       return `${path || '(root)'}: ${i.message}`;
     })
     .join('; ');
-}
-
-/** Default tier name when the spec gives none. */
-export function tierName(p: ProviderSpec, index: number): string {
-  return p.name ?? `tier${index + 1}:${p.kind}:${p.model}`;
-}
-
-/** The default context window of a provider kind, in tokens. */
-export function contextWindowOf(p: ProviderSpec): number {
-  return p.contextWindow ?? (p.kind === 'anthropic' ? 200_000 : p.kind === 'openai' ? 128_000 : 8_192);
 }

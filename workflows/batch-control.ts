@@ -6,7 +6,7 @@
 import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.ts';
 import { NOTIFY_RETRY } from '../activities/policies.ts';
-import { tierName } from '../src/spec.ts';
+import { tierName } from '../src/spec-names.ts';
 import type { Alert, ItemOutcome } from '../src/types.ts';
 import type { BatchState } from './batch-state.ts';
 import { allows, onFailure, onSuccess, tick, withProbe } from './circuit.ts';

@@ -3,7 +3,7 @@
  * converter writes them as `{}`) so it crosses continue-as-new unchanged.
  */
 import type { Item, PipelineSpec } from '../src/spec.ts';
-import { tierName } from '../src/spec.ts';
+import { tierName } from '../src/spec-names.ts';
 import type { BatchSummary, ItemOutcome, RateLimitInfo } from '../src/types.ts';
 import { closedCircuit } from './circuit.ts';
 import type { CircuitState } from './circuit.ts';

@@ -21,15 +21,16 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { createActivities } from '../activities/index.ts';
 import { FailureType } from '../src/failures.ts';
-import { BatchInput, formatIssues } from '../src/spec.ts';
-import type { BatchInputRaw, Item } from '../src/spec.ts';
+import type { BatchInput, BatchInputRaw, Item } from '../src/spec.ts';
 import type { BatchSummary } from '../src/types.ts';
 import { BatchControl } from './batch-control.ts';
 import { BatchState, initialCarry } from './batch-state.ts';
 import type { BatchCarry } from './batch-state.ts';
 import { itemPipeline } from './item.ts';
+import { loadSpec } from './lazy.ts';
 import { itemAwaitingSignal, itemDoneSignal, progressQuery, resumeSignal, reviewSignal, reviewUpdate, tierResultSignal } from './messages.ts';
 import { available, effectiveLimit, itemsPerMinute, refill as refillPacer, setRate, take, waitMs } from './pacer.ts';
+import { loadOutputCheck } from './review.ts';
 import { BATCH_ID } from './search-attributes.ts';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -41,7 +42,8 @@ const HISTORY_EVENT_BUDGET = 8_000;
 const PAGE_SIZE = 200;
 
 /** Validates the raw input; an invalid spec fails the workflow at once, naming the field. */
-export function parseBatchInput(raw: unknown): BatchInput {
+export async function parseBatchInput(raw: unknown): Promise<BatchInput> {
+  const { BatchInput, formatIssues } = await loadSpec();
   const r = BatchInput.safeParse(raw);
   if (!r.success) {
     throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: `invalid batch input: ${formatIssues(r.error)}`, nonRetryable: true });
@@ -59,10 +61,12 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   if ('carry' in input) {
     carry = { ...input.carry, runs: input.carry.runs + 1 };
   } else {
-    const parsed = parseBatchInput(input);
+    const parsed = await parseBatchInput(input);
     const batchId = parsed.batchId ?? workflowInfo().workflowId;
     carry = initialCarry(batchId, parsed.pipeline, parsed.items, parsed.source, new Date().toISOString());
   }
+  // Forwarded reviews are checked against the output schema (zod, loaded lazily).
+  await loadOutputCheck();
   const state = new BatchState(carry);
   const control = new BatchControl(state);
   const s = state.s;

@@ -17,9 +17,9 @@ import {
 import type { createActivities, PersistRequest } from '../activities/index.ts';
 import { llmCallFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../activities/policies.ts';
 import { surelyFits } from '../activities/truncate.ts';
-import { repairMessages } from '../activities/validate.ts';
+import { repairMessages } from '../activities/repair.ts';
 import { FailureType } from '../src/failures.ts';
-import { contextWindowOf, tierName } from '../src/spec.ts';
+import { contextWindowOf, tierName } from '../src/spec-names.ts';
 import type { Item, PipelineSpec } from '../src/spec.ts';
 import { renderMessages, validateItem } from '../src/template.ts';
 import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, RateLimitInfo, TruncateResult, TruncationInfo } from '../src/types.ts';

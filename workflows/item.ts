@@ -9,7 +9,7 @@ import type { ItemInput, ItemOutcome } from '../src/types.ts';
 import { ItemRun } from './item-run.ts';
 import { circuitSignal, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewSignal, reviewUpdate } from './messages.ts';
 import type { ReviewDecision } from './messages.ts';
-import { ReviewGate, resolveTier } from './review.ts';
+import { loadOutputCheck, ReviewGate, resolveTier } from './review.ts';
 import { ITEM_STATUS, PROVIDER } from './search-attributes.ts';
 
 export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
@@ -43,6 +43,7 @@ export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
 /** Records the failure, tells the batch, and waits for a decision or the review timeout. */
 async function awaitReview(run: ItemRun, gate: ReviewGate): Promise<ReviewDecision> {
   const { review } = run.spec;
+  await loadOutputCheck();
   run.status = 'awaiting_review';
   gate.open();
   await run.persist();

@@ -4,12 +4,20 @@
  * decision that arrives while the item is not waiting changes nothing.
  */
 import { log } from '@temporalio/workflow';
-import { validateOutput } from '../activities/validate.ts';
 import type { PipelineSpec } from '../src/spec.ts';
-import { tierName } from '../src/spec.ts';
+import { tierName } from '../src/spec-names.ts';
+import { loadValidate } from './lazy.ts';
 import type { ReviewDecision } from './messages.ts';
 
 const DECISIONS = ['approve', 'retry', 'skip'] as const;
+
+/** The JSON Schema check of approved outputs (zod): loaded by {@link loadOutputCheck} before reviews are taken. */
+let checkOutput: ((value: unknown, schema: Record<string, unknown>) => string[]) | null = null;
+
+/** Loads the output check; a workflow calls it before it accepts review decisions. */
+export async function loadOutputCheck(): Promise<void> {
+  checkOutput ??= (await loadValidate()).validateOutput;
+}
 
 /** Why a decision cannot be taken, or null when it can. Pure: used by Update validators. */
 export function reviewProblem(d: unknown, spec: PipelineSpec, awaiting: boolean): string | null {
@@ -18,7 +26,8 @@ export function reviewProblem(d: unknown, spec: PipelineSpec, awaiting: boolean)
   if (!DECISIONS.includes(r.decision as (typeof DECISIONS)[number])) return `decision must be one of ${DECISIONS.join(', ')}; got ${JSON.stringify(r.decision)}`;
   if (!awaiting) return 'the item is not awaiting review';
   if (r.decision === 'approve' && r.output !== undefined && spec.output.format === 'json' && spec.output.schema) {
-    const errors = validateOutput(r.output, spec.output.schema);
+    if (!checkOutput) return 'the output check is not loaded yet; try again';
+    const errors = checkOutput(r.output, spec.output.schema);
     if (errors.length > 0) return `output does not match the pipeline's schema: ${errors.join('; ')}`;
   }
   if (r.decision === 'retry') {
