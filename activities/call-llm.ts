@@ -23,6 +23,7 @@ import { attemptTimeoutMs } from './policies.ts';
 import type { BackoffPolicy } from './policies.ts';
 import { scrubSecrets } from './scrub.ts';
 import { compileSchema, parseJsonOutput, validateOutput } from './validate.ts';
+import { callDoneSignal } from '../workflows/messages.ts';
 
 /** Heartbeat at most this often while waiting for a provider (ms). */
 export const HEARTBEAT_EVERY_MS = 5_000;
@@ -49,6 +50,19 @@ function backoffOf(policy: RetryPolicy | undefined): BackoffPolicy {
     ...(policy?.backoffCoefficient !== undefined ? { backoffCoefficient: policy.backoffCoefficient } : {}),
     ...(maximumIntervalMs !== undefined ? { maximumIntervalMs } : {}),
   };
+}
+
+/**
+ * Tells the batch that this item's call succeeded, so it starts the next item while this one
+ * persists and reports (a workflow task sooner than the item's own report). Best effort: when
+ * it fails, the item's report frees the slot as before.
+ */
+async function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string): Promise<void> {
+  try {
+    await ctx.client.workflow.getHandle(batchWorkflowId).signal(callDoneSignal, { itemId });
+  } catch (err: unknown) {
+    ctx.log.debug('could not release the slot early; the item report will', { batchWorkflowId, itemId, error: err instanceof Error ? err.message : String(err) });
+  }
 }
 
 /** Heartbeats now and every few seconds until the returned function is called. */
@@ -144,6 +158,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     }
     record('ok', raw);
     ctx.log.debug('llm call succeeded', { tier, model: raw.model, attempt, latencyMs, ...usage });
+    if (req.reportTo) await releaseSlot(ctx, req.reportTo, req.itemId);
     return {
       text: raw.text,
       ...(json !== undefined ? { json } : {}),

@@ -130,9 +130,27 @@ export interface LatencyBreakdown {
   total: number;
   /** The batch: an item's report (signal) to the next child start initiated, and initiated to started. */
   parent: { signalToNextStart: number; startInitiatedToStarted: number; samples: number };
+  /** Mean ms from each event of an item's history to the next, keyed `n:EventType` (the most common event sequence). */
+  itemEventGaps: Record<string, number>;
+  /** The batch's first run: mean ms from one event to the next, by pair of event types, with counts. */
+  parentEventGaps: Record<string, { ms: number; n: number }>;
 }
 
+/** Short names of the event types an item history holds (temporal.api.enums.v1.EventType). */
+const EVENT_NAMES: Record<number, string> = {
+  1: 'started', 2: 'completed', 5: 'wftScheduled', 6: 'wftStarted', 7: 'wftCompleted', 10: 'activityScheduled', 11: 'activityStarted',
+  12: 'activityCompleted', 13: 'activityFailed', 17: 'timerStarted', 18: 'timerFired', 25: 'marker', 26: 'signaled',
+  29: 'startChildInitiated', 31: 'childStarted', 32: 'childCompleted',
+  37: 'signalExternalInitiated', 38: 'signalExternalFailed', 39: 'externalSignaled', 40: 'upsertSearchAttributes',
+};
+const eventName = (e: { eventType?: unknown }): string => EVENT_NAMES[Number(e.eventType)] ?? `type${String(e.eventType)}`;
+
 const mean = (xs: number[]): number => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : 0);
+
+function commonGaps(seqs: { keys: string[]; sums: number[]; n: number }[]): Record<string, number> {
+  const top = seqs.sort((a, b) => b.n - a.n)[0];
+  return top ? Object.fromEntries(top.keys.map((k, i) => [k, Math.round(top.sums[i]! / top.n)])) : {};
+}
 
 /** Samples item histories (and the first run of the batch) to show where the time per item goes. */
 export async function latencyBreakdown(client: Client, batchId: string, sample = 30): Promise<LatencyBreakdown> {
@@ -145,9 +163,15 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
   const tail: number[] = [];
   const total: number[] = [];
   const acts: Record<string, { q: number[]; r: number[] }> = {};
+  const gaps = new Map<string, { keys: string[]; sums: number[]; n: number }>();
   for (const id of picked) {
     const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
     const t = (e: (typeof events)[number]) => tsToMs(e.eventTime);
+    const keys = events.map((e, i) => `${i + 1}:${eventName(e)}`);
+    const seq = gaps.get(keys.join()) ?? { keys, sums: keys.map(() => 0), n: 0 };
+    events.forEach((e, i) => (seq.sums[i]! += i === 0 ? 0 : t(e) - t(events[i - 1]!)));
+    seq.n += 1;
+    gaps.set(keys.join(), seq);
     const startedAt = t(events[0]!);
     const scheduled = new Map<string, { type: string; at: number }>();
     let lastDone: number | null = null;
@@ -179,6 +203,10 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
   const initToStarted: number[] = [];
   const initiatedAt = new Map<string, number>();
   let pendingSignals: number[] = [];
+  const pairs: Record<string, number[]> = {};
+  parentEvents.forEach((e, i) => {
+    if (i > 0) (pairs[`${eventName(parentEvents[i - 1]!)}>${eventName(e)}`] ??= []).push(tsToMs(e.eventTime) - tsToMs(parentEvents[i - 1]!.eventTime));
+  });
   for (const e of parentEvents) {
     const at = tsToMs(e.eventTime);
     if (e.workflowExecutionSignaledEventAttributes?.signalName === 'itemDone') pendingSignals.push(at);
@@ -201,5 +229,7 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
     tail: mean(tail),
     total: mean(total),
     parent: { signalToNextStart: mean(sigToStart), startInitiatedToStarted: mean(initToStarted), samples: sigToStart.length },
+    itemEventGaps: commonGaps([...gaps.values()]),
+    parentEventGaps: Object.fromEntries(Object.entries(pairs).filter(([, v]) => v.length >= 5).map(([k, v]) => [k, { ms: mean(v), n: v.length }])),
   };
 }

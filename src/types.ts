@@ -18,6 +18,8 @@ export interface LlmRequest {
   provider: ProviderSpec;
   messages: ChatMessage[];
   output: PipelineSpec['output'];
+  /** The batch workflow to tell when the call succeeded (it frees the item's concurrency slot). */
+  reportTo?: string;
 }
 
 export interface TokenUsage {

@@ -34,6 +34,28 @@ export class BatchControl {
     return this.state.s;
   }
 
+  /** An item's LLM call succeeded (signal from the activity): its slot is free for the next item. */
+  onCallDone(itemId: string): void {
+    if (this.state.release(itemId)) this.version++;
+  }
+
+  /** Child starts in flight (dispatch does not wait for them) and the first one that failed. */
+  pendingStarts = 0;
+  startError: unknown = null;
+
+  /** Follows a child start without blocking dispatch on it. */
+  trackStart(start: Promise<void>): void {
+    this.pendingStarts++;
+    start.then(
+      () => this.pendingStarts--,
+      (err: unknown) => {
+        this.pendingStarts--;
+        this.startError ??= err;
+        this.version++;
+      },
+    );
+  }
+
   onItemDone(o: ItemOutcome): void {
     if (!this.state.applyOutcome(o)) return log.warn('ignored a report from an unknown or finished item', { itemId: o.itemId });
     if (o.status === 'succeeded' && o.tier !== null) this.setCircuit(o.tier, onSuccess(this.s.circuits[o.tier]!));

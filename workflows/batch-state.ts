@@ -21,6 +21,8 @@ export interface BatchCarry {
   total: number | null;
   /** Ids of started items that have not reported back. */
   running: string[];
+  /** Running items whose LLM call succeeded: they persist and report, and no longer hold a slot. */
+  released?: string[];
   started: number;
   counts: { succeeded: number; failed: number; skipped: number; approved: number };
   retried: number;
@@ -94,9 +96,22 @@ export class BatchState {
     return this.s.running.length === 0 && (this.s.stopped || (this.s.queue.length === 0 && (this.s.source === null || this.s.source.done)));
   }
 
-  /** Items that hold a concurrency slot: running and not waiting for a human. */
+  /** Items that hold a concurrency slot: running, not waiting for a human, call not yet done. */
   get active(): number {
+    return this.s.running.length - this.s.pendingReviews.length - (this.s.released?.length ?? 0);
+  }
+
+  /** Running items not waiting for a human, released or not: bounded so tails cannot pile up. */
+  get inFlight(): number {
     return this.s.running.length - this.s.pendingReviews.length;
+  }
+
+  /** An item's call succeeded: its slot is free. False when unknown, finished or already released. */
+  release(itemId: string): boolean {
+    const released = (this.s.released ??= []);
+    if (!this.s.running.includes(itemId) || released.includes(itemId) || this.s.pendingReviews.some((p) => p.itemId === itemId)) return false;
+    released.push(itemId);
+    return true;
   }
 
   /** Lists an item as awaiting review; false when it is not one of ours or already listed. */
@@ -117,6 +132,8 @@ export class BatchState {
     const i = this.s.running.indexOf(o.itemId);
     if (i < 0) return false;
     this.s.running.splice(i, 1);
+    const r = this.s.released?.indexOf(o.itemId) ?? -1;
+    if (r >= 0) this.s.released!.splice(r, 1);
     const wasPending = this.s.pendingReviews.findIndex((r) => r.itemId === o.itemId);
     if (wasPending >= 0) this.s.pendingReviews.splice(wasPending, 1);
     this.s.retried += o.retried;

@@ -162,7 +162,7 @@ export class ItemRun {
       try {
         const scope = new CancellationScope();
         this.call = { tier: t, scope };
-        const r = await scope.run(() => llm.callLlm({ batchId: this.input.batchId, itemId: this.itemId, tier: t, provider, messages, output: this.spec.output }));
+        const r = await scope.run(() => llm.callLlm({ batchId: this.input.batchId, itemId: this.itemId, tier: t, provider, messages, output: this.spec.output, ...(this.input.parentWorkflowId ? { reportTo: this.input.parentWorkflowId } : {}) }));
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
         this.record(r.usage, r.costUsd, r.attempt);
         if (t === 0 && r.rateLimit) this.rateLimit = r.rateLimit;

@@ -53,6 +53,12 @@ export interface Progress {
 /** Item → batch: the item is finished (or waits for review). Addressed by workflow id, so it survives continue-as-new. */
 export const itemDoneSignal = defineSignal<[ItemOutcome]>('itemDone');
 
+/**
+ * callLlm activity → batch: this item's call succeeded, so its concurrency slot is free while
+ * the item persists and reports. Sent by the activity itself, a workflow task earlier than the item could.
+ */
+export const callDoneSignal = defineSignal<[{ itemId: string }]>('itemCallDone');
+
 /** Item → batch: the item failed for good and waits for a human. */
 export const itemAwaitingSignal = defineSignal<[PendingReview]>('itemAwaitingReview');
 
