@@ -50,6 +50,20 @@ export class ProviderEngine {
   private seq = 0;
   /** Hangs holding a socket; maintained by the server. */
   openHangs = 0;
+  /** Chat requests received and not yet answered (or closed), and the most at once since the last reset. */
+  inFlight = 0;
+  maxInFlight = 0;
+
+  /** A chat request arrived; the returned function ends it (idempotent). */
+  openRequest(): () => void {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    let open = true;
+    return () => {
+      if (open) this.inFlight--;
+      open = false;
+    };
+  }
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -82,10 +96,11 @@ export class ProviderEngine {
     this.attempts.clear();
     this.counter = new StatsCounter();
     this.limiter = this.makeLimiter();
+    this.maxInFlight = this.inFlight;
   }
 
   stats(): ProviderStats {
-    return this.counter.snapshot({ profile: this.profile.name, seed: this.opts.seed, seen: this.attempts.size, modelsDown: [...this.down], openHangs: this.openHangs });
+    return this.counter.snapshot({ profile: this.profile.name, seed: this.opts.seed, seen: this.attempts.size, modelsDown: [...this.down], openHangs: this.openHangs, inFlight: this.inFlight, maxInFlight: this.maxInFlight });
   }
 
   /** Counts a written HTTP status. */

@@ -127,8 +127,13 @@ function route(req: IncomingMessage, res: ServerResponse, body: string, engine: 
   const dialect: Dialect = path.startsWith('/v1/messages') || req.headers['anthropic-version'] !== undefined ? anthropicDialect : openaiDialect;
   const notFound = (): void => send(res, dialect.error('not_found', { requestId: engine.nextRequestId(), message: `Unknown route ${method} ${path}` }));
   if (path.startsWith('/admin/')) return send(res, admin(method, path, body, engine));
-  if (method === 'POST' && path === '/v1/chat/completions') return carryOut(engine.handleChat(openaiDialect, body, req.headers), req, res, engine);
-  if (method === 'POST' && path === '/v1/messages') return carryOut(engine.handleChat(anthropicDialect, body, req.headers), req, res, engine);
+  const chat = method === 'POST' && path === '/v1/chat/completions' ? openaiDialect : method === 'POST' && path === '/v1/messages' ? anthropicDialect : null;
+  if (chat) {
+    const done = engine.openRequest();
+    res.once('finish', done);
+    res.once('close', done);
+    return carryOut(engine.handleChat(chat, body, req.headers), req, res, engine);
+  }
   if (method === 'POST' && path === '/v1/messages/count_tokens') {
     const parsed = (() => {
       try {

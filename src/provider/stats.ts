@@ -25,6 +25,9 @@ export interface ProviderStats {
   modelsDown: string[];
   /** Hangs currently holding a socket. */
   openHangs: number;
+  /** Chat requests open now (received, not yet answered), and the most open at once since the last reset. */
+  inFlight: number;
+  maxInFlight: number;
 }
 
 /** Mutable counters behind {@link ProviderStats}. */
@@ -57,7 +60,7 @@ export class StatsCounter {
     if (n === 2) this.multi++;
   }
 
-  snapshot(extra: { profile: string; seed: number; seen: number; modelsDown: string[]; openHangs: number }): ProviderStats {
+  snapshot(extra: { profile: string; seed: number; seen: number; modelsDown: string[]; openHangs: number; inFlight: number; maxInFlight: number }): ProviderStats {
     return {
       startedAt: this.startedAt,
       profile: extra.profile,
@@ -73,6 +76,8 @@ export class StatsCounter {
       identities: { seen: extra.seen, succeeded: this.successesById.size, succeededMoreThanOnce: this.multi },
       modelsDown: extra.modelsDown,
       openHangs: extra.openHangs,
+      inFlight: extra.inFlight,
+      maxInFlight: extra.maxInFlight,
     };
   }
 }
