@@ -62,8 +62,15 @@ export const NOTIFY_RETRY = {
   nonRetryableErrorTypes: permanent(),
 } as const satisfies RetryPolicy;
 
+/**
+ * How long the server waits for a heartbeat from a running `callLlm` before it gives the
+ * attempt to another worker: the time a killed worker's calls stay lost. The activity
+ * heartbeats every 3.3 s (a third of this) while it waits for the provider.
+ */
+export const LLM_HEARTBEAT_TIMEOUT = '10 seconds';
+
 /** Options for `callLlm` with the default policy. Use {@link llmCallFor} when a spec is at hand. */
-export const llmCall = { startToCloseTimeout: '2 minutes', heartbeatTimeout: '30 seconds', retry: LLM_RETRY } as const;
+export const llmCall = { startToCloseTimeout: '2 minutes', heartbeatTimeout: LLM_HEARTBEAT_TIMEOUT, retry: LLM_RETRY } as const;
 /** Options for `countAndTruncate`. */
 export const truncateCall = { startToCloseTimeout: '30 seconds', retry: TRUNCATE_RETRY } as const;
 /** Options for `persistResult`; listResults/countResults use it too. */
@@ -102,7 +109,7 @@ export function attemptTimeoutMs(provider: Pick<ProviderSpec, 'timeout' | 'timeo
 export function llmCallFor(provider: Pick<ProviderSpec, 'timeout' | 'timeoutGrowth'>, retry: PipelineSpec['retry']) {
   return {
     startToCloseTimeout: attemptTimeoutMs(provider, retry.maxAttempts) + 5_000,
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: LLM_HEARTBEAT_TIMEOUT,
     retry: llmRetryFor(retry),
   } as const;
 }
