@@ -9,5 +9,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY migrations ./migrations
 COPY examples ./examples
+# The workflow bundle, built once into the image: a restarted worker skips webpack.
+RUN node src/bundle-cache.ts
 USER node
 CMD ["node", "src/worker.ts"]

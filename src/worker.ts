@@ -14,6 +14,7 @@ import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Logger, WorkerOptions } from '@temporalio/worker';
 import { createActivities, createDefaultDeps } from '../activities/index.ts';
 import type { ActivityDeps } from '../activities/index.ts';
+import { cachedWorkflowBundle } from './bundle-cache.ts';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { WorkerHealth, startHealthServer } from './health.ts';
@@ -103,7 +104,8 @@ async function main(): Promise<void> {
     connection = await connectWithRetry(config, logger, health, stop.signal);
     if (!connection) return;
     deps = await createDefaultDeps(config);
-    const worker = await createWorker({ connection, config, deps });
+    const workflowBundle = await cachedWorkflowBundle(WORKFLOWS_PATH, logger);
+    const worker = await createWorker({ connection, config, deps, workflowBundle });
     health.attach(worker, connection);
     if (config.metricsPort > 0) {
       // Workflow-held state (review queue, circuits) becomes gauges via the batches' progress query.
