@@ -113,6 +113,11 @@ export const PipelineSpec = z
       .default({ timeout: 7 * 86_400_000, defaultDecision: 'skip' }),
     batch: z
       .object({
+        /**
+         * Items calling a model at once: at most this many LLM calls are in flight. An item
+         * whose call succeeded frees its slot while it persists and reports, so up to twice
+         * this many item workflows may be running.
+         */
         concurrency: z.number().int().min(1).max(500).default(10),
         /** Stop or pause after this many consecutive failed items; 0 disables. */
         maxConsecutiveFailures: z.number().int().min(0).default(0),
