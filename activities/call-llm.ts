@@ -14,7 +14,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType } from '../src/failures.ts';
 import { CANCELLED_OUTCOME, steadfastMetrics } from '../src/metrics.ts';
 import type { LlmCallRecord } from '../src/metrics.ts';
-import { tierName } from '../src/spec.ts';
+import { costOf, tierName } from '../src/spec-names.ts';
 import type { InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/types.ts';
 import { classifyError } from './classify.ts';
 import { createAdapter, resolveEndpoint } from './llm.ts';
@@ -35,10 +35,6 @@ export interface CallLlmDeps {
   fetch?: typeof fetch;
 }
 
-/** Cost in USD of a call under the tier's pricing (USD per million tokens). */
-export function costOf(pricing: { inputPerMTok: number; outputPerMTok: number }, usage: TokenUsage): number {
-  return (usage.inputTokens * pricing.inputPerMTok + usage.outputTokens * pricing.outputPerMTok) / 1_000_000;
-}
 
 /** The activity's retry policy in ms, for the jittered backoff (the server sends durations decompiled to ms). */
 function backoffOf(policy: RetryPolicy | undefined): BackoffPolicy {

@@ -16,6 +16,11 @@ export function tierName(p: ProviderSpec, index: number): string {
   return p.name ?? `tier${index + 1}:${p.kind}:${p.model}`;
 }
 
+/** Cost in USD of a call under the tier's pricing (USD per million tokens). */
+export function costOf(pricing: { inputPerMTok: number; outputPerMTok: number }, usage: { inputTokens: number; outputTokens: number }): number {
+  return (usage.inputTokens * pricing.inputPerMTok + usage.outputTokens * pricing.outputPerMTok) / 1_000_000;
+}
+
 /** The default context window of a provider kind, in tokens. */
 export function contextWindowOf(p: ProviderSpec): number {
   return p.contextWindow ?? (p.kind === 'anthropic' ? 200_000 : p.kind === 'openai' ? 128_000 : 8_192);

@@ -19,7 +19,7 @@ import { llmCallFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../activities/policie
 import { surelyFits } from '../activities/truncate.ts';
 import { repairMessages } from '../activities/repair.ts';
 import { FailureType } from '../src/failures.ts';
-import { contextWindowOf, tierName } from '../src/spec-names.ts';
+import { contextWindowOf, costOf, tierName } from '../src/spec-names.ts';
 import type { Item, PipelineSpec } from '../src/spec.ts';
 import { renderMessages, validateItem } from '../src/template.ts';
 import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, RateLimitInfo, TruncateResult, TruncationInfo } from '../src/types.ts';
@@ -175,7 +175,8 @@ export class ItemRun {
         if (isCancellation(err)) throw err;
         const f = failureOf(err);
         this.attempts += 1;
-        if (f.details?.usage) this.record(f.details.usage, 0, 0);
+        // A rejected answer (invalid, refused, cut off) was billed: its tokens and cost count.
+        if (f.details?.usage) this.record(f.details.usage, costOf(provider.pricing, f.details.usage), 0);
         if (f.details?.text !== undefined) this.bestOutput = f.details.text;
         this.fail(f.type, f.message, name);
         if (PROVIDER_FAULTS.includes(f.type)) await this.reportTier(t, false, f.type);

@@ -90,6 +90,10 @@ describe('resilience', () => {
     expect(bad.provider).toBe('primary');
     expect(bad.attempts).toBeGreaterThanOrEqual(2);
     expect(bad.output).toMatchObject({ category: expect.any(String), urgency: expect.any(Number) });
+    // The rejected answer was billed and counts in the item's cost: the batch's cost is the provider's bill.
+    expect(h.provider.stats().successes).toBe(3);
+    expect(summary.costUsd).toBeGreaterThan(0);
+    expect(summary.costUsd).toBeCloseTo(h.provider.stats().costUsd, 9);
   }, 60_000);
 
   it('truncates a prompt over the window, keeps the system prompt and records it', async () => {
