@@ -48,17 +48,30 @@ function backoffOf(policy: RetryPolicy | undefined): BackoffPolicy {
   };
 }
 
+/** How long the best-effort slot release may take before it is abandoned (ms). */
+const RELEASE_DEADLINE_MS = 5_000;
+
 /**
  * Tells the batch that this item's call succeeded, so it starts the next item while this one
- * persists and reports (a workflow task sooner than the item's own report). Best effort: when
- * it fails, the item's report frees the slot as before.
+ * persists and reports (a workflow task sooner than the item's own report). Best effort and
+ * not awaited: the activity's result never waits for it (a worker that dies meanwhile would
+ * otherwise lose an answer it already has), and when it fails the item's report frees the slot.
  */
-async function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string): Promise<void> {
+function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string): void {
+  const started = Date.now();
+  const warn = (msg: string, extra: Record<string, unknown> = {}): void => ctx.log.warn(msg, { batchWorkflowId, itemId, ms: Date.now() - started, ...extra });
+  let client;
   try {
-    await ctx.client.workflow.getHandle(batchWorkflowId).signal(callDoneSignal, { itemId });
-  } catch (err: unknown) {
-    ctx.log.debug('could not release the slot early; the item report will', { batchWorkflowId, itemId, error: err instanceof Error ? err.message : String(err) });
+    client = ctx.client;
+  } catch {
+    return; // no client (an activity run outside a worker): the item's report frees the slot
   }
+  client
+    .withDeadline(started + RELEASE_DEADLINE_MS, () => client.workflow.getHandle(batchWorkflowId).signal(callDoneSignal, { itemId }))
+    .then(
+      () => Date.now() - started > 1_000 && warn('slow slot release'),
+      (err: unknown) => warn('could not release the slot early; the item report will', { error: err instanceof Error ? err.message : String(err) }),
+    );
 }
 
 /** Heartbeats now and every few seconds until the returned function is called. */
@@ -154,7 +167,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     }
     record('ok', raw);
     ctx.log.debug('llm call succeeded', { tier, model: raw.model, attempt, latencyMs, ...usage });
-    if (req.reportTo) await releaseSlot(ctx, req.reportTo, req.itemId);
+    if (req.reportTo) releaseSlot(ctx, req.reportTo, req.itemId);
     return {
       text: raw.text,
       ...(json !== undefined ? { json } : {}),
