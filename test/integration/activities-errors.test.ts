@@ -8,14 +8,14 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createActivities, openStore } from '../../activities/index.ts';
-import type { Activities, ResultStore } from '../../activities/index.ts';
-import { FAULT_HEADER, startProvider } from '../../src/provider/index.ts';
+import type { Activities } from '../../activities/index.ts';
 import type { RunningProvider } from '../../src/provider/index.ts';
 import { FailureType } from '../../src/failures.ts';
 import { PipelineSpec, ProviderSpec } from '../../src/spec.ts';
 import type { ProviderSpecInput } from '../../src/spec.ts';
 import type { InvalidOutputDetails, LlmRequest, LlmResult } from '../../src/types.ts';
+import { createActivityRig } from '../support/activity-rig.ts';
+import type { ActivityRig } from '../support/activity-rig.ts';
 
 const schema = {
   type: 'object',
@@ -26,34 +26,18 @@ const schema = {
 const output = PipelineSpec.shape.output.parse({ format: 'json', schema });
 const pricing = { inputPerMTok: 0.15, outputPerMTok: 0.6 };
 
+let rig: ActivityRig;
 let provider: RunningProvider;
-let store: ResultStore;
 let acts: Activities;
-/** Fault forced on the next calls (header), and the headers of the last provider response. */
-let fault: string | undefined;
-let lastHeaders: Headers | undefined;
-
-/** The SDKs' fetch, with the fault header added and response headers captured. */
-const faultFetch: typeof fetch = async (input, init) => {
-  const headers = new Headers(init?.headers);
-  if (fault) headers.set(FAULT_HEADER, fault);
-  const res = await fetch(input, { ...init, headers });
-  lastHeaders = res.headers;
-  return res;
-};
 
 beforeAll(async () => {
-  provider = await startProvider({ port: 0, profile: 'none', seed: 1, latencyScale: 0 });
-  store = await openStore({ dbPath: ':memory:' });
-  acts = createActivities({ store, providerUrl: provider.url, env: {}, fetch: faultFetch });
+  rig = await createActivityRig(1);
+  ({ provider, acts } = rig);
 });
-afterAll(async () => {
-  await store.close();
-  await provider.close();
-});
+afterAll(async () => rig.close());
 beforeEach(() => {
-  fault = undefined;
-  lastHeaders = undefined;
+  rig.fault = undefined;
+  rig.lastHeaders = undefined;
   provider.setProfile('none');
 });
 
@@ -125,7 +109,7 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
   ];
 
   it.each(cases)('fault %s -> %s (nonRetryable %s)', async (f, type, nonRetryable) => {
-    fault = f;
+    rig.fault = f;
     const e = await failure(activityEnv(2).run(acts.callLlm, request(p())));
     expect(e.type).toBe(type);
     expect(Boolean(e.nonRetryable)).toBe(nonRetryable);
@@ -139,11 +123,11 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
 
   it('rate_limit -> RateLimited with nextRetryDelay equal to the header', async () => {
     provider.setProfile({ name: 'slow-429', retryAfterMs: 2500 });
-    fault = 'rate_limit';
+    rig.fault = 'rate_limit';
     const e = await failure(activityEnv(3).run(acts.callLlm, request(p())));
     expect(e.type).toBe(FailureType.RateLimited);
     expect(e.nonRetryable).toBe(false);
-    const expected = kind === 'openai' ? Number(lastHeaders?.get('retry-after-ms')) : Number(lastHeaders?.get('retry-after')) * 1000;
+    const expected = kind === 'openai' ? Number(rig.lastHeaders?.get('retry-after-ms')) : Number(rig.lastHeaders?.get('retry-after')) * 1000;
     expect(expected).toBe(kind === 'openai' ? 2500 : 3000);
     expect(e.nextRetryDelay).toBe(expected);
     expect(e.details?.[0]).toMatchObject({ status: 429, retryAfterMs: expected, remainingRequests: 0 });
@@ -154,13 +138,13 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
     await activityEnv().run(acts.callLlm, request(p()));
     const e = await failure(activityEnv().run(acts.callLlm, request(p())));
     expect(e.type).toBe(FailureType.RateLimited);
-    const header = kind === 'openai' ? Number(lastHeaders?.get('retry-after-ms')) : Number(lastHeaders?.get('retry-after')) * 1000;
+    const header = kind === 'openai' ? Number(rig.lastHeaders?.get('retry-after-ms')) : Number(rig.lastHeaders?.get('retry-after')) * 1000;
     expect(header).toBeGreaterThan(0);
     expect(e.nextRetryDelay).toBe(header);
   });
 
   it('InvalidOutput carries the text, the errors with paths and the usage', async () => {
-    fault = 'schema_violation';
+    rig.fault = 'schema_violation';
     const e = await failure(activityEnv().run(acts.callLlm, request(p())));
     const d = e.details?.[0] as InvalidOutputDetails;
     expect(typeof d.text).toBe('string');
@@ -170,17 +154,17 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
   });
 
   it('OutputTruncated and ContentRefused carry the partial text and usage', async () => {
-    fault = 'truncated';
+    rig.fault = 'truncated';
     const t = await failure(activityEnv().run(acts.callLlm, request(p())));
     expect((t.details?.[0] as InvalidOutputDetails).usage.outputTokens).toBeGreaterThan(0);
     expect((t.details?.[0] as InvalidOutputDetails).text.length).toBeGreaterThan(0);
-    fault = 'refusal';
+    rig.fault = 'refusal';
     const r = await failure(activityEnv().run(acts.callLlm, request(p())));
     expect((r.details?.[0] as InvalidOutputDetails).text).toMatch(/can't help/);
   });
 
   it('a hang -> Timeout after the per-attempt timeout', async () => {
-    fault = 'hang';
+    rig.fault = 'hang';
     const t0 = Date.now();
     const e = await failure(activityEnv().run(acts.callLlm, request(p({ timeout: '400ms' }))));
     expect(e.type).toBe(FailureType.Timeout);
@@ -189,7 +173,7 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
   });
 
   it('the per-attempt timeout grows with the attempt', async () => {
-    fault = 'hang';
+    rig.fault = 'hang';
     const t0 = Date.now();
     await failure(activityEnv(3).run(acts.callLlm, request(p({ timeout: '200ms', timeoutGrowth: 2 }))));
     expect(Date.now() - t0).toBeGreaterThanOrEqual(750);
@@ -208,7 +192,7 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
   });
 
   it('cancellation during a hang -> CancelledFailure, promptly', async () => {
-    fault = 'hang';
+    rig.fault = 'hang';
     const env = activityEnv();
     const run = env.run(acts.callLlm, request(p({ timeout: '30s' })));
     setTimeout(() => env.cancel(), 200);

@@ -8,16 +8,16 @@ import type { MetricCounter, MetricGauge, MetricHistogram, MetricMeter, MetricTa
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createActivities, openStore } from '../../activities/index.ts';
-import type { Activities, PersistRequest, ResultStore } from '../../activities/index.ts';
+import type { Activities, PersistRequest } from '../../activities/index.ts';
 import { FailureType } from '../../src/failures.ts';
 import { CANCELLED_OUTCOME, HISTOGRAM_BUCKETS, METRICS, METRIC_NAMES, observe, parsePrometheus, recoverySeconds, startBatchObserver, steadfastMetrics, sumBy } from '../../src/metrics.ts';
-import { FAULT_HEADER, startProvider } from '../../src/provider/index.ts';
 import type { RunningProvider } from '../../src/provider/index.ts';
 import { PipelineSpec, ProviderSpec } from '../../src/spec.ts';
 import type { ProviderSpecInput } from '../../src/spec.ts';
 import type { ChatMessage, LlmRequest, LlmResult, TruncateResult } from '../../src/types.ts';
 import type { Progress } from '../../workflows/messages.ts';
+import { createActivityRig } from '../support/activity-rig.ts';
+import type { ActivityRig } from '../support/activity-rig.ts';
 
 interface Recorded {
   name: string;
@@ -84,28 +84,17 @@ const schema = {
 const output = PipelineSpec.shape.output.parse({ format: 'json', schema });
 const pricing = { inputPerMTok: 0.15, outputPerMTok: 0.6 };
 
+let rig: ActivityRig;
 let provider: RunningProvider;
-let store: ResultStore;
 let acts: Activities;
-let fault: string | undefined;
-
-const faultFetch: typeof fetch = async (input, init) => {
-  const headers = new Headers(init?.headers);
-  if (fault) headers.set(FAULT_HEADER, fault);
-  return fetch(input, { ...init, headers });
-};
 
 beforeAll(async () => {
-  provider = await startProvider({ port: 0, profile: 'none', seed: 3, latencyScale: 0 });
-  store = await openStore({ dbPath: ':memory:' });
-  acts = createActivities({ store, providerUrl: provider.url, env: {}, fetch: faultFetch });
+  rig = await createActivityRig(3);
+  ({ provider, acts } = rig);
 });
-afterAll(async () => {
-  await store.close();
-  await provider.close();
-});
+afterAll(async () => rig.close());
 beforeEach(() => {
-  fault = undefined;
+  rig.fault = undefined;
 });
 
 function spec(p: Partial<ProviderSpecInput> = {}): ProviderSpec {
@@ -144,11 +133,11 @@ describe('callLlm metrics', () => {
 
   it('labels failures with their type, and counts retries (attempt > 1)', async () => {
     const m = new RecordingMeter();
-    fault = 'rate_limit';
+    rig.fault = 'rate_limit';
     await settle(env(m, 2).run(acts.callLlm, request(spec())));
-    fault = 'overloaded';
+    rig.fault = 'overloaded';
     await settle(env(m, 3).run(acts.callLlm, request(spec({ kind: 'anthropic', model: 'claude-haiku-4-5', name: 'secondary' }), 1)));
-    fault = 'schema_violation';
+    rig.fault = 'schema_violation';
     const invalid = await settle(env(m).run(acts.callLlm, request(spec())));
     expect((invalid as { type?: string }).type).toBe(FailureType.InvalidOutput);
 
@@ -171,7 +160,7 @@ describe('callLlm metrics', () => {
 
   it('counts a call cancelled by the workflow as Cancelled', async () => {
     const m = new RecordingMeter();
-    fault = 'hang';
+    rig.fault = 'hang';
     const e = env(m);
     const running = settle(e.run(acts.callLlm, request(spec())));
     await new Promise((r) => setTimeout(r, 200));
@@ -184,7 +173,7 @@ describe('callLlm metrics', () => {
     provider.reset();
     const m = new RecordingMeter();
     for (const f of ['none', 'rate_limit', 'bad_json', 'overloaded', 'none', 'schema_violation']) {
-      fault = f;
+      rig.fault = f;
       await settle(env(m).run(acts.callLlm, request(spec())));
     }
     const stats = provider.stats();
