@@ -39,14 +39,14 @@ export function bundleKey(root = ROOT): string {
   return h.digest('hex').slice(0, 16);
 }
 
-/** Reads the bundle for the current sources from the cache, or builds and stores it. */
-export async function cachedWorkflowBundle(workflowsPath: string, logger: Logger, cacheDir = process.env['STEADFAST_BUNDLE_CACHE'] ?? join(ROOT, '.cache')): Promise<{ code: string }> {
+/** Reads the bundle for the current sources from the cache, or builds and stores it; `key` names it. */
+export async function cachedWorkflowBundle(workflowsPath: string, logger: Logger, cacheDir = process.env['STEADFAST_BUNDLE_CACHE'] ?? join(ROOT, '.cache')): Promise<{ code: string; key: string }> {
   const key = bundleKey();
   const file = join(cacheDir, `workflow-bundle-${key}.js`);
   try {
     const code = readFileSync(file, 'utf8');
     logger.info('workflow bundle from cache', { file });
-    return { code };
+    return { code, key };
   } catch {
     // Not cached yet.
   }
@@ -61,13 +61,13 @@ export async function cachedWorkflowBundle(workflowsPath: string, logger: Logger
   } catch (err: unknown) {
     logger.warn('cannot cache the workflow bundle; bundling at every start', { cacheDir, error: err instanceof Error ? err.message : String(err) });
   }
-  return { code };
+  return { code, key };
 }
 
 // `node src/bundle-cache.ts` builds the cache ahead of time (the Dockerfile does, so containers start polling sooner).
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
   const quiet = { info() {}, warn: console.warn, error: console.error, debug() {}, trace() {}, log() {} } as unknown as Logger;
   const workflowsPath = join(ROOT, 'workflows', 'index.ts');
-  await cachedWorkflowBundle(workflowsPath, quiet);
-  console.log(`workflow bundle ${bundleKey()} cached`);
+  const { key } = await cachedWorkflowBundle(workflowsPath, quiet);
+  console.log(`workflow bundle ${key} cached`);
 }

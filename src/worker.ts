@@ -104,8 +104,8 @@ async function main(): Promise<void> {
     connection = await connectWithRetry(config, logger, health, stop.signal);
     if (!connection) return;
     deps = await createDefaultDeps(config);
-    const workflowBundle = await cachedWorkflowBundle(WORKFLOWS_PATH, logger);
-    const worker = await createWorker({ connection, config, deps, workflowBundle });
+    const { code } = await cachedWorkflowBundle(WORKFLOWS_PATH, logger);
+    const worker = await createWorker({ connection, config, deps, workflowBundle: { code } });
     health.attach(worker, connection);
     if (config.metricsPort > 0) {
       // Workflow-held state (review queue, circuits) becomes gauges via the batches' progress query.

@@ -3,7 +3,7 @@
  * queue (forwarding decisions to the item), stop-or-pause after consecutive
  * failures, and alerts. Handlers call into this class and stay one-liners.
  */
-import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
+import { condition, getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.ts';
 import { NOTIFY_RETRY } from '../activities/policies.ts';
 import { tierName } from '../src/spec-names.ts';
@@ -42,6 +42,12 @@ export class BatchControl {
   /** Child starts in flight (dispatch does not wait for them) and the first one that failed. */
   pendingStarts = 0;
   startError: unknown = null;
+
+  /** Waits until every child start is confirmed; rethrows the first that failed. */
+  async settleStarts(): Promise<void> {
+    await condition(() => this.pendingStarts === 0);
+    if (this.startError) throw this.startError;
+  }
 
   /** Follows a child start without blocking dispatch on it. */
   trackStart(start: Promise<void>): void {

@@ -98,7 +98,7 @@ export class BatchState {
 
   /** Items that hold a concurrency slot: running, not waiting for a human, call not yet done. */
   get active(): number {
-    return this.s.running.length - this.s.pendingReviews.length - (this.s.released?.length ?? 0);
+    return this.inFlight - (this.s.released?.length ?? 0);
   }
 
   /** Running items not waiting for a human, released or not: bounded so tails cannot pile up. */

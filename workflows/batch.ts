@@ -120,8 +120,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     setCurrentDetails(state.detailsMarkdown(Date.now()));
     if (state.done) break;
     if (shouldContinueAsNew()) {
-      await condition(() => control.pendingStarts === 0);
-      if (control.startError) throw control.startError;
+      await control.settleStarts();
       await control.drainAlerts();
       await condition(allHandlersFinished);
       await continueAsNew<typeof batchPipeline>({ carry: s });
@@ -130,7 +129,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     const needPage = s.queue.length === 0 && s.source !== null && !s.source.done && state.active < s.pipeline.batch.concurrency;
     if (!needPage && !paged) await condition(() => control.version !== seen, wake.length ? Math.min(...wake) : undefined);
   }
-  await condition(() => control.pendingStarts === 0);
+  await control.settleStarts();
   await control.drainAlerts();
   await condition(allHandlersFinished);
   return state.summary(new Date().toISOString(), 'completed');
