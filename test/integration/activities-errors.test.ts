@@ -7,39 +7,18 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Activities } from '../../activities/index.ts';
-import type { RunningProvider } from '../../src/provider/index.ts';
+import { describe, expect, it } from 'vitest';
 import { FailureType } from '../../src/failures.ts';
 import { PipelineSpec, ProviderSpec } from '../../src/spec.ts';
 import type { ProviderSpecInput } from '../../src/spec.ts';
 import type { InvalidOutputDetails, LlmRequest, LlmResult } from '../../src/types.ts';
-import { createActivityRig } from '../support/activity-rig.ts';
-import type { ActivityRig } from '../support/activity-rig.ts';
+import { labelSchema, TEST_PRICING, useActivityRig } from '../support/activity-rig.ts';
 
-const schema = {
-  type: 'object',
-  properties: { label: { type: 'string', enum: ['ok', 'broken', 'late'] }, score: { type: 'number', minimum: 0, maximum: 1 } },
-  required: ['label', 'score'],
-  additionalProperties: false,
-};
+const schema = labelSchema(['ok', 'broken', 'late']);
 const output = PipelineSpec.shape.output.parse({ format: 'json', schema });
-const pricing = { inputPerMTok: 0.15, outputPerMTok: 0.6 };
+const pricing = TEST_PRICING;
 
-let rig: ActivityRig;
-let provider: RunningProvider;
-let acts: Activities;
-
-beforeAll(async () => {
-  rig = await createActivityRig(1);
-  ({ provider, acts } = rig);
-});
-afterAll(async () => rig.close());
-beforeEach(() => {
-  rig.fault = undefined;
-  rig.lastHeaders = undefined;
-  provider.setProfile('none');
-});
+const rig = useActivityRig(1);
 
 function spec(p: Partial<ProviderSpecInput> = {}): ProviderSpec {
   return ProviderSpec.parse({ kind: 'openai', model: 'gpt-4o-mini', timeout: '5s', pricing, ...p });
@@ -75,7 +54,7 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
     const env = activityEnv();
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
-    const r: LlmResult = await env.run(acts.callLlm, request(p()));
+    const r: LlmResult = await env.run(rig.acts.callLlm, request(p()));
     expect(r.json).toEqual({ label: expect.any(String), score: expect.any(Number) });
     expect(JSON.parse(r.text)).toEqual(r.json);
     expect(r.finishReason).toBe('stop');
@@ -89,7 +68,7 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
   });
 
   it('returns plain text when the output format is text', async () => {
-    const r: LlmResult = await activityEnv().run(acts.callLlm, request(p(), 'Hello there item 5', { format: 'text' }));
+    const r: LlmResult = await activityEnv().run(rig.acts.callLlm, request(p(), 'Hello there item 5', { format: 'text' }));
     expect(r.text).toMatch(/^Answer for: Hello there item 5/);
     expect(r.json).toBeUndefined();
   });
@@ -110,7 +89,7 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
 
   it.each(cases)('fault %s -> %s (nonRetryable %s)', async (f, type, nonRetryable) => {
     rig.fault = f;
-    const e = await failure(activityEnv(2).run(acts.callLlm, request(p())));
+    const e = await failure(activityEnv(2).run(rig.acts.callLlm, request(p())));
     expect(e.type).toBe(type);
     expect(Boolean(e.nonRetryable)).toBe(nonRetryable);
     if (nonRetryable) expect(e.nextRetryDelay).toBeUndefined();
@@ -122,9 +101,9 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
   });
 
   it('rate_limit -> RateLimited with nextRetryDelay equal to the header', async () => {
-    provider.setProfile({ name: 'slow-429', retryAfterMs: 2500 });
+    rig.provider.setProfile({ name: 'slow-429', retryAfterMs: 2500 });
     rig.fault = 'rate_limit';
-    const e = await failure(activityEnv(3).run(acts.callLlm, request(p())));
+    const e = await failure(activityEnv(3).run(rig.acts.callLlm, request(p())));
     expect(e.type).toBe(FailureType.RateLimited);
     expect(e.nonRetryable).toBe(false);
     const expected = kind === 'openai' ? Number(rig.lastHeaders?.get('retry-after-ms')) : Number(rig.lastHeaders?.get('retry-after')) * 1000;
@@ -134,9 +113,9 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
   });
 
   it('a real token bucket 429 carries the provider-computed wait', async () => {
-    provider.setProfile('ratelimit:rpm=1,tpm=100000,burstSeconds=1');
-    await activityEnv().run(acts.callLlm, request(p()));
-    const e = await failure(activityEnv().run(acts.callLlm, request(p())));
+    rig.provider.setProfile('ratelimit:rpm=1,tpm=100000,burstSeconds=1');
+    await activityEnv().run(rig.acts.callLlm, request(p()));
+    const e = await failure(activityEnv().run(rig.acts.callLlm, request(p())));
     expect(e.type).toBe(FailureType.RateLimited);
     const header = kind === 'openai' ? Number(rig.lastHeaders?.get('retry-after-ms')) : Number(rig.lastHeaders?.get('retry-after')) * 1000;
     expect(header).toBeGreaterThan(0);
@@ -145,7 +124,7 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
 
   it('InvalidOutput carries the text, the errors with paths and the usage', async () => {
     rig.fault = 'schema_violation';
-    const e = await failure(activityEnv().run(acts.callLlm, request(p())));
+    const e = await failure(activityEnv().run(rig.acts.callLlm, request(p())));
     const d = e.details?.[0] as InvalidOutputDetails;
     expect(typeof d.text).toBe('string');
     expect(d.errors.length).toBeGreaterThan(0);
@@ -155,18 +134,18 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
 
   it('OutputTruncated and ContentRefused carry the partial text and usage', async () => {
     rig.fault = 'truncated';
-    const t = await failure(activityEnv().run(acts.callLlm, request(p())));
+    const t = await failure(activityEnv().run(rig.acts.callLlm, request(p())));
     expect((t.details?.[0] as InvalidOutputDetails).usage.outputTokens).toBeGreaterThan(0);
     expect((t.details?.[0] as InvalidOutputDetails).text.length).toBeGreaterThan(0);
     rig.fault = 'refusal';
-    const r = await failure(activityEnv().run(acts.callLlm, request(p())));
+    const r = await failure(activityEnv().run(rig.acts.callLlm, request(p())));
     expect((r.details?.[0] as InvalidOutputDetails).text).toMatch(/can't help/);
   });
 
   it('a hang -> Timeout after the per-attempt timeout', async () => {
     rig.fault = 'hang';
     const t0 = Date.now();
-    const e = await failure(activityEnv().run(acts.callLlm, request(p({ timeout: '400ms' }))));
+    const e = await failure(activityEnv().run(rig.acts.callLlm, request(p({ timeout: '400ms' }))));
     expect(e.type).toBe(FailureType.Timeout);
     expect(e.nonRetryable).toBe(false);
     expect(Date.now() - t0).toBeLessThan(5_000);
@@ -175,26 +154,26 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
   it('the per-attempt timeout grows with the attempt', async () => {
     rig.fault = 'hang';
     const t0 = Date.now();
-    await failure(activityEnv(3).run(acts.callLlm, request(p({ timeout: '200ms', timeoutGrowth: 2 }))));
+    await failure(activityEnv(3).run(rig.acts.callLlm, request(p({ timeout: '200ms', timeoutGrowth: 2 }))));
     expect(Date.now() - t0).toBeGreaterThanOrEqual(750);
   });
 
   it('an unknown model -> ModelNotFound', async () => {
-    const e = await failure(activityEnv().run(acts.callLlm, request(p({ model: 'no-such-model' }))));
+    const e = await failure(activityEnv().run(rig.acts.callLlm, request(p({ model: 'no-such-model' }))));
     expect(e.type).toBe(FailureType.ModelNotFound);
     expect(e.nonRetryable).toBe(true);
   });
 
   it('a prompt over the window -> ContextWindowExceeded (no forced fault)', async () => {
     const big = `Classify item 9: ${'lorem ipsum '.repeat(2000)}`;
-    const e = await failure(activityEnv().run(acts.callLlm, request(p({ model: 'small-4k' }), big)));
+    const e = await failure(activityEnv().run(rig.acts.callLlm, request(p({ model: 'small-4k' }), big)));
     expect(e.type).toBe(FailureType.ContextWindowExceeded);
   });
 
   it('cancellation during a hang -> CancelledFailure, promptly', async () => {
     rig.fault = 'hang';
     const env = activityEnv();
-    const run = env.run(acts.callLlm, request(p({ timeout: '30s' })));
+    const run = env.run(rig.acts.callLlm, request(p({ timeout: '30s' })));
     setTimeout(() => env.cancel(), 200);
     await expect(run).rejects.toBeInstanceOf(CancelledFailure);
   });
@@ -202,14 +181,14 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
 
 describe('endpoint resolution', () => {
   it('uses the spec baseURL (openai-compatible) and a connection error is ConnectionFailed', async () => {
-    const ok: LlmResult = await activityEnv().run(acts.callLlm, request(spec({ kind: 'openai-compatible', model: 'small-4k', baseURL: `${provider.url}/v1` }), 'item 3 here', { format: 'text' }));
+    const ok: LlmResult = await activityEnv().run(rig.acts.callLlm, request(spec({ kind: 'openai-compatible', model: 'small-4k', baseURL: `${rig.provider.url}/v1` }), 'item 3 here', { format: 'text' }));
     expect(ok.model).toBe('small-4k');
-    const e = await failure(activityEnv().run(acts.callLlm, request(spec({ kind: 'openai-compatible', model: 'small-4k', baseURL: 'http://127.0.0.1:1/v1' }))));
+    const e = await failure(activityEnv().run(rig.acts.callLlm, request(spec({ kind: 'openai-compatible', model: 'small-4k', baseURL: 'http://127.0.0.1:1/v1' }))));
     expect(e.type).toBe(FailureType.ConnectionFailed);
   });
 
   it('an invalid schema fails at once as InvalidSpec', async () => {
-    const e = await failure(activityEnv().run(acts.callLlm, request(spec(), 'item 1', { format: 'json', schema: { type: 'nonsense' } })));
+    const e = await failure(activityEnv().run(rig.acts.callLlm, request(spec(), 'item 1', { format: 'json', schema: { type: 'nonsense' } })));
     expect(e.type).toBe(FailureType.InvalidSpec);
     expect(e.nonRetryable).toBe(true);
   });

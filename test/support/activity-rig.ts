@@ -4,6 +4,7 @@
  * on the next calls (the `x-steadfast-fault` header); `lastHeaders` holds the
  * headers of the provider's last response.
  */
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { createActivities, openStore } from '../../activities/index.ts';
 import type { Activities, ResultStore } from '../../activities/index.ts';
 import { FAULT_HEADER, startProvider } from '../../src/provider/index.ts';
@@ -18,20 +19,11 @@ export interface ActivityRig {
   close(): Promise<void>;
 }
 
-export async function createActivityRig(seed: number): Promise<ActivityRig> {
+/** Builds a rig; `into` is filled in place (so a holder handed out earlier sees it). */
+export async function createActivityRig(seed: number, into = {} as ActivityRig): Promise<ActivityRig> {
   const provider = await startProvider({ port: 0, profile: 'none', seed, latencyScale: 0 });
   const store = await openStore({ dbPath: ':memory:' });
-  const rig: ActivityRig = {
-    provider,
-    store,
-    acts: undefined as unknown as Activities,
-    fault: undefined,
-    lastHeaders: undefined,
-    async close() {
-      await store.close();
-      await provider.close();
-    },
-  };
+  const rig = into;
   // The SDKs' fetch, with the fault header added and the response headers captured.
   const faultFetch: typeof fetch = async (input, init) => {
     const headers = new Headers(init?.headers);
@@ -40,6 +32,46 @@ export async function createActivityRig(seed: number): Promise<ActivityRig> {
     rig.lastHeaders = res.headers;
     return res;
   };
-  rig.acts = createActivities({ store, providerUrl: provider.url, env: {}, fetch: faultFetch });
+  Object.assign(rig, {
+    provider,
+    store,
+    acts: createActivities({ store, providerUrl: provider.url, env: {}, fetch: faultFetch }),
+    fault: undefined,
+    lastHeaders: undefined,
+    async close() {
+      await store.close();
+      await provider.close();
+    },
+  });
+  return rig;
+}
+
+/** The tiers' pricing in these tests: the provider's own for gpt-4o-mini, so costs can be compared. */
+export const TEST_PRICING = { inputPerMTok: 0.15, outputPerMTok: 0.6 };
+
+/** A JSON Schema for `{ label, score }` answers, `label` one of `labels`. */
+export function labelSchema(labels: string[]): Record<string, unknown> {
+  return {
+    type: 'object',
+    properties: { label: { type: 'string', enum: labels }, score: { type: 'number', minimum: 0, maximum: 1 } },
+    required: ['label', 'score'],
+    additionalProperties: false,
+  };
+}
+
+/**
+ * Registers a rig for the enclosing test file: created before all tests, closed after,
+ * its forced fault and captured headers cleared (and the provider's profile reset)
+ * before each test. The returned object is filled in by then.
+ */
+export function useActivityRig(seed: number): ActivityRig {
+  const rig = {} as ActivityRig;
+  beforeAll(async () => void (await createActivityRig(seed, rig)));
+  afterAll(async () => rig.close());
+  beforeEach(() => {
+    rig.fault = undefined;
+    rig.lastHeaders = undefined;
+    rig.provider.setProfile('none');
+  });
   return rig;
 }

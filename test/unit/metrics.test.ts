@@ -7,17 +7,15 @@ import type { Client } from '@temporalio/client';
 import type { MetricCounter, MetricGauge, MetricHistogram, MetricMeter, MetricTags, MetricUpDownCounter, NumericMetricValueType } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Activities, PersistRequest } from '../../activities/index.ts';
+import { describe, expect, it } from 'vitest';
+import type { PersistRequest } from '../../activities/index.ts';
 import { FailureType } from '../../src/failures.ts';
 import { CANCELLED_OUTCOME, HISTOGRAM_BUCKETS, METRICS, METRIC_NAMES, observe, parsePrometheus, recoverySeconds, startBatchObserver, steadfastMetrics, sumBy } from '../../src/metrics.ts';
-import type { RunningProvider } from '../../src/provider/index.ts';
 import { PipelineSpec, ProviderSpec } from '../../src/spec.ts';
 import type { ProviderSpecInput } from '../../src/spec.ts';
 import type { ChatMessage, LlmRequest, LlmResult, TruncateResult } from '../../src/types.ts';
 import type { Progress } from '../../workflows/messages.ts';
-import { createActivityRig } from '../support/activity-rig.ts';
-import type { ActivityRig } from '../support/activity-rig.ts';
+import { labelSchema, TEST_PRICING, useActivityRig } from '../support/activity-rig.ts';
 
 interface Recorded {
   name: string;
@@ -75,27 +73,11 @@ class RecordingMeter implements MetricMeter {
   }
 }
 
-const schema = {
-  type: 'object',
-  properties: { label: { type: 'string', enum: ['ok', 'broken'] }, score: { type: 'number', minimum: 0, maximum: 1 } },
-  required: ['label', 'score'],
-  additionalProperties: false,
-};
+const schema = labelSchema(['ok', 'broken']);
 const output = PipelineSpec.shape.output.parse({ format: 'json', schema });
-const pricing = { inputPerMTok: 0.15, outputPerMTok: 0.6 };
+const pricing = TEST_PRICING;
 
-let rig: ActivityRig;
-let provider: RunningProvider;
-let acts: Activities;
-
-beforeAll(async () => {
-  rig = await createActivityRig(3);
-  ({ provider, acts } = rig);
-});
-afterAll(async () => rig.close());
-beforeEach(() => {
-  rig.fault = undefined;
-});
+const rig = useActivityRig(3);
 
 function spec(p: Partial<ProviderSpecInput> = {}): ProviderSpec {
   return ProviderSpec.parse({ name: 'primary', kind: 'openai', model: 'gpt-4o-mini', timeout: '5s', pricing, ...p });
@@ -120,7 +102,7 @@ async function settle(p: Promise<unknown>): Promise<unknown> {
 describe('callLlm metrics', () => {
   it('counts a successful call with its tokens and cost, by provider, model, tier and outcome', async () => {
     const m = new RecordingMeter();
-    const r: LlmResult = await env(m).run(acts.callLlm, request(spec()));
+    const r: LlmResult = await env(m).run(rig.acts.callLlm, request(spec()));
     const who = { provider: 'primary', model: 'gpt-4o-mini' };
     expect(m.of(METRICS.llmCalls.name)).toEqual([{ name: METRICS.llmCalls.name, kind: 'counter', value: 1, tags: { ...who, tier: '0', outcome: 'ok' }, sdk: { namespace: 'test', taskQueue: 'test', activityType: 'unknown' } }]);
     expect(m.sum(METRICS.tokens.name, { ...who, direction: 'in' })).toBe(r.usage.inputTokens);
@@ -134,11 +116,11 @@ describe('callLlm metrics', () => {
   it('labels failures with their type, and counts retries (attempt > 1)', async () => {
     const m = new RecordingMeter();
     rig.fault = 'rate_limit';
-    await settle(env(m, 2).run(acts.callLlm, request(spec())));
+    await settle(env(m, 2).run(rig.acts.callLlm, request(spec())));
     rig.fault = 'overloaded';
-    await settle(env(m, 3).run(acts.callLlm, request(spec({ kind: 'anthropic', model: 'claude-haiku-4-5', name: 'secondary' }), 1)));
+    await settle(env(m, 3).run(rig.acts.callLlm, request(spec({ kind: 'anthropic', model: 'claude-haiku-4-5', name: 'secondary' }), 1)));
     rig.fault = 'schema_violation';
-    const invalid = await settle(env(m).run(acts.callLlm, request(spec())));
+    const invalid = await settle(env(m).run(rig.acts.callLlm, request(spec())));
     expect((invalid as { type?: string }).type).toBe(FailureType.InvalidOutput);
 
     expect(m.of(METRICS.llmCalls.name).map((e) => e.tags)).toEqual([
@@ -154,7 +136,7 @@ describe('callLlm metrics', () => {
 
   it('counts a success on a tier > 0 as a fallback', async () => {
     const m = new RecordingMeter();
-    await env(m).run(acts.callLlm, request(spec({ name: 'secondary', model: 'gpt-4o' }), 1));
+    await env(m).run(rig.acts.callLlm, request(spec({ name: 'secondary', model: 'gpt-4o' }), 1));
     expect(m.of(METRICS.fallbacks.name).map((e) => e.tags)).toEqual([{ provider: 'secondary', model: 'gpt-4o', tier: '1' }]);
   });
 
@@ -162,7 +144,7 @@ describe('callLlm metrics', () => {
     const m = new RecordingMeter();
     rig.fault = 'hang';
     const e = env(m);
-    const running = settle(e.run(acts.callLlm, request(spec())));
+    const running = settle(e.run(rig.acts.callLlm, request(spec())));
     await new Promise((r) => setTimeout(r, 200));
     e.cancel();
     await running;
@@ -170,13 +152,13 @@ describe('callLlm metrics', () => {
   });
 
   it('adds up with the provider\'s own counters', async () => {
-    provider.reset();
+    rig.provider.reset();
     const m = new RecordingMeter();
     for (const f of ['none', 'rate_limit', 'bad_json', 'overloaded', 'none', 'schema_violation']) {
       rig.fault = f;
-      await settle(env(m).run(acts.callLlm, request(spec())));
+      await settle(env(m).run(rig.acts.callLlm, request(spec())));
     }
-    const stats = provider.stats();
+    const stats = rig.provider.stats();
     expect(m.sum(METRICS.llmCalls.name)).toBe(stats.requests);
     expect(m.sum(METRICS.llmCalls.name, { outcome: 'ok' })).toBe(2);
     expect(m.sum(METRICS.llmCalls.name, { outcome: FailureType.InvalidOutput })).toBe((stats.byFault['bad_json'] ?? 0) + (stats.byFault['schema_violation'] ?? 0));
@@ -188,12 +170,12 @@ describe('callLlm metrics', () => {
   it('records nothing for a spec whose schema does not compile (no request was sent)', async () => {
     const m = new RecordingMeter();
     const bad = { ...request(spec()), output: { format: 'json' as const, schema: { type: 'nonsense' } } };
-    await settle(env(m).run(acts.callLlm, bad));
+    await settle(env(m).run(rig.acts.callLlm, bad));
     expect(m.events).toEqual([]);
   });
 
   it('runs under the default no-op meter', async () => {
-    const r: LlmResult = await new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') }).run(acts.callLlm, request(spec()));
+    const r: LlmResult = await new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') }).run(rig.acts.callLlm, request(spec()));
     expect(r.attempt).toBe(1);
   });
 });
@@ -203,12 +185,12 @@ describe('countAndTruncate and persistResult metrics', () => {
     const m = new RecordingMeter();
     const p = spec({ contextWindow: 200, maxOutputTokens: 20 });
     const long: ChatMessage[] = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'word '.repeat(600) }];
-    const r: TruncateResult = await env(m).run(acts.countAndTruncate, { provider: p, messages: long, reserveOutputTokens: 20 });
+    const r: TruncateResult = await env(m).run(rig.acts.countAndTruncate, { provider: p, messages: long, reserveOutputTokens: 20 });
     expect(r.truncation).not.toBeNull();
     expect(m.of(METRICS.truncations.name).map((e) => e.tags)).toEqual([{ model: 'gpt-4o-mini' }]);
     const none = new RecordingMeter();
     const short: ChatMessage[] = [{ role: 'user', content: 'short' }];
-    await env(none).run(acts.countAndTruncate, { provider: p, messages: short, reserveOutputTokens: 20 });
+    await env(none).run(rig.acts.countAndTruncate, { provider: p, messages: short, reserveOutputTokens: 20 });
     expect(none.events).toEqual([]);
   });
 
@@ -234,11 +216,11 @@ describe('countAndTruncate and persistResult metrics', () => {
   it('counts each status change of a row once: a retried or replayed write counts nothing', async () => {
     const m = new RecordingMeter();
     const waiting = row({ status: 'awaiting_review', output: null, provider: null, model: null, tier: null, error: { type: 'AuthFailed', message: 'no', attempts: 1, firstAt: '2026-01-01T00:00:10.000Z', lastAt: '2026-01-01T00:00:10.000Z' } });
-    await env(m).run(acts.persistResult, waiting);
-    await env(m).run(acts.persistResult, waiting);
+    await env(m).run(rig.acts.persistResult, waiting);
+    await env(m).run(rig.acts.persistResult, waiting);
     const done = row({ batchId: waiting.batchId, firstFailureAt: '2026-01-01T00:00:10.000Z' });
-    await env(m).run(acts.persistResult, done);
-    await env(m).run(acts.persistResult, done);
+    await env(m).run(rig.acts.persistResult, done);
+    await env(m).run(rig.acts.persistResult, done);
 
     expect(m.of(METRICS.items.name).map((e) => e.tags)).toEqual([
       { status: 'awaiting_review', provider: 'none', tier: 'none' },
@@ -250,7 +232,7 @@ describe('countAndTruncate and persistResult metrics', () => {
 
   it('records no recovery time for an item that never failed', async () => {
     const m = new RecordingMeter();
-    await env(m).run(acts.persistResult, row({ firstFailureAt: null }));
+    await env(m).run(rig.acts.persistResult, row({ firstFailureAt: null }));
     expect(m.of(METRICS.items.name)).toHaveLength(1);
     expect(m.of(METRICS.itemRecovery.name)).toEqual([]);
   });
