@@ -10,6 +10,6 @@ COPY activities ./activities
 COPY migrations ./migrations
 COPY examples ./examples
 # The workflow bundle, built once into the image: a restarted worker skips webpack.
-RUN node src/bundle-cache.ts
+RUN node src/worker/bundle-cache.ts
 USER node
-CMD ["node", "src/worker.ts"]
+CMD ["node", "src/worker/worker.ts"]

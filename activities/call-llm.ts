@@ -12,19 +12,19 @@ import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { RetryPolicy } from '@temporalio/common';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { FailureType } from '../src/failures.ts';
-import { CANCELLED_OUTCOME, steadfastMetrics } from '../src/metrics.ts';
-import type { LlmCallRecord } from '../src/metrics.ts';
-import { costOf, tierName } from '../src/spec-names.ts';
-import type { InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/types.ts';
+import { FailureType } from '../src/shared/failures.ts';
+import { CANCELLED_OUTCOME, steadfastMetrics } from './metrics.ts';
+import type { LlmCallRecord } from './metrics.ts';
+import { costOf, tierName } from '../src/shared/tiers.ts';
+import type { InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/shared/types.ts';
 import { classifyError } from './classify.ts';
 import { createAdapter, resolveEndpoint } from './llm.ts';
 import type { AdapterOptions, ChatAdapter } from './llm.ts';
-import { attemptTimeoutMs } from './policies.ts';
-import type { BackoffPolicy } from './policies.ts';
+import { attemptTimeoutMs } from '../src/shared/policies.ts';
+import type { BackoffPolicy } from '../src/shared/policies.ts';
 import { scrubSecrets } from './scrub.ts';
-import { compileSchema, parseJsonOutput, validateOutput } from './validate.ts';
-import { callDoneSignal } from '../workflows/messages.ts';
+import { compileSchema, parseJsonOutput, validateOutput } from '../src/shared/validate.ts';
+import { callDoneSignal } from '../src/shared/messages.ts';
 
 /** Heartbeat at most this often while waiting for a provider (ms). */
 export const HEARTBEAT_EVERY_MS = 5_000;
@@ -35,7 +35,6 @@ export interface CallLlmDeps {
   env: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
 }
-
 
 /** The activity's retry policy in ms, for the jittered backoff (the server sends durations decompiled to ms). */
 function backoffOf(policy: RetryPolicy | undefined): BackoffPolicy {
@@ -153,7 +152,11 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     if (raw.finishReason === 'refusal' || raw.finishReason === 'content_filter') {
       const text = raw.refusal ?? raw.text;
       record(FailureType.ContentRefused, raw);
-      throw outputFailure(FailureType.ContentRefused, scrub(`${tier} ${p.model} refused: ${text.slice(0, 200)}`), { text, errors: [`the model refused (${raw.finishReason})`], usage });
+      throw outputFailure(FailureType.ContentRefused, scrub(`${tier} ${p.model} refused: ${text.slice(0, 200)}`), {
+        text,
+        errors: [`the model refused (${raw.finishReason})`],
+        usage,
+      });
     }
     if (raw.finishReason === 'length') {
       const errors = [`the answer was cut at max tokens (${p.maxOutputTokens}); raise maxOutputTokens or shorten the task`];

@@ -3,7 +3,7 @@
  *
  * Like openai-node's `APIError.generate`, it maps HTTP statuses (plus the
  * body's code/type where a status is ambiguous) to a named class; here the
- * class is an `ApplicationFailure.type` from `src/failures.ts`, non-retryable
+ * class is an `ApplicationFailure.type` from `src/shared/failures.ts`, non-retryable
  * when a retry of the same request cannot help, with `nextRetryDelay` taken
  * from the provider's Retry-After / rate-limit headers (capped) or, when it
  * sent none, a jittered exponential backoff.
@@ -11,8 +11,8 @@
 import * as Anthropic from '@anthropic-ai/sdk';
 import { ApplicationFailure, ApplicationFailureCategory, CancelledFailure } from '@temporalio/common';
 import * as OpenAI from 'openai';
-import { FailureType, NON_RETRYABLE_TYPES } from '../src/failures.ts';
-import { MAX_RETRY_DELAY_MS, jitteredBackoff, type BackoffPolicy } from './policies.ts';
+import { FailureType, NON_RETRYABLE_TYPES } from '../src/shared/failures.ts';
+import { MAX_RETRY_DELAY_MS, jitteredBackoff, type BackoffPolicy } from '../src/shared/policies.ts';
 import { retryDelayFromHeaders, headerValue, type HeaderSource } from './retry-after.ts';
 import { scrubSecrets } from './scrub.ts';
 

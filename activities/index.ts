@@ -9,11 +9,11 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { loadConfig } from '../src/config.ts';
-import type { Config } from '../src/config.ts';
-import { FailureType } from '../src/failures.ts';
-import { recoverySeconds, steadfastMetrics } from '../src/metrics.ts';
-import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/types.ts';
+import { loadConfig } from '../src/common/config.ts';
+import type { Config } from '../src/common/config.ts';
+import { FailureType } from '../src/shared/failures.ts';
+import { recoverySeconds, steadfastMetrics } from './metrics.ts';
+import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/shared/types.ts';
 import { makeCallLlm } from './call-llm.ts';
 import { postAlert, webhookUrlOf } from './notify.ts';
 import type { NotifyRequest } from './notify.ts';

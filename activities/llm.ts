@@ -7,8 +7,8 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import type { ProviderSpec } from '../src/spec.ts';
-import type { LlmRequest, RateLimitInfo, TokenUsage } from '../src/types.ts';
+import type { ProviderSpec } from '../src/shared/spec.ts';
+import type { LlmRequest, RateLimitInfo, TokenUsage } from '../src/shared/types.ts';
 
 /** What a provider answered, before validation. */
 export interface RawCompletion {
@@ -104,16 +104,16 @@ function openaiAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
             : ({ type: 'json_object' } as const);
       const { data: r, response } = await client.chat.completions
         .create(
-        {
-          model: p.model,
-          messages: withJsonHint(req).map((m) => ({ role: m.role, content: m.content })),
-          // OpenAI's newer models reject max_tokens; compatible servers often only know it.
-          ...(p.kind === 'openai' ? { max_completion_tokens: p.maxOutputTokens } : { max_tokens: p.maxOutputTokens }),
-          ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
-          ...(responseFormat ? { response_format: responseFormat } : {}),
-        },
-        { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}) },
-      )
+          {
+            model: p.model,
+            messages: withJsonHint(req).map((m) => ({ role: m.role, content: m.content })),
+            // OpenAI's newer models reject max_tokens; compatible servers often only know it.
+            ...(p.kind === 'openai' ? { max_completion_tokens: p.maxOutputTokens } : { max_tokens: p.maxOutputTokens }),
+            ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
+            ...(responseFormat ? { response_format: responseFormat } : {}),
+          },
+          { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}) },
+        )
         .withResponse();
       const choice = r.choices[0];
       if (!choice) throw new SyntaxError('the provider answered without a choice');
@@ -145,27 +145,32 @@ function anthropicAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
     async complete(req, { timeoutMs, signal }) {
       const p = req.provider;
       const messages = withJsonHint(req);
-      const system = messages.filter((m) => m.role === 'system').map((m) => m.content).join('\n\n');
+      const system = messages
+        .filter((m) => m.role === 'system')
+        .map((m) => m.content)
+        .join('\n\n');
       const turns = messages.filter((m) => m.role !== 'system').map((m) => ({ role: m.role as 'user' | 'assistant', content: m.content }));
       const schema = req.output.format === 'json' ? req.output.schema : undefined;
       const tool = schema ? toolSchema(schema) : undefined;
       const { data: r, response } = await client.messages
         .create(
-        {
-          model: p.model,
-          max_tokens: p.maxOutputTokens,
-          messages: turns,
-          ...(system ? { system } : {}),
-          ...(p.temperature !== undefined ? { temperature: Math.min(1, p.temperature) } : {}),
-          ...(tool
-            ? {
-                tools: [{ name: OUTPUT_TOOL, description: 'Return the answer as structured data matching the input schema.', input_schema: tool.input as Anthropic.Tool.InputSchema }],
-                tool_choice: { type: 'tool' as const, name: OUTPUT_TOOL },
-              }
-            : {}),
-        },
-        { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}) },
-      )
+          {
+            model: p.model,
+            max_tokens: p.maxOutputTokens,
+            messages: turns,
+            ...(system ? { system } : {}),
+            ...(p.temperature !== undefined ? { temperature: Math.min(1, p.temperature) } : {}),
+            ...(tool
+              ? {
+                  tools: [
+                    { name: OUTPUT_TOOL, description: 'Return the answer as structured data matching the input schema.', input_schema: tool.input as Anthropic.Tool.InputSchema },
+                  ],
+                  tool_choice: { type: 'tool' as const, name: OUTPUT_TOOL },
+                }
+              : {}),
+          },
+          { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}) },
+        )
         .withResponse();
       const use = r.content.find((b) => b.type === 'tool_use' && b.name === OUTPUT_TOOL);
       const text = r.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('');

@@ -7,9 +7,9 @@
  * holds a token, so it never appears in messages or failures.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../src/failures.ts';
-import type { Alert } from '../src/types.ts';
-import { MAX_RETRY_DELAY_MS } from './policies.ts';
+import { FailureType } from '../src/shared/failures.ts';
+import type { Alert } from '../src/shared/types.ts';
+import { MAX_RETRY_DELAY_MS } from '../src/shared/policies.ts';
 import { retryDelayFromHeaders } from './retry-after.ts';
 import { scrubSecrets } from './scrub.ts';
 
@@ -71,7 +71,11 @@ export async function postAlert(url: string, alert: Alert, opts: PostOptions = {
   const host = safeHost(url);
   if (host === undefined) {
     // A malformed URL will not heal on retry: say so once, and which setting to fix.
-    throw ApplicationFailure.create({ type: FailureType.WebhookFailed, message: 'the alert webhook URL is not a valid URL (alerts.webhookUrl / webhookUrlEnv / STEADFAST_WEBHOOK_URL)', nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FailureType.WebhookFailed,
+      message: 'the alert webhook URL is not a valid URL (alerts.webhookUrl / webhookUrlEnv / STEADFAST_WEBHOOK_URL)',
+      nonRetryable: true,
+    });
   }
   let res: Response;
   try {

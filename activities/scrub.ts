@@ -77,9 +77,7 @@ export interface ScrubOptions {
  */
 export function scrubValue<T>(value: T, opts: ScrubOptions = {}): T {
   const fields = new Set(opts.fields ?? []);
-  const fieldRe = fields.size
-    ? new RegExp(`("?)(${[...fields].map(escapeRe).join('|')})\\1(\\s*[:=]\\s*)("[^"]*"|[^\\s,;}]+)`, 'g')
-    : null;
+  const fieldRe = fields.size ? new RegExp(`("?)(${[...fields].map(escapeRe).join('|')})\\1(\\s*[:=]\\s*)("[^"]*"|[^\\s,;}]+)`, 'g') : null;
   const scrubString = (s: string): string => {
     const t = scrubSecrets(s, opts.values ?? [], opts.env);
     return fieldRe ? t.replace(fieldRe, (_m, q: string, name: string, sep: string) => `${q}${name}${q}${sep}"${REDACTED}"`) : t;

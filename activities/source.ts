@@ -6,8 +6,8 @@
  */
 import { open } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../src/failures.ts';
-import { INVALID_LINE_FIELD, Item } from '../src/spec.ts';
+import { FailureType } from '../src/shared/failures.ts';
+import { INVALID_LINE_FIELD, Item } from '../src/shared/spec.ts';
 
 export interface PageRequest {
   path: string;
@@ -46,7 +46,11 @@ async function readLocal(req: PageRequest): Promise<Page> {
   try {
     fh = await open(req.path, 'r');
   } catch (err) {
-    throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `cannot read items file ${req.path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FailureType.InvalidInput,
+      message: `cannot read items file ${req.path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      nonRetryable: true,
+    });
   }
   try {
     const items: Item[] = [];
@@ -81,7 +85,11 @@ async function readLocal(req: PageRequest): Promise<Page> {
 /** Activity: the next page of items from a JSONL path (on the workers' filesystem). */
 export async function readItemsPage(req: PageRequest): Promise<Page> {
   if (/^https?:\/\//.test(req.path)) {
-    throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `source ${req.path}: URLs are not supported yet; give a path readable by the workers`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FailureType.InvalidInput,
+      message: `source ${req.path}: URLs are not supported yet; give a path readable by the workers`,
+      nonRetryable: true,
+    });
   }
   const page = await readLocal(req);
   // A page that ends exactly at EOF is the last one.

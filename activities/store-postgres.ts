@@ -8,7 +8,7 @@
  * `CREATE TABLE IF NOT EXISTS` cannot race on the catalog.
  */
 import pg from 'pg';
-import type { ResultRecord } from '../src/types.ts';
+import type { ResultRecord } from '../src/shared/types.ts';
 import { fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
 import type { ListOptions, ResultStore, Row, UpsertOutcome } from './store.ts';
 

@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import type { ResultRecord } from '../src/types.ts';
+import type { ResultRecord } from '../src/shared/types.ts';
 import { fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
 import type { ListOptions, ResultStore, Row, UpsertOutcome } from './store.ts';
 
@@ -19,7 +19,12 @@ function migrate(db: DatabaseSync): void {
   db.exec('BEGIN IMMEDIATE');
   try {
     db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
-    const applied = new Set(db.prepare('SELECT version FROM schema_migrations').all().map((r) => String(r['version'])));
+    const applied = new Set(
+      db
+        .prepare('SELECT version FROM schema_migrations')
+        .all()
+        .map((r) => String(r['version'])),
+    );
     for (const m of loadMigrations()) {
       if (applied.has(m.version)) continue;
       db.exec(m.sql);
@@ -55,7 +60,10 @@ export function openSqliteStore(path: string): ResultStore {
     },
     async list(batchId: string, opts: ListOptions = {}): Promise<ResultRecord[]> {
       const q = listQuery(batchId, opts, () => '?');
-      return db.prepare(q.sql).all(...q.params).map((r) => fromRow(r as Row));
+      return db
+        .prepare(q.sql)
+        .all(...q.params)
+        .map((r) => fromRow(r as Row));
     },
     async count(batchId: string): Promise<number> {
       const r = db.prepare('SELECT COUNT(*) AS n FROM results WHERE batch_id = ?').get(batchId);

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ItemStatus, ResultRecord } from '../src/types.ts';
+import type { ItemStatus, ResultRecord } from '../src/shared/types.ts';
 
 /** Options of {@link ResultStore.list}. */
 export interface ListOptions {
@@ -78,9 +78,25 @@ export function statusRank(status: ItemStatus): number {
 
 /** Column order of the upsert; `p(i)` renders the i-th (1-based) placeholder of the dialect. */
 export const COLUMNS = [
-  'batch_id', 'item_id', 'status', 'status_rank', 'output', 'provider', 'model', 'tier', 'attempts',
-  'input_tokens', 'output_tokens', 'cost_usd', 'truncation', 'error', 'started_at', 'finished_at',
-  'record_hash', 'created_at', 'updated_at',
+  'batch_id',
+  'item_id',
+  'status',
+  'status_rank',
+  'output',
+  'provider',
+  'model',
+  'tier',
+  'attempts',
+  'input_tokens',
+  'output_tokens',
+  'cost_usd',
+  'truncation',
+  'error',
+  'started_at',
+  'finished_at',
+  'record_hash',
+  'created_at',
+  'updated_at',
 ] as const;
 
 const UPDATED = COLUMNS.filter((c) => !['batch_id', 'item_id', 'created_at'].includes(c));
@@ -107,8 +123,22 @@ function iso(t: string): string {
 export function rowValues(rec: ResultRecord, now: string): (string | number | null)[] {
   const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
   const body = [
-    rec.batchId, rec.itemId, rec.status, statusRank(rec.status), json(rec.output), rec.provider, rec.model, rec.tier, rec.attempts,
-    rec.inputTokens, rec.outputTokens, rec.costUsd, json(rec.truncation), json(rec.error), iso(rec.startedAt), iso(rec.finishedAt),
+    rec.batchId,
+    rec.itemId,
+    rec.status,
+    statusRank(rec.status),
+    json(rec.output),
+    rec.provider,
+    rec.model,
+    rec.tier,
+    rec.attempts,
+    rec.inputTokens,
+    rec.outputTokens,
+    rec.costUsd,
+    json(rec.truncation),
+    json(rec.error),
+    iso(rec.startedAt),
+    iso(rec.finishedAt),
   ];
   const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
   return [...body, hash, now, now];

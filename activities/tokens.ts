@@ -18,14 +18,14 @@
 import { createRequire } from 'node:module';
 import { Tiktoken } from 'js-tiktoken/lite';
 import type { TiktokenBPE } from 'js-tiktoken/lite';
-import type { ProviderSpec } from '../src/spec.ts';
-import { contextWindowOf } from '../src/spec.ts';
-import type { ChatMessage, TruncateResult } from '../src/types.ts';
-import { countMessages, truncateMessages } from './truncate.ts';
-import type { MessageCounter } from './truncate.ts';
+import type { ProviderSpec } from '../src/shared/spec.ts';
+import { contextWindowOf } from '../src/shared/spec.ts';
+import type { ChatMessage, TruncateResult } from '../src/shared/types.ts';
+import { countMessages, truncateMessages } from '../src/shared/truncate.ts';
+import type { MessageCounter } from '../src/shared/truncate.ts';
 
-export { countMessages, truncateMessages, TRUNCATION_MARKER } from './truncate.ts';
-export type { MessageCounter, TruncateOutcome } from './truncate.ts';
+export { countMessages, truncateMessages, TRUNCATION_MARKER } from '../src/shared/truncate.ts';
+export type { MessageCounter, TruncateOutcome } from '../src/shared/truncate.ts';
 
 /** A provider family, as in the spec. */
 export type ProviderKind = ProviderSpec['kind'];

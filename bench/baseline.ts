@@ -12,9 +12,9 @@
 import OpenAI from 'openai';
 import { createAdapter, resolveEndpoint } from '../activities/llm.ts';
 import type { ResultStore } from '../activities/store.ts';
-import { parseJsonOutput, validateOutput } from '../activities/validate.ts';
-import type { Item, PipelineSpec } from '../src/spec.ts';
-import { renderMessages } from '../src/template.ts';
+import { parseJsonOutput, validateOutput } from '../src/shared/validate.ts';
+import type { Item, PipelineSpec } from '../src/shared/spec.ts';
+import { renderMessages } from '../src/shared/template.ts';
 import { makeItem } from './workload.ts';
 import { sleep } from './procs.ts';
 
@@ -46,9 +46,21 @@ export async function promisePool(o: { spec: PipelineSpec; items: Item[]; concur
       const errors = parsed.ok ? validateOutput(parsed.value, schema) : [parsed.error];
       if (errors.length > 0 || !parsed.ok) throw new Error(errors.join('; '));
       await o.store.upsert({
-        batchId: o.batchId, itemId: item.id, status: 'succeeded', output: parsed.value, provider: provider.name ?? 'primary', model: raw.model, tier: 0,
-        attempts: 1, inputTokens: raw.usage.inputTokens, outputTokens: raw.usage.outputTokens, costUsd: 0, truncation: null, error: null,
-        startedAt, finishedAt: new Date().toISOString(),
+        batchId: o.batchId,
+        itemId: item.id,
+        status: 'succeeded',
+        output: parsed.value,
+        provider: provider.name ?? 'primary',
+        model: raw.model,
+        tier: 0,
+        attempts: 1,
+        inputTokens: raw.usage.inputTokens,
+        outputTokens: raw.usage.outputTokens,
+        costUsd: 0,
+        truncation: null,
+        error: null,
+        startedAt,
+        finishedAt: new Date().toISOString(),
       });
       succeeded++;
     } catch {

@@ -2,7 +2,7 @@
  * The processes a benchmark or chaos run needs, each a child of the harness so
  * it can be measured (RSS from /proc) and killed by pid: a Temporal dev server
  * with persisted state, the fault-injecting provider, and Steadfast workers
- * running `src/worker.ts` exactly as `npm run worker` does.
+ * running `src/worker/worker.ts` exactly as `npm run worker` does.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -12,8 +12,8 @@ import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
-import { devServerArgs } from '../src/dev-server.ts';
-import { temporalCliPath } from '../src/temporal-tools.ts';
+import { devServerArgs } from '../src/dev/dev-server.ts';
+import { temporalCliPath } from '../src/dev/temporal-tools.ts';
 import type { ProviderStats } from '../src/provider/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -207,8 +207,14 @@ async function admin(url: string, path: string, body?: string): Promise<unknown>
 export async function startProviderProc(o: ProviderProcOptions): Promise<ProviderProc> {
   const args = [
     fileURLToPath(new URL('./provider-child.ts', import.meta.url)),
-    '--profile', o.profile ?? 'none', '--seed', String(o.seed ?? 1),
-    '--latency-ms', String(o.latencyMs ?? 0), '--jitter-ms', String(o.jitterMs ?? 0),
+    '--profile',
+    o.profile ?? 'none',
+    '--seed',
+    String(o.seed ?? 1),
+    '--latency-ms',
+    String(o.latencyMs ?? 0),
+    '--jitter-ms',
+    String(o.jitterMs ?? 0),
   ];
   const { proc, ready } = spawnProc(process.execPath, args, { log: openLog(o.logFile), ready: /listening on (\S+)/, readyTimeoutMs: 30_000 });
   const url = (await ready)?.[1] ?? '';
@@ -243,7 +249,7 @@ export interface WorkerProcOptions {
   logFile: string;
   maxActivities?: number;
   env?: NodeJS.ProcessEnv;
-  /** Script to run instead of src/worker.ts (experiments only). */
+  /** Script to run instead of src/worker/worker.ts (experiments only). */
   entry?: string;
   /** Run the worker from this copy of the code ({@link snapshotCode}) instead of the working tree. */
   codeRoot?: string;
@@ -259,7 +265,7 @@ export function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number |
   }
 }
 
-/** Starts `node src/worker.ts` (what `npm run worker` runs) and waits until it polls. */
+/** Starts `node src/worker/worker.ts` (what `npm run worker` runs) and waits until it polls. */
 export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -278,7 +284,13 @@ export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc>
   const log = openLog(o.logFile);
   const root = o.codeRoot ?? ROOT;
   const spawnedAt = Date.now();
-  const { proc, ready } = spawnProc(process.execPath, [o.entry ?? join(root, 'src', 'worker.ts')], { env, cwd: root, log, ready: /worker polling task queue/, readyTimeoutMs: 120_000 });
+  const { proc, ready } = spawnProc(process.execPath, [o.entry ?? join(root, 'src', 'worker', 'worker.ts')], {
+    env,
+    cwd: root,
+    log,
+    ready: /worker polling task queue/,
+    readyTimeoutMs: 120_000,
+  });
   await ready;
   return {
     proc,

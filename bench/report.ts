@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { temporalCliPath } from '../src/temporal-tools.ts';
+import { temporalCliPath } from '../src/dev/temporal-tools.ts';
 
 export const RESULTS_DIR = fileURLToPath(new URL('../bench-results/', import.meta.url));
 

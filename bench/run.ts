@@ -13,7 +13,7 @@
  *      largest history of any workflow, items/s.
  *
  * Everything runs on 127.0.0.1 in processes of its own: a Temporal dev server
- * (fresh SQLite file, WAL), the fault-injecting provider, and `src/worker.ts`.
+ * (fresh SQLite file, WAL), the fault-injecting provider, and `src/worker/worker.ts`.
  *
  *   npm run bench                          # a, b, c (about 5 minutes on 2 cores)
  *   npm run bench -- --large               # d only (see --large-items; takes long)
@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { openStore } from '../activities/store.ts';
 import type { ProviderStats } from '../src/provider/index.ts';
-import { progressQuery } from '../workflows/messages.ts';
+import { progressQuery } from '../src/shared/messages.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
 import { naive429Loop, promisePool } from './baseline.ts';
 import { procCpuSeconds, procStatusBytes, sleep, snapshotCode, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
@@ -111,7 +111,7 @@ async function provider(what: string, o: { profile?: string; latencyMs?: number;
 }
 
 /**
- * A worker (`src/worker.ts` in a child process), warmed up with a 5-item batch so
+ * A worker (`src/worker/worker.ts` in a child process), warmed up with a 5-item batch so
  * bundling and tokenizer loading are not measured. Specs name their provider by
  * baseURL, so one worker serves every default scenario; `--large` gets its own,
  * so its RSS peak is that batch's.
@@ -146,7 +146,9 @@ function watch(batchId: string, everyMs: number, extra: () => string = () => '')
     client.workflow
       .getHandle<typeof batchPipeline>(batchId)
       .query(progressQuery)
-      .then((p) => log(`${batchId}: ${p.succeeded + p.failed + p.skipped + p.approved}/${p.total ?? '?'} done, ${p.running} running, ${p.ratePerMinute}/min, run ${p.runs}${extra()}`))
+      .then((p) =>
+        log(`${batchId}: ${p.succeeded + p.failed + p.skipped + p.approved}/${p.total ?? '?'} done, ${p.running} running, ${p.ratePerMinute}/min, run ${p.runs}${extra()}`),
+      )
       .catch(() => undefined);
   }, everyMs);
   return () => clearInterval(t);
@@ -180,9 +182,21 @@ async function throughput(what: string, latencyMs: number, n: number, concurrenc
   await p.stop();
   const perItemMs = (c: Record<string, number>) => Math.round((Object.values(c).reduce((a, b) => a + b, 0) / n) * 1000 * 10) / 10;
   return {
-    latencyMs, items: n, concurrency,
+    latencyMs,
+    items: n,
+    concurrency,
     baseline: { ...base, calls: baseStats.requests, writes: 'same SQLite upsert (openStore), own file', cpuSeconds: baseCpu, cpuMsPerItem: perItemMs(baseCpu) },
-    steadfast: { batchId, wallMs: run.wallMs, itemsPerSec: run.itemsPerSec, summary: run.summary, rows, calls: stats.requests, cpuSeconds: sfCpu, cpuMsPerItem: perItemMs(sfCpu), breakdown },
+    steadfast: {
+      batchId,
+      wallMs: run.wallMs,
+      itemsPerSec: run.itemsPerSec,
+      summary: run.summary,
+      rows,
+      calls: stats.requests,
+      cpuSeconds: sfCpu,
+      cpuMsPerItem: perItemMs(sfCpu),
+      breakdown,
+    },
     ratio: run.itemsPerSec / base.itemsPerSec,
   };
 }
@@ -209,7 +223,12 @@ async function flaky(n: number, concurrency: number, latencyMs: number, timeoutM
   log(`flaky: run ${fmt.s(run.wallMs)}, ${stats.requests} calls, ${faults} faults injected, ${rows.faulted} items faulted, ${rows.healed} healed`);
   await p.stop();
   return {
-    items: n, concurrency, latencyMs, timeoutMs, profile: 'flaky', seed: 42,
+    items: n,
+    concurrency,
+    latencyMs,
+    timeoutMs,
+    profile: 'flaky',
+    seed: 42,
     faultFree: { batchId: cleanId, wallMs: clean.wallMs, calls: cleanStats.requests, summary: clean.summary },
     flaky: { batchId, wallMs: run.wallMs, calls: stats.requests, byFault: stats.byFault, byStatus: stats.byStatus, summary: run.summary, rows },
     wallRatio: run.wallMs / clean.wallMs,
@@ -233,7 +252,11 @@ async function ratelimit(rpm: number, tpm: number, burstSeconds: number, concurr
   // Steadfast: a batch longer than the window; measured between two snapshots, then terminated.
   const n = Math.ceil((rpm / 60) * (warmupS + windowS + 30));
   const batchId = nextId('ratelimit');
-  const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue, workflowId: batchId, args: [{ batchId, pipeline: benchPipeline(spec), items: makeItems(n) }] });
+  const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', {
+    taskQueue,
+    workflowId: batchId,
+    args: [{ batchId, pipeline: benchPipeline(spec), items: makeItems(n) }],
+  });
   const stop = watch(batchId, 15_000);
   await sleep(warmupS * 1000);
   const a0 = await p.stats();
@@ -260,7 +283,13 @@ async function ratelimit(rpm: number, tpm: number, burstSeconds: number, concurr
   await p.stop();
   const perMin = (x: number) => x / (windowS / 60);
   return {
-    profile, rpm, tpm, burstSeconds, concurrency, warmupS, windowS,
+    profile,
+    rpm,
+    tpm,
+    burstSeconds,
+    concurrency,
+    warmupS,
+    windowS,
     steadfast: { batchId, ...sf, achievedRpm: perMin(sf.successes), shareOfLimit: perMin(sf.successes) / rpm, share429: sf.rateLimited / Math.max(1, sf.requests), progress },
     naive: { ...nv, achievedRpm: perMin(nv.successes), shareOfLimit: perMin(nv.successes) / rpm, share429: nv.rateLimited / Math.max(1, nv.requests), totals: naiveTotals },
   };
@@ -294,9 +323,15 @@ async function large(n: number, concurrency: number) {
   await w.stop();
   await p.stop();
   return {
-    items: n, concurrency, source: 'jsonl by reference',
+    items: n,
+    concurrency,
+    source: 'jsonl by reference',
     steadfast: { batchId, wallMs: run.wallMs, itemsPerSec: run.itemsPerSec, summary: run.summary, rows, calls: stats.requests },
-    workerRssPeak: rssPeak, workerRssSampledMax: rssMax, serverRssPeak, history: hist, cpuSeconds,
+    workerRssPeak: rssPeak,
+    workerRssSampledMax: rssMax,
+    serverRssPeak,
+    history: hist,
+    cpuSeconds,
   };
 }
 
@@ -327,17 +362,35 @@ async function main(): Promise<void> {
     const r = out[k] as Awaited<ReturnType<typeof throughput>> | undefined;
     if (!r) continue;
     const goal = r.latencyMs >= 1000 ? '>= 0.90' : '';
-    rows.push([`throughput, ${r.latencyMs} ms latency (${r.items} items, c=${r.concurrency}), items/s`, fmt.n(r.steadfast.itemsPerSec), fmt.n(r.baseline.itemsPerSec), fmt.n(r.ratio, 2), goal]);
+    rows.push([
+      `throughput, ${r.latencyMs} ms latency (${r.items} items, c=${r.concurrency}), items/s`,
+      fmt.n(r.steadfast.itemsPerSec),
+      fmt.n(r.baseline.itemsPerSec),
+      fmt.n(r.ratio, 2),
+      goal,
+    ]);
     rows.push([`  CPU per item (server+worker+provider | bench+provider), ms`, fmt.n(r.steadfast.cpuMsPerItem), fmt.n(r.baseline.cpuMsPerItem), '', '']);
     const b = r.steadfast.breakdown;
     const llm = b.activities['callLlm'];
-    rows.push([`  item latency: total | in callLlm | orchestration + report->next start, ms`, `${b.total} | ${llm ? llm.runMs : '-'} | ${b.total - (llm?.runMs ?? 0)} + ${b.parent.signalToNextStart + b.parent.startInitiatedToStarted}`, '', '', '']);
+    rows.push([
+      `  item latency: total | in callLlm | orchestration + report->next start, ms`,
+      `${b.total} | ${llm ? llm.runMs : '-'} | ${b.total - (llm?.runMs ?? 0)} + ${b.parent.signalToNextStart + b.parent.startInitiatedToStarted}`,
+      '',
+      '',
+      '',
+    ]);
     if (r.latencyMs >= 1000) goals[`${k}Ratio`] = { goal: '>= 0.9', met: r.ratio >= 0.9, value: fmt.n(r.ratio, 3) };
   }
   const f = out['flaky'] as Awaited<ReturnType<typeof flaky>> | undefined;
   if (f) {
     rows.push([`flaky: wall time vs fault-free (${f.items} items), s`, fmt.n(f.flaky.wallMs / 1000), fmt.n(f.faultFree.wallMs / 1000), fmt.n(f.wallRatio, 2), '']);
-    rows.push(['flaky: LLM calls per item (attempts per item in rows)', `${fmt.n(f.callsPerItem, 2)} (${fmt.n(f.attemptsPerItem, 2)})`, fmt.n(f.faultFree.calls / f.items, 2), '', '']);
+    rows.push([
+      'flaky: LLM calls per item (attempts per item in rows)',
+      `${fmt.n(f.callsPerItem, 2)} (${fmt.n(f.attemptsPerItem, 2)})`,
+      fmt.n(f.faultFree.calls / f.items, 2),
+      '',
+      '',
+    ]);
     rows.push([`flaky: faulted items healed without a human`, `${f.healedItems}/${f.faultedItems}`, '', fmt.pct(f.healedShare), '']);
   }
   const r = out['ratelimit'] as Awaited<ReturnType<typeof ratelimit>> | undefined;
@@ -355,7 +408,16 @@ async function main(): Promise<void> {
   }
   console.log(`\nSteadfast benchmark (${m.cpus} cpus, ${m.memTotalGiB} GiB, node ${m.node}); baseline = plain promise pool / naive 429 loop / fault-free run\n`);
   console.log(table(rows));
-  const file = writeResults('bench', { started, finished: new Date().toISOString(), totalSeconds: (Date.now() - t0) / 1000, machine: m, code: { commit: code.commit, dirty: code.dirty }, args, results: out, goals });
+  const file = writeResults('bench', {
+    started,
+    finished: new Date().toISOString(),
+    totalSeconds: (Date.now() - t0) / 1000,
+    machine: m,
+    code: { commit: code.commit, dirty: code.dirty },
+    args,
+    results: out,
+    goals,
+  });
   console.log(`\nwritten to ${file}`);
   for (const [k, g] of Object.entries(goals)) console.log(`goal ${k}: ${g.value} (${g.goal}) ${g.met ? 'met' : 'MISSED'}`);
 }

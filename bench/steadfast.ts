@@ -6,8 +6,8 @@
 import { DatabaseSync } from 'node:sqlite';
 import type { Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
-import type { BatchInputRaw } from '../src/spec.ts';
-import type { BatchSummary } from '../src/types.ts';
+import type { BatchInputRaw } from '../src/shared/spec.ts';
+import type { BatchSummary } from '../src/shared/types.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
 
 export interface BatchRun {
@@ -29,12 +29,25 @@ export async function runBatch(client: Client, taskQueue: string, input: BatchIn
 /** Terminates a batch and every item workflow of it still running (after a fixed-window measurement). */
 export async function terminateBatch(client: Client, batchId: string): Promise<number> {
   let n = 0;
-  await client.workflow.getHandle(batchId).terminate('benchmark window over').catch(() => undefined);
+  await client.workflow
+    .getHandle(batchId)
+    .terminate('benchmark window over')
+    .catch(() => undefined);
   for (let pass = 0; pass < 5; pass++) {
     const ids: string[] = [];
     for await (const wf of client.workflow.list({ query: `BatchId = "${batchId}" AND ExecutionStatus = "Running"` })) ids.push(wf.workflowId);
     if (ids.length === 0) break;
-    await Promise.all(ids.map((id) => client.workflow.getHandle(id).terminate('benchmark window over').then(() => n++, () => undefined)));
+    await Promise.all(
+      ids.map((id) =>
+        client.workflow
+          .getHandle(id)
+          .terminate('benchmark window over')
+          .then(
+            () => n++,
+            () => undefined,
+          ),
+      ),
+    );
   }
   return n;
 }
@@ -138,10 +151,26 @@ export interface LatencyBreakdown {
 
 /** Short names of the event types an item history holds (temporal.api.enums.v1.EventType). */
 const EVENT_NAMES: Record<number, string> = {
-  1: 'started', 2: 'completed', 5: 'wftScheduled', 6: 'wftStarted', 7: 'wftCompleted', 10: 'activityScheduled', 11: 'activityStarted',
-  12: 'activityCompleted', 13: 'activityFailed', 17: 'timerStarted', 18: 'timerFired', 25: 'marker', 26: 'signaled',
-  29: 'startChildInitiated', 31: 'childStarted', 32: 'childCompleted',
-  37: 'signalExternalInitiated', 38: 'signalExternalFailed', 39: 'externalSignaled', 40: 'upsertSearchAttributes',
+  1: 'started',
+  2: 'completed',
+  5: 'wftScheduled',
+  6: 'wftStarted',
+  7: 'wftCompleted',
+  10: 'activityScheduled',
+  11: 'activityStarted',
+  12: 'activityCompleted',
+  13: 'activityFailed',
+  17: 'timerStarted',
+  18: 'timerFired',
+  25: 'marker',
+  26: 'signaled',
+  29: 'startChildInitiated',
+  31: 'childStarted',
+  32: 'childCompleted',
+  37: 'signalExternalInitiated',
+  38: 'signalExternalFailed',
+  39: 'externalSignaled',
+  40: 'upsertSearchAttributes',
 };
 const eventName = (e: { eventType?: unknown }): string => EVENT_NAMES[Number(e.eventType)] ?? `type${String(e.eventType)}`;
 
@@ -188,7 +217,11 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
         if (s) (acts[s.type] ??= { q: [], r: [] }).q.push(t(e) - s.at);
       } else if (e.activityTaskCompletedEventAttributes) {
         const s = scheduled.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId));
-        const startedEv = events.find((x) => x.activityTaskStartedEventAttributes && String(x.activityTaskStartedEventAttributes.scheduledEventId) === String(e.activityTaskCompletedEventAttributes!.scheduledEventId));
+        const startedEv = events.find(
+          (x) =>
+            x.activityTaskStartedEventAttributes &&
+            String(x.activityTaskStartedEventAttributes.scheduledEventId) === String(e.activityTaskCompletedEventAttributes!.scheduledEventId),
+        );
         if (s && startedEv) acts[s.type]!.r.push(t(e) - t(startedEv));
         lastDone = t(e);
       } else if (e.workflowExecutionCompletedEventAttributes) {
@@ -198,7 +231,13 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
     }
   }
   // The batch's first run: each report to the next child start it allows.
-  const parentEvents = (await client.workflow.getHandle(batchId).fetchHistory().catch(() => null))?.events ?? [];
+  const parentEvents =
+    (
+      await client.workflow
+        .getHandle(batchId)
+        .fetchHistory()
+        .catch(() => null)
+    )?.events ?? [];
   const sigToStart: number[] = [];
   const initToStarted: number[] = [];
   const initiatedAt = new Map<string, number>();
@@ -230,6 +269,10 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
     total: mean(total),
     parent: { signalToNextStart: mean(sigToStart), startInitiatedToStarted: mean(initToStarted), samples: sigToStart.length },
     itemEventGaps: commonGaps([...gaps.values()]),
-    parentEventGaps: Object.fromEntries(Object.entries(pairs).filter(([, v]) => v.length >= 5).map(([k, v]) => [k, { ms: mean(v), n: v.length }])),
+    parentEventGaps: Object.fromEntries(
+      Object.entries(pairs)
+        .filter(([, v]) => v.length >= 5)
+        .map(([k, v]) => [k, { ms: mean(v), n: v.length }]),
+    ),
   };
 }

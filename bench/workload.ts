@@ -6,14 +6,14 @@
 import { createWriteStream, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { PipelineSpec } from '../src/spec.ts';
-import type { Item, PipelineSpecInput } from '../src/spec.ts';
+import { PipelineSpec } from '../src/shared/spec.ts';
+import type { Item, PipelineSpecInput } from '../src/shared/spec.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/pipeline.json', import.meta.url));
 
 const CUSTOMERS = ['Globex', 'Initech', 'Umbrella', 'Hooli', 'Stark Industries', 'Wayne Enterprises', 'Soylent', 'Acme Corp'];
 const TEXTS = [
-  'The export button returns a 500 error since this morning\'s release.',
+  "The export button returns a 500 error since this morning's release.",
   'How do I change the email address on my account?',
   'Our whole team is locked out after enabling SSO. Production is blocked.',
   'Can you send an invoice with our VAT number on it?',

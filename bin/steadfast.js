@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 // `npx steadfast ...`: Node (>= 22.18) runs the TypeScript source directly by stripping its types.
-import { runMain } from '../src/cli.ts';
+import { runMain } from '../src/client/cli.ts';
 
 await runMain();

@@ -13,7 +13,7 @@
  * Processes, all on 127.0.0.1 and children of this one: the dev server
  * (`--db-filename` in a temp dir), the fault-injecting provider (profile none,
  * 200 ms latency so calls are in flight at every kill) behind a counting proxy,
- * and `src/worker.ts` per worker slot. Results go to one SQLite file shared by
+ * and `src/worker/worker.ts` per worker slot. Results go to one SQLite file shared by
  * the workers (STEADFAST_DB_PATH); JSON to bench-results/chaos-<time>.json.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,9 +26,9 @@ import { sleep, snapshotCode, startDevServer, startProviderProc, startWorkerProc
 import type { DevServer, WorkerProc } from '../bench/procs.ts';
 import { fmt, machine, table, writeResults } from '../bench/report.ts';
 import { benchPipeline, makeItems } from '../bench/workload.ts';
-import type { BatchSummary } from '../src/types.ts';
+import type { BatchSummary } from '../src/shared/types.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
-import { progressQuery, tierResultSignal } from '../workflows/messages.ts';
+import { progressQuery, tierResultSignal } from '../src/shared/messages.ts';
 import { analyze } from './chaos/analyze.ts';
 import type { Kill, ServerRestart } from './chaos/analyze.ts';
 import { startCountingProxy } from './chaos/proxy.ts';
@@ -115,7 +115,15 @@ async function main(): Promise<number> {
     slot.starting = true;
     for (let attempt = 1; !stopping; attempt++) {
       try {
-        const w = await startWorkerProc({ address: server.address, taskQueue, dbPath, providerUrl: proxy.urlFor(slot.name), logFile: join(dir, `worker-${slot.name}.log`), env, codeRoot: code.root });
+        const w = await startWorkerProc({
+          address: server.address,
+          taskQueue,
+          dbPath,
+          providerUrl: proxy.urlFor(slot.name),
+          logFile: join(dir, `worker-${slot.name}.log`),
+          env,
+          codeRoot: code.root,
+        });
         const gen = ++slot.generation;
         slot.worker = w;
         startTimes.push(w.readyMs);
@@ -201,7 +209,10 @@ async function main(): Promise<number> {
         log(`STALLED: ${lastDone}/${N} done, ${p.running} running, ${p.started} started, no item finished for ${fmt.s(Date.now() - lastProgressAt)}; waiting at ${stack.trim()}`);
         if (p.running === 0 && args.nudge) {
           // Any report that bumps the batch's version wakes its loop; a success for tier 0 changes nothing else.
-          await handle.signal(tierResultSignal, { tier: 0, ok: true }).then(() => (stall.nudged = true), () => undefined);
+          await handle.signal(tierResultSignal, { tier: 0, ok: true }).then(
+            () => (stall.nudged = true),
+            () => undefined,
+          );
           log('nudged the batch with a tierResult signal to show the remaining items are not lost');
         }
         stalls.push(stall);
@@ -227,7 +238,8 @@ async function main(): Promise<number> {
   const verdict = analyze({ dbPath, batchId, itemIds: items.map((i) => i.id), calls: proxy.calls, kills, restart });
   // Each item workflow must have run exactly once (deterministic ids; a second run would be a duplicate execution).
   const runsPerItem = new Map<string, number>();
-  for await (const wf of client.workflow.list({ query: `BatchId = "${batchId}" AND WorkflowType = "itemPipeline"` })) runsPerItem.set(wf.workflowId, (runsPerItem.get(wf.workflowId) ?? 0) + 1);
+  for await (const wf of client.workflow.list({ query: `BatchId = "${batchId}" AND WorkflowType = "itemPipeline"` }))
+    runsPerItem.set(wf.workflowId, (runsPerItem.get(wf.workflowId) ?? 0) + 1);
   const itemRunsTwice = [...runsPerItem.values()].filter((n) => n > 1).length;
   const providerStats = await provider.stats();
 
@@ -253,7 +265,11 @@ async function main(): Promise<number> {
     ['worker start, spawn to polling: median / max', startTimes.length ? `${fmt.s(median(startTimes))} / ${fmt.s(Math.max(...startTimes))}` : '-', ''],
     ['dev server restarts', restart ? `1 (${restart.signal}, down ${fmt.s(restart.upAt - restart.at)})` : '0', '1'],
     ['LLM calls / beyond one per item', `${verdict.calls} / ${verdict.extraCalls}`, ''],
-    ['  extra: open at a kill / answered but unreported / server restart / other', `${verdict.extraBy.inFlightAtKill} / ${verdict.extraBy.answeredBeforeKill} / ${verdict.extraBy.serverRestart} / ${verdict.extraBy.other}`, ''],
+    [
+      '  extra: open at a kill / answered but unreported / server restart / other',
+      `${verdict.extraBy.inFlightAtKill} / ${verdict.extraBy.answeredBeforeKill} / ${verdict.extraBy.serverRestart} / ${verdict.extraBy.other}`,
+      '',
+    ],
     ['  successful answers beyond one per item', String(verdict.extraSuccesses), ''],
     ['calls in flight at kills: open at the provider + answered, not yet reported', `${inflightSum} + ${answeredSum}`, ''],
     ['kills with extra calls > calls in flight', `${goalKills.length} of ${verdict.kills.length}`, '0'],
@@ -268,12 +284,24 @@ async function main(): Promise<number> {
   console.log(`\nper kill (time, worker, calls in flight: open + answered-unreported, extra calls, next completed item, interrupted items done):`);
   for (const k of verdict.kills) {
     const inflight = `${k.inFlight}${k.answeredUnreported ? ` + ${k.answeredUnreported}` : ''}`;
-    console.log(`  +${fmt.s(k.at - started).padStart(8)}  ${k.slot}  in flight ${inflight.padStart(5)}  extra ${String(k.extra).padStart(3)}${k.withinGoal ? '' : ' (over)'}  next ${k.nextCompletedMs === null ? '-' : fmt.s(k.nextCompletedMs)}  recovered ${k.interruptedRecoveredMs === null ? '-' : fmt.s(k.interruptedRecoveredMs)}`);
+    console.log(
+      `  +${fmt.s(k.at - started).padStart(8)}  ${k.slot}  in flight ${inflight.padStart(5)}  extra ${String(k.extra).padStart(3)}${k.withinGoal ? '' : ' (over)'}  next ${k.nextCompletedMs === null ? '-' : fmt.s(k.nextCompletedMs)}  recovered ${k.interruptedRecoveredMs === null ? '-' : fmt.s(k.interruptedRecoveredMs)}`,
+    );
   }
   const failed = verdict.lost.length > 0 || verdict.duplicateRows > 0 || itemRunsTwice > 0 || summary === null || stalls.length > 0;
   const file = writeResults('chaos', {
-    machine: m, args, code: { commit: code.commit, dirty: code.dirty }, batchId, wallMs, summary, restart: restart && { ...restart, at: restart.at - started, upAt: restart.upAt - started },
-    unexpectedExits, workerStartMs: startTimes, itemRunsTwice, stalls, providerStats,
+    machine: m,
+    args,
+    code: { commit: code.commit, dirty: code.dirty },
+    batchId,
+    wallMs,
+    summary,
+    restart: restart && { ...restart, at: restart.at - started, upAt: restart.upAt - started },
+    unexpectedExits,
+    workerStartMs: startTimes,
+    itemRunsTwice,
+    stalls,
+    providerStats,
     // Every LLM call as the proxy saw it (times relative to the batch start), for re-analysis.
     calls: proxy.calls.map((c) => ({ ...c, startedAt: c.startedAt - started, endedAt: c.endedAt === null ? null : c.endedAt - started })),
     verdict: {
@@ -290,7 +318,8 @@ async function main(): Promise<number> {
     passed: !failed,
   });
   console.log(`\nwritten to ${file}`);
-  for (const st of stalls) console.log(`stall at +${fmt.s(st.at)}: ${st.done}/${N} done, ${st.running} running; batch waits at ${st.stack.trim()}${st.nudged ? ' (woken by a signal)' : ''}`);
+  for (const st of stalls)
+    console.log(`stall at +${fmt.s(st.at)}: ${st.done}/${N} done, ${st.running} running; batch waits at ${st.stack.trim()}${st.nudged ? ' (woken by a signal)' : ''}`);
   console.log(
     failed
       ? `FAILED: ${verdict.lost.length} lost, ${verdict.duplicateRows} duplicate rows, ${itemRunsTwice} item workflows run twice, ${stalls.length} stalls${summary ? '' : ', batch not finished'}`

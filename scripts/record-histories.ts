@@ -10,18 +10,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createDefaultDeps } from '../activities/index.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/common/config.ts';
 import { startProvider } from '../src/provider/index.ts';
-import type { BatchInputRaw } from '../src/spec.ts';
-import { devServerExecutable, temporalCliPath } from '../src/temporal-tools.ts';
-import { createWorker } from '../src/worker.ts';
-import { BATCH_ID, ITEM_STATUS, PROVIDER } from '../workflows/search-attributes.ts';
+import type { BatchInputRaw } from '../src/shared/spec.ts';
+import { devServerExecutable, temporalCliPath } from '../src/dev/temporal-tools.ts';
+import { createWorker } from '../src/worker/worker.ts';
+import { BATCH_ID, ITEM_STATUS, PROVIDER } from '../src/shared/search-attributes.ts';
 
 const tag = process.argv[2] ?? 'v1';
 const env = await TestWorkflowEnvironment.createLocal({ server: { executable: devServerExecutable(), searchAttributes: [BATCH_ID, ITEM_STATUS, PROVIDER] } });
 const provider = await startProvider({ port: 0, profile: 'none', seed: 1, latencyScale: 0 });
 const dir = mkdtempSync(join(tmpdir(), 'steadfast-record-'));
-const config = loadConfig({ ...process.env, TEMPORAL_ADDRESS: env.address, STEADFAST_TASK_QUEUE: 'record', STEADFAST_DB_PATH: join(dir, 'r.db'), STEADFAST_PROVIDER_URL: provider.url });
+const config = loadConfig({
+  ...process.env,
+  TEMPORAL_ADDRESS: env.address,
+  STEADFAST_TASK_QUEUE: 'record',
+  STEADFAST_DB_PATH: join(dir, 'r.db'),
+  STEADFAST_PROVIDER_URL: provider.url,
+});
 const deps = await createDefaultDeps(config);
 const worker = await createWorker({ connection: env.nativeConnection, config, deps });
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
@@ -31,7 +37,10 @@ await worker.runUntil(async () => {
   const handle = await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId: 'replay', args: [input] });
   await handle.result();
 });
-for (const [name, id] of [[`batch-${tag}`, 'replay'], [`item-${tag}`, 'replay/t001']] as const) {
+for (const [name, id] of [
+  [`batch-${tag}`, 'replay'],
+  [`item-${tag}`, 'replay/t001'],
+] as const) {
   // The same JSON as `temporal workflow show --output json`, which users can record too.
   const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });
   writeFileSync(join('test/replay/histories', `${name}.json`), json);

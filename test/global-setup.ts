@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
-import { devServerExecutable } from '../src/temporal-tools.ts';
-import { WORKFLOWS_PATH } from '../src/worker.ts';
-import { BATCH_ID, ITEM_STATUS, PROVIDER } from '../workflows/search-attributes.ts';
+import { devServerExecutable } from '../src/dev/temporal-tools.ts';
+import { WORKFLOWS_PATH } from '../src/worker/worker.ts';
+import { BATCH_ID, ITEM_STATUS, PROVIDER } from '../src/shared/search-attributes.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -27,7 +27,12 @@ function startPostgres(): string {
   const script = join(import.meta.dirname, '..', 'scripts', 'postgres.sh');
   if (!existsSync(script)) return '';
   try {
-    return execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop() ?? '';
+    return (
+      execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+        .trim()
+        .split('\n')
+        .pop() ?? ''
+    );
   } catch (err) {
     if (process.env.CI) throw err;
     console.warn('global-setup: no PostgreSQL here; PostgreSQL tests are skipped');

@@ -5,13 +5,13 @@
  */
 import { condition, getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.ts';
-import { NOTIFY_RETRY } from '../activities/policies.ts';
-import { tierName } from '../src/spec-names.ts';
-import type { Alert, ItemOutcome } from '../src/types.ts';
+import { NOTIFY_RETRY } from '../src/shared/policies.ts';
+import { tierName } from '../src/shared/tiers.ts';
+import type { Alert, ItemOutcome } from '../src/shared/types.ts';
 import type { BatchState } from './batch-state.ts';
 import { allows, onFailure, onSuccess, tick, withProbe } from './circuit.ts';
-import { circuitSignal, reviewSignal } from './messages.ts';
-import type { BatchReviewDecision, PendingReview, ReviewDecision } from './messages.ts';
+import { circuitSignal, reviewSignal } from '../src/shared/messages.ts';
+import type { BatchReviewDecision, PendingReview, ReviewDecision } from '../src/shared/messages.ts';
 import { reviewProblem } from './review.ts';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -87,11 +87,17 @@ export class BatchControl {
   onTierResult(r: { tier: number; ok: boolean; errorType?: string }, now: number): void {
     const c = this.s.circuits[r.tier];
     if (!c) return;
-    this.setCircuit(r.tier, r.ok ? onSuccess(c) : onFailure(c, now, { failureThreshold: this.s.pipeline.circuitBreaker.failureThreshold, cooldownMs: this.s.pipeline.circuitBreaker.cooldown }));
+    this.setCircuit(
+      r.tier,
+      r.ok ? onSuccess(c) : onFailure(c, now, { failureThreshold: this.s.pipeline.circuitBreaker.failureThreshold, cooldownMs: this.s.pipeline.circuitBreaker.cooldown }),
+    );
     const after = this.s.circuits[r.tier]!;
     if (after.opened > c.opened) {
       const name = tierName(this.s.pipeline.providers[r.tier]!, r.tier);
-      this.alert('circuit_open', `Circuit of ${name} opened in batch ${this.s.batchId} after ${after.failures} consecutive failures (last: ${r.errorType ?? 'unknown'}); cool-down ${this.s.pipeline.circuitBreaker.cooldown / 1000} s.`);
+      this.alert(
+        'circuit_open',
+        `Circuit of ${name} opened in batch ${this.s.batchId} after ${after.failures} consecutive failures (last: ${r.errorType ?? 'unknown'}); cool-down ${this.s.pipeline.circuitBreaker.cooldown / 1000} s.`,
+      );
     }
     this.version++;
   }
@@ -180,7 +186,11 @@ export class BatchControl {
     const rate = finished + this.s.pendingReviews.length === 0 ? 0 : bad / (finished + this.s.pendingReviews.length);
     if (this.s.alerted.errorRate || finished < ERROR_RATE_MIN_ITEMS || rate <= this.s.pipeline.alerts.errorRateThreshold) return;
     this.s.alerted.errorRate = true;
-    this.alert('error_rate', `Batch ${this.s.batchId} error rate ${(rate * 100).toFixed(1)}% passed the threshold of ${(this.s.pipeline.alerts.errorRateThreshold * 100).toFixed(1)}%.`, { failed: bad, finished });
+    this.alert(
+      'error_rate',
+      `Batch ${this.s.batchId} error rate ${(rate * 100).toFixed(1)}% passed the threshold of ${(this.s.pipeline.alerts.errorRateThreshold * 100).toFixed(1)}%.`,
+      { failed: bad, finished },
+    );
   }
 
   private alert(kind: Alert['kind'], text: string, fields?: Alert['fields']): void {

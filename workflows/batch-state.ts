@@ -2,12 +2,12 @@
  * The batch's durable state. It is a plain record (no Map/Set: the default
  * converter writes them as `{}`) so it crosses continue-as-new unchanged.
  */
-import type { Item, PipelineSpec } from '../src/spec.ts';
-import { tierName } from '../src/spec-names.ts';
-import type { BatchSummary, ItemOutcome, RateLimitInfo } from '../src/types.ts';
+import type { Item, PipelineSpec } from '../src/shared/spec.ts';
+import { tierName } from '../src/shared/tiers.ts';
+import type { BatchSummary, ItemOutcome, RateLimitInfo } from '../src/shared/types.ts';
 import { closedCircuit } from './circuit.ts';
 import type { CircuitState } from './circuit.ts';
-import type { PendingReview, Progress } from './messages.ts';
+import type { PendingReview, Progress } from '../src/shared/messages.ts';
 import { newPacer } from './pacer.ts';
 import type { PacerState } from './pacer.ts';
 
@@ -184,10 +184,19 @@ export class BatchState {
   /** A short Markdown view of the progress, for the Web UI's current-details panel. */
   detailsMarkdown(nowMs: number): string {
     const p = this.progress(nowMs);
-    const circuits = Object.entries(p.circuits).map(([name, c]) => `${name}: ${c.state}`).join(', ');
+    const circuits = Object.entries(p.circuits)
+      .map(([name, c]) => `${name}: ${c.state}`)
+      .join(', ');
     return [
       `**${p.succeeded + p.approved} done**, ${p.failed} failed, ${p.skipped} skipped of ${p.total ?? '?'}; ${p.running} running; ${p.ratePerMinute}/min`,
-      `awaiting review: ${p.awaitingReview.length}${p.awaitingReview.length ? ` (${p.awaitingReview.slice(0, 5).map((r) => r.itemId).join(', ')}${p.awaitingReview.length > 5 ? ', ...' : ''})` : ''}`,
+      `awaiting review: ${p.awaitingReview.length}${
+        p.awaitingReview.length
+          ? ` (${p.awaitingReview
+              .slice(0, 5)
+              .map((r) => r.itemId)
+              .join(', ')}${p.awaitingReview.length > 5 ? ', ...' : ''})`
+          : ''
+      }`,
       `circuits: ${circuits}`,
       ...(p.pausedReason ? [`**paused**: ${p.pausedReason} (signal \`resume\` to continue)`] : []),
     ].join('\n\n');

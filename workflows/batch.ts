@@ -21,18 +21,18 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { createActivities } from '../activities/index.ts';
-import { FailureType } from '../src/failures.ts';
-import type { BatchInput, BatchInputRaw, Item } from '../src/spec.ts';
-import type { BatchSummary } from '../src/types.ts';
+import { FailureType } from '../src/shared/failures.ts';
+import type { BatchInput, BatchInputRaw, Item } from '../src/shared/spec.ts';
+import type { BatchSummary } from '../src/shared/types.ts';
 import { BatchControl } from './batch-control.ts';
 import { BatchState, initialCarry } from './batch-state.ts';
 import type { BatchCarry } from './batch-state.ts';
 import { itemPipeline } from './item.ts';
 import { loadSpec } from './lazy.ts';
-import { callDoneSignal, itemAwaitingSignal, itemDoneSignal, progressQuery, resumeSignal, reviewSignal, reviewUpdate, tierResultSignal } from './messages.ts';
+import { callDoneSignal, itemAwaitingSignal, itemDoneSignal, progressQuery, resumeSignal, reviewSignal, reviewUpdate, tierResultSignal } from '../src/shared/messages.ts';
 import { available, effectiveLimit, itemsPerMinute, refill as refillPacer, setRate, take, waitMs } from './pacer.ts';
 import { loadOutputCheck } from './review.ts';
-import { BATCH_ID } from './search-attributes.ts';
+import { BATCH_ID } from '../src/shared/search-attributes.ts';
 
 type Activities = ReturnType<typeof createActivities>;
 const source = proxyActivities<Activities>({ startToCloseTimeout: '2 min', retry: { maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.InvalidInput] } });
@@ -60,7 +60,8 @@ export async function parseBatchInput(raw: unknown): Promise<BatchInput> {
   }
   const ids = new Set<string>();
   for (const item of r.data.items ?? []) {
-    if (ids.has(item.id)) throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `invalid batch input: items: duplicate item id "${item.id}"`, nonRetryable: true });
+    if (ids.has(item.id))
+      throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `invalid batch input: items: duplicate item id "${item.id}"`, nonRetryable: true });
     ids.add(item.id);
   }
   return r.data;

@@ -15,15 +15,15 @@ import {
   proxyLocalActivities,
 } from '@temporalio/workflow';
 import type { createActivities, PersistRequest } from '../activities/index.ts';
-import { llmCallFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../activities/policies.ts';
-import { surelyFits } from '../activities/truncate.ts';
-import { repairMessages } from '../activities/repair.ts';
-import { FailureType } from '../src/failures.ts';
-import { contextWindowOf, costOf, tierName } from '../src/spec-names.ts';
-import type { Item, PipelineSpec } from '../src/spec.ts';
-import { renderMessages, validateItem } from '../src/template.ts';
-import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, RateLimitInfo, TruncateResult, TruncationInfo } from '../src/types.ts';
-import { tierResultSignal } from './messages.ts';
+import { llmCallFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../src/shared/policies.ts';
+import { surelyFits } from '../src/shared/truncate.ts';
+import { repairMessages } from '../src/shared/repair.ts';
+import { FailureType } from '../src/shared/failures.ts';
+import { contextWindowOf, costOf, tierName } from '../src/shared/tiers.ts';
+import type { Item, PipelineSpec } from '../src/shared/spec.ts';
+import { renderMessages, validateItem } from '../src/shared/template.ts';
+import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, RateLimitInfo, TruncateResult, TruncationInfo } from '../src/shared/types.ts';
+import { tierResultSignal } from '../src/shared/messages.ts';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -34,8 +34,14 @@ const tokens = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry:
 
 /** Failure types that say the provider is unhealthy (they feed the circuit breaker), not the item. */
 const PROVIDER_FAULTS: readonly string[] = [
-  FailureType.RateLimited, FailureType.ProviderOverloaded, FailureType.ProviderUnavailable, FailureType.Timeout,
-  FailureType.ConnectionFailed, FailureType.AuthFailed, FailureType.ModelNotFound, FailureType.QuotaExhausted,
+  FailureType.RateLimited,
+  FailureType.ProviderOverloaded,
+  FailureType.ProviderUnavailable,
+  FailureType.Timeout,
+  FailureType.ConnectionFailed,
+  FailureType.AuthFailed,
+  FailureType.ModelNotFound,
+  FailureType.QuotaExhausted,
 ];
 
 /** What one failed call tells the chain walker. */
@@ -148,9 +154,9 @@ export class ItemRun {
     let fit: TruncateResult = surelyFits(original, window, reserve)
       ? { messages: original, inputTokens: 0, contextWindow: window, truncation: null, fits: true }
       : await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
-    if (!fit.fits) return this.fail(FailureType.ContextWindowExceeded, `${fit.inputTokens} tokens do not fit ${name}'s window of ${fit.contextWindow}`, name), null;
+    if (!fit.fits) return (this.fail(FailureType.ContextWindowExceeded, `${fit.inputTokens} tokens do not fit ${name}'s window of ${fit.contextWindow}`, name), null);
     if (fit.truncation && (this.spec.truncation.strategy === 'fail' || (this.spec.truncation.strategy === 'larger-model' && larger))) {
-      return this.fail(FailureType.ContextWindowExceeded, `input needs truncation for ${name} (strategy ${this.spec.truncation.strategy})`, name), null;
+      return (this.fail(FailureType.ContextWindowExceeded, `input needs truncation for ${name} (strategy ${this.spec.truncation.strategy})`, name), null);
     }
     let messages = fit.messages;
     if (fit.truncation) this.truncation = fit.truncation;
@@ -162,7 +168,17 @@ export class ItemRun {
       try {
         const scope = new CancellationScope();
         this.call = { tier: t, scope };
-        const r = await scope.run(() => llm.callLlm({ batchId: this.input.batchId, itemId: this.itemId, tier: t, provider, messages, output: this.spec.output, ...(this.input.parentWorkflowId ? { reportTo: this.input.parentWorkflowId } : {}) }));
+        const r = await scope.run(() =>
+          llm.callLlm({
+            batchId: this.input.batchId,
+            itemId: this.itemId,
+            tier: t,
+            provider,
+            messages,
+            output: this.spec.output,
+            ...(this.input.parentWorkflowId ? { reportTo: this.input.parentWorkflowId } : {}),
+          }),
+        );
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
         this.record(r.usage, r.costUsd, r.attempt);
         if (t === 0 && r.rateLimit) this.rateLimit = r.rateLimit;

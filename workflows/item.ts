@@ -5,12 +5,12 @@
  * spec's timeout and default decision. It persists its own row, then reports.
  */
 import { condition, getExternalWorkflowHandle, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { ItemInput, ItemOutcome } from '../src/types.ts';
+import type { ItemInput, ItemOutcome } from '../src/shared/types.ts';
 import { ItemRun } from './item-run.ts';
-import { circuitSignal, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewSignal, reviewUpdate } from './messages.ts';
-import type { ReviewDecision } from './messages.ts';
+import { circuitSignal, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewSignal, reviewUpdate } from '../src/shared/messages.ts';
+import type { ReviewDecision } from '../src/shared/messages.ts';
 import { loadOutputCheck, ReviewGate, resolveTier } from './review.ts';
-import { ITEM_STATUS, PROVIDER } from './search-attributes.ts';
+import { ITEM_STATUS, PROVIDER } from '../src/shared/search-attributes.ts';
 
 export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
   const run = new ItemRun(input);
@@ -32,10 +32,7 @@ export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
     }
   }
   await run.persist();
-  upsertSearchAttributes([
-    { key: ITEM_STATUS, value: run.status },
-    ...(run.providerName ? [{ key: PROVIDER, value: run.providerName }] : []),
-  ]);
+  upsertSearchAttributes([{ key: ITEM_STATUS, value: run.status }, ...(run.providerName ? [{ key: PROVIDER, value: run.providerName }] : [])]);
   await report(input, () => getExternalWorkflowHandle(input.parentWorkflowId!).signal(itemDoneSignal, run.outcome()));
   return run.outcome();
 }

@@ -7,13 +7,13 @@
  * modules in the one workflow bundle; they are evaluated on first use only.
  * Loading is a resolved promise (no command, no history event), so it is replay-safe.
  */
-import type * as Spec from '../src/spec.ts';
-import type * as Validate from '../activities/validate.ts';
+import type * as Spec from '../src/shared/spec.ts';
+import type * as Validate from '../src/shared/validate.ts';
 
 export function loadSpec(): Promise<typeof Spec> {
-  return import(/* webpackMode: "eager" */ '../src/spec.ts');
+  return import(/* webpackMode: "eager" */ '../src/shared/spec.ts');
 }
 
 export function loadValidate(): Promise<typeof Validate> {
-  return import(/* webpackMode: "eager" */ '../activities/validate.ts');
+  return import(/* webpackMode: "eager" */ '../src/shared/validate.ts');
 }

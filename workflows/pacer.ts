@@ -4,7 +4,7 @@
  * A token bucket as a plain record (it crosses continue-as-new); the workflow
  * advances it with its deterministic clock.
  */
-import type { RateLimitInfo } from '../src/types.ts';
+import type { RateLimitInfo } from '../src/shared/types.ts';
 
 export interface PacerState {
   /** Items per minute allowed; null = unpaced. */

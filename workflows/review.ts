@@ -4,10 +4,10 @@
  * decision that arrives while the item is not waiting changes nothing.
  */
 import { log } from '@temporalio/workflow';
-import type { PipelineSpec } from '../src/spec.ts';
-import { tierName } from '../src/spec-names.ts';
+import type { PipelineSpec } from '../src/shared/spec.ts';
+import { tierName } from '../src/shared/tiers.ts';
 import { loadValidate } from './lazy.ts';
-import type { ReviewDecision } from './messages.ts';
+import type { ReviewDecision } from '../src/shared/messages.ts';
 
 const DECISIONS = ['approve', 'retry', 'skip'] as const;
 
@@ -32,7 +32,8 @@ export function reviewProblem(d: unknown, spec: PipelineSpec, awaiting: boolean)
   }
   if (r.decision === 'retry') {
     if (r.input !== undefined && (typeof r.input !== 'object' || r.input === null || Array.isArray(r.input))) return 'input must be an object of fields';
-    if (r.provider !== undefined && resolveTier(spec, r.provider) === null) return `provider ${JSON.stringify(r.provider)} is not a tier of this pipeline (${spec.providers.map(tierName).join(', ')})`;
+    if (r.provider !== undefined && resolveTier(spec, r.provider) === null)
+      return `provider ${JSON.stringify(r.provider)} is not a tier of this pipeline (${spec.providers.map(tierName).join(', ')})`;
   }
   return null;
 }

@@ -75,7 +75,14 @@ export interface ChaosVerdict {
   extraBy: { inFlightAtKill: number; answeredBeforeKill: number; serverRestart: number; other: number };
   otherExtra: { itemId: string; prev: CallRecord; next: CallRecord }[];
   /** Every extra call: why, and how long before the blamed kill the previous call ended (ms, negative = still open). */
-  extraDetails: { itemId: string; cause: 'inFlightAtKill' | 'answeredBeforeKill' | 'serverRestart' | 'other'; killAt: number | null; answeredBeforeKillMs: number | null; prev: CallRecord; nextStartedAt: number }[];
+  extraDetails: {
+    itemId: string;
+    cause: 'inFlightAtKill' | 'answeredBeforeKill' | 'serverRestart' | 'other';
+    killAt: number | null;
+    answeredBeforeKillMs: number | null;
+    prev: CallRecord;
+    nextStartedAt: number;
+  }[];
   kills: KillReport[];
 }
 
@@ -127,7 +134,9 @@ export function analyze(o: { dbPath: string; batchId: string; itemIds: string[];
         extraDetails.push({ itemId, cause: 'inFlightAtKill', killAt: open.at, answeredBeforeKillMs: null, prev, nextStartedAt: next.startedAt });
         continue;
       }
-      const answered = o.kills.find((k) => k.slot === prev.slot && prev.endedAt !== null && prev.endedAt <= k.at && k.at - prev.endedAt <= ANSWERED_WINDOW_MS && k.at <= next.startedAt);
+      const answered = o.kills.find(
+        (k) => k.slot === prev.slot && prev.endedAt !== null && prev.endedAt <= k.at && k.at - prev.endedAt <= ANSWERED_WINDOW_MS && k.at <= next.startedAt,
+      );
       const r = o.restart;
       if (answered) {
         extraBy.answeredBeforeKill++;

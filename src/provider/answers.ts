@@ -155,9 +155,7 @@ function gen(schemaIn: unknown, path: string, ctx: Ctx, depth: number): unknown 
       const max = num(s['maxItems']) ?? Number.POSITIVE_INFINITY;
       const n = depth > 12 ? 0 : Math.min(max, Math.max(min, 2));
       const items = s['items'] ?? s['prefixItems'];
-      return Array.from({ length: n }, (_, i) =>
-        gen(Array.isArray(items) ? (items[i] ?? items[items.length - 1]) : items, `${path}[${i}]`, ctx, depth + 1),
-      );
+      return Array.from({ length: n }, (_, i) => gen(Array.isArray(items) ? (items[i] ?? items[items.length - 1]) : items, `${path}[${i}]`, ctx, depth + 1));
     }
     case 'integer':
       return genNumber(s, path, ctx, true);

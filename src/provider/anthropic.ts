@@ -133,7 +133,10 @@ function error(kind: ErrorKind, c: ErrorCtx): Reply {
       const m = c.maxTokens ?? 0;
       const n = c.contextWindow ?? 0;
       // Anthropic words the two cases differently: the prompt alone, or prompt plus max_tokens.
-      const msg = p > n ? `prompt is too long: ${p} tokens > ${n} maximum` : `input length and \`max_tokens\` exceed context limit: ${p} + ${m} > ${n}, decrease input length or \`max_tokens\` and try again`;
+      const msg =
+        p > n
+          ? `prompt is too long: ${p} tokens > ${n} maximum`
+          : `input length and \`max_tokens\` exceed context limit: ${p} + ${m} > ${n}, decrease input length or \`max_tokens\` and try again`;
       return err(400, 'invalid_request_error', msg, rid);
     }
     case 'rate_limit': {

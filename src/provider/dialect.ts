@@ -51,16 +51,7 @@ export interface Reply {
 
 /** Error answers every dialect can render. */
 export type ErrorKind =
-  | 'auth'
-  | 'bad_request'
-  | 'not_found'
-  | 'model_not_found'
-  | 'context_length'
-  | 'rate_limit'
-  | 'insufficient_quota'
-  | 'server_error'
-  | 'unavailable'
-  | 'overloaded';
+  'auth' | 'bad_request' | 'not_found' | 'model_not_found' | 'context_length' | 'rate_limit' | 'insufficient_quota' | 'server_error' | 'unavailable' | 'overloaded';
 
 /** Details an error body or its headers may need. */
 export interface ErrorCtx {

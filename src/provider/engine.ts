@@ -20,10 +20,7 @@ import type { ProviderStats } from './stats.ts';
 export const FAULT_HEADER = 'x-steadfast-fault';
 
 /** What the server must do with one request. `onSent` records the outcome once it is written. */
-export type Outcome =
-  | { type: 'reply'; reply: Reply; delayMs: number; onSent?: () => void }
-  | { type: 'hang'; ms: number; reply: Reply; onSent?: () => void }
-  | { type: 'reset' };
+export type Outcome = { type: 'reply'; reply: Reply; delayMs: number; onSent?: () => void } | { type: 'hang'; ms: number; reply: Reply; onSent?: () => void } | { type: 'reset' };
 
 /** Options of {@link ProviderEngine}. */
 export interface EngineOptions {
@@ -100,7 +97,15 @@ export class ProviderEngine {
   }
 
   stats(): ProviderStats {
-    return this.counter.snapshot({ profile: this.profile.name, seed: this.opts.seed, seen: this.attempts.size, modelsDown: [...this.down], openHangs: this.openHangs, inFlight: this.inFlight, maxInFlight: this.maxInFlight });
+    return this.counter.snapshot({
+      profile: this.profile.name,
+      seed: this.opts.seed,
+      seen: this.attempts.size,
+      modelsDown: [...this.down],
+      openHangs: this.openHangs,
+      inFlight: this.inFlight,
+      maxInFlight: this.maxInFlight,
+    });
   }
 
   /** Counts a written HTTP status. */

@@ -88,13 +88,7 @@ const NonNeg = z.number().finite().nonnegative();
 export const FaultProfileSchema = z
   .object({
     name: z.string().min(1).default('custom'),
-    faults: z
-      .array(
-        z
-          .object({ kind: Kind, rate: z.number().min(0).max(1), models: z.array(z.string()).optional(), retryAfterMs: NonNeg.optional() })
-          .strict(),
-      )
-      .optional(),
+    faults: z.array(z.object({ kind: Kind, rate: z.number().min(0).max(1), models: z.array(z.string()).optional(), retryAfterMs: NonNeg.optional() }).strict()).optional(),
     outages: z
       .array(
         z
@@ -187,7 +181,10 @@ export function activeOutage(profile: FaultProfile, model: string, now: number, 
  * unknown kind so a typo fails loudly.
  */
 export function forcedFault(spec: string, attempt: number): FaultKind | 'none' | { error: string } {
-  const list = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const k of list) {
     if (k !== 'none' && !(FAULT_KINDS as readonly string[]).includes(k)) {
       return { error: `unknown fault kind '${k}'; expected one of none, ${FAULT_KINDS.join(', ')}` };

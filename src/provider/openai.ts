@@ -130,14 +130,22 @@ function error(kind: ErrorKind, c: ErrorCtx): Reply {
       const ms = Math.max(1, Math.ceil(c.retryAfterMs ?? 1000));
       const by = c.limitedBy ?? 'requests';
       const info = c.rate;
-      const [unit, limit, used] = by === 'requests' ? ['requests per min (RPM)', info?.limitRequests, info ? info.limitRequests - info.remainingRequests : undefined] : ['tokens per min (TPM)', info?.limitTokens, info ? info.limitTokens - info.remainingTokens : undefined];
+      const [unit, limit, used] =
+        by === 'requests'
+          ? ['requests per min (RPM)', info?.limitRequests, info ? info.limitRequests - info.remainingRequests : undefined]
+          : ['tokens per min (TPM)', info?.limitTokens, info ? info.limitTokens - info.remainingTokens : undefined];
       const requested = by === 'requests' ? 1 : (c.requested ?? 0);
       const msg = `Rate limit reached for ${c.model} in organization org-steadfast on ${unit}: Limit ${limit ?? 'n/a'}, Used ${used ?? 'n/a'}, Requested ${requested}. Please try again in ${goDuration(ms)}. Visit https://platform.openai.com/account/rate-limits to learn more.`;
       const headers = { 'retry-after-ms': String(ms), 'retry-after': String(Math.ceil(ms / 1000)), ...(info ? rateHeaders(info) : {}) };
       return err(429, msg, by, 'rate_limit_exceeded', null, headers);
     }
     case 'insufficient_quota':
-      return err(429, 'You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.', 'insufficient_quota', 'insufficient_quota');
+      return err(
+        429,
+        'You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.',
+        'insufficient_quota',
+        'insufficient_quota',
+      );
     case 'server_error':
       return err(500, 'The server had an error while processing your request. Sorry about that!', 'server_error', null);
     case 'unavailable':

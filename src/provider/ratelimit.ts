@@ -75,9 +75,7 @@ export interface RateInfo {
 }
 
 /** Result of asking the limiter to admit one request. */
-export type Admission =
-  | { ok: true; info: RateInfo }
-  | { ok: false; info: RateInfo; limitedBy: 'requests' | 'tokens'; retryAfterMs: number; requested: number };
+export type Admission = { ok: true; info: RateInfo } | { ok: false; info: RateInfo; limitedBy: 'requests' | 'tokens'; retryAfterMs: number; requested: number };
 
 /** Options of {@link rateLimiter}. */
 export interface RateLimiterOptions {

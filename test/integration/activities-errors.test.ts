@@ -8,10 +8,10 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { FailureType } from '../../src/failures.ts';
-import { PipelineSpec, ProviderSpec } from '../../src/spec.ts';
-import type { ProviderSpecInput } from '../../src/spec.ts';
-import type { InvalidOutputDetails, LlmRequest, LlmResult } from '../../src/types.ts';
+import { FailureType } from '../../src/shared/failures.ts';
+import { PipelineSpec, ProviderSpec } from '../../src/shared/spec.ts';
+import type { ProviderSpecInput } from '../../src/shared/spec.ts';
+import type { InvalidOutputDetails, LlmRequest, LlmResult } from '../../src/shared/types.ts';
 import { labelSchema, TEST_PRICING, useActivityRig } from '../support/activity-rig.ts';
 
 const schema = labelSchema(['ok', 'broken', 'late']);
@@ -24,11 +24,26 @@ function spec(p: Partial<ProviderSpecInput> = {}): ProviderSpec {
   return ProviderSpec.parse({ kind: 'openai', model: 'gpt-4o-mini', timeout: '5s', pricing, ...p });
 }
 function request(p: ProviderSpec, text = `Classify item ${Math.random().toString(36).slice(2, 8)}: parcel arrived`, out = output): LlmRequest {
-  return { batchId: 'b', itemId: 'i', tier: 0, provider: p, messages: [{ role: 'system', content: 'You classify parcels. Answer in JSON.' }, { role: 'user', content: text }], output: out };
+  return {
+    batchId: 'b',
+    itemId: 'i',
+    tier: 0,
+    provider: p,
+    messages: [
+      { role: 'system', content: 'You classify parcels. Answer in JSON.' },
+      { role: 'user', content: text },
+    ],
+    output: out,
+  };
 }
 const activityEnv = (attempt = 1): MockActivityEnvironment =>
   new MockActivityEnvironment(
-    { attempt, startToCloseTimeoutMs: 60_000, heartbeatTimeoutMs: 30_000, retryPolicy: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 60_000, maximumAttempts: 5 } },
+    {
+      attempt,
+      startToCloseTimeoutMs: 60_000,
+      heartbeatTimeoutMs: 30_000,
+      retryPolicy: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 60_000, maximumAttempts: 5 },
+    },
     { logger: new DefaultLogger('ERROR') },
   );
 
@@ -181,7 +196,10 @@ describe.each(kinds)('callLlm against the fault provider (%s)', (kind, model) =>
 
 describe('endpoint resolution', () => {
   it('uses the spec baseURL (openai-compatible) and a connection error is ConnectionFailed', async () => {
-    const ok: LlmResult = await activityEnv().run(rig.acts.callLlm, request(spec({ kind: 'openai-compatible', model: 'small-4k', baseURL: `${rig.provider.url}/v1` }), 'item 3 here', { format: 'text' }));
+    const ok: LlmResult = await activityEnv().run(
+      rig.acts.callLlm,
+      request(spec({ kind: 'openai-compatible', model: 'small-4k', baseURL: `${rig.provider.url}/v1` }), 'item 3 here', { format: 'text' }),
+    );
     expect(ok.model).toBe('small-4k');
     const e = await failure(activityEnv().run(rig.acts.callLlm, request(spec({ kind: 'openai-compatible', model: 'small-4k', baseURL: 'http://127.0.0.1:1/v1' }))));
     expect(e.type).toBe(FailureType.ConnectionFailed);

@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities, openStore } from '../../activities/index.ts';
 import type { ResultStore } from '../../activities/index.ts';
 import { loadMigrations } from '../../activities/store.ts';
-import type { ResultRecord } from '../../src/types.ts';
+import type { ResultRecord } from '../../src/shared/types.ts';
 import { createTempDatabase, testDatabaseUrl } from '../support/postgres.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'steadfast-store-'));
@@ -44,7 +44,10 @@ const targets: Target[] = [
         async migrations() {
           const db = new DatabaseSync(path);
           try {
-            return db.prepare('SELECT version FROM schema_migrations ORDER BY version').all().map((r) => String(r['version']));
+            return db
+              .prepare('SELECT version FROM schema_migrations ORDER BY version')
+              .all()
+              .map((r) => String(r['version']));
           } finally {
             db.close();
           }
@@ -144,7 +147,11 @@ for (const t of targets) {
       const store = await t.open();
       try {
         const b = batch();
-        const waiting = record(b, 'i', { status: 'awaiting_review', output: null, error: { type: 'InvalidOutput', message: 'bad', attempts: 3, provider: 'primary', firstAt: '2025-06-01T10:00:01.000Z', lastAt: '2025-06-01T10:00:04.000Z' } });
+        const waiting = record(b, 'i', {
+          status: 'awaiting_review',
+          output: null,
+          error: { type: 'InvalidOutput', message: 'bad', attempts: 3, provider: 'primary', firstAt: '2025-06-01T10:00:01.000Z', lastAt: '2025-06-01T10:00:04.000Z' },
+        });
         const approved = record(b, 'i', { status: 'approved', finishedAt: '2025-06-01T11:00:00.000Z' });
         expect(await store.upsert(waiting)).toBe('inserted');
         expect(await store.upsert(approved)).toBe('updated');
@@ -169,7 +176,12 @@ for (const t of targets) {
       const store = await t.open();
       try {
         const b = batch();
-        for (const [id, status] of [['c', 'succeeded'], ['a', 'awaiting_review'], ['b', 'skipped'], ['d', 'awaiting_review']] as const) {
+        for (const [id, status] of [
+          ['c', 'succeeded'],
+          ['a', 'awaiting_review'],
+          ['b', 'skipped'],
+          ['d', 'awaiting_review'],
+        ] as const) {
           await store.upsert(record(b, id, { status }));
         }
         expect((await store.list(b)).map((r) => r.itemId)).toEqual(['a', 'b', 'c', 'd']);
@@ -189,7 +201,14 @@ for (const t of targets) {
         const key = 'sk-test-0123456789abcdefghijklmnop';
         const acts = createActivities({ store, providerUrl: 'http://127.0.0.1:1', env: { OPENAI_API_KEY: key, CRM_TOKEN: 'crm-token-value-77' } });
         const b = batch();
-        const error = { type: 'AuthFailed', message: `401 Incorrect API key provided: ${key}; Authorization: Bearer ${key}; crm-token-value-77; ssn=123-45-6789`, attempts: 1, provider: 'primary', firstAt: '2025-06-01T10:00:00.000Z', lastAt: '2025-06-01T10:00:00.000Z' };
+        const error = {
+          type: 'AuthFailed',
+          message: `401 Incorrect API key provided: ${key}; Authorization: Bearer ${key}; crm-token-value-77; ssn=123-45-6789`,
+          attempts: 1,
+          provider: 'primary',
+          firstAt: '2025-06-01T10:00:00.000Z',
+          lastAt: '2025-06-01T10:00:00.000Z',
+        };
         await quiet().run(acts.persistResult, { ...record(b, 'x', { status: 'awaiting_review', error, output: { ssn: '123-45-6789', name: 'Ada' } }), secretFields: ['ssn'] });
         await quiet().run(acts.persistResult, { ...record(b, 'x', { status: 'awaiting_review', error, output: { ssn: '123-45-6789', name: 'Ada' } }), secretFields: ['ssn'] });
         const rows: ResultRecord[] = await quiet().run(acts.listResults, b, {});

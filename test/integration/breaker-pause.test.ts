@@ -5,10 +5,10 @@
  * until a `resume` signal.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PipelineSpecInput } from '../../src/spec.ts';
+import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
-import { progressQuery, resumeSignal, reviewUpdate } from '../../workflows/messages.ts';
-import type { Progress } from '../../workflows/messages.ts';
+import { progressQuery, resumeSignal, reviewUpdate } from '../../src/shared/messages.ts';
+import type { Progress } from '../../src/shared/messages.ts';
 import { createTimeSkipping } from '../support/timeskip.ts';
 import type { TimeSkipping } from '../support/timeskip.ts';
 
@@ -44,7 +44,11 @@ describe('batch policies with timers', () => {
     const started = Date.now();
     const worker = await ts.worker('breaker');
     const summary = await worker.runUntil(async () => {
-      const handle = await ts.env.client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue: 'breaker', workflowId: 'cb', args: [{ batchId: 'cb', pipeline: spec, items }] });
+      const handle = await ts.env.client.workflow.start<typeof batchPipeline>('batchPipeline', {
+        taskQueue: 'breaker',
+        workflowId: 'cb',
+        args: [{ batchId: 'cb', pipeline: spec, items }],
+      });
       const read = () => handle.query(progressQuery);
       // Two failures open the only tier's circuit: the batch stops dispatching.
       const open = await until(read, (p) => p.circuits['primary']?.state === 'open' && p.awaitingReview.length === 2);
@@ -60,7 +64,12 @@ describe('batch policies with timers', () => {
     expect(summary).toMatchObject({ total: 6, succeeded: 4, skipped: 2 });
     expect(Date.now() - started).toBeLessThan(50_000);
     const rows = await ts.store.list('cb');
-    expect(rows.filter((r) => r.status === 'succeeded').map((r) => r.itemId).sort()).toEqual(['c2', 'c3', 'c4', 'c5']);
+    expect(
+      rows
+        .filter((r) => r.status === 'succeeded')
+        .map((r) => r.itemId)
+        .sort(),
+    ).toEqual(['c2', 'c3', 'c4', 'c5']);
   }, 90_000);
 
   it('pauses after too many consecutive failures and resumes on the signal', async () => {
@@ -73,7 +82,11 @@ describe('batch policies with timers', () => {
     ];
     const worker = await ts.worker('pause');
     const summary = await worker.runUntil(async () => {
-      const handle = await ts.env.client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue: 'pause', workflowId: 'pz', args: [{ batchId: 'pz', pipeline: spec, items }] });
+      const handle = await ts.env.client.workflow.start<typeof batchPipeline>('batchPipeline', {
+        taskQueue: 'pause',
+        workflowId: 'pz',
+        args: [{ batchId: 'pz', pipeline: spec, items }],
+      });
       const read = () => handle.query(progressQuery);
       const paused = await until(read, (p) => p.paused);
       expect(paused).toMatchObject({ started: 2, paused: true, pausedReason: expect.stringContaining('2 consecutive items failed') });

@@ -1,5 +1,5 @@
 /**
- * The CLI as users run it: `node src/cli.ts ...` in a child process against the
+ * The CLI as users run it: `node src/client/cli.ts ...` in a child process against the
  * run's Temporal dev server, with a harness worker running in this process
  * (`h.run`) and the harness's SQLite results file. Asserts output and exit codes.
  */
@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseCsv } from '../../src/cli/csv.ts';
-import type { BatchInputRaw } from '../../src/spec.ts';
-import type { BatchSummary, ResultRecord } from '../../src/types.ts';
-import type { PendingReview } from '../../workflows/messages.ts';
+import { parseCsv } from '../../src/client/cli/csv.ts';
+import type { BatchInputRaw } from '../../src/shared/spec.ts';
+import type { BatchSummary, ResultRecord } from '../../src/shared/types.ts';
+import type { PendingReview } from '../../src/shared/messages.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
+const CLI = join(import.meta.dirname, '..', '..', 'src', 'client', 'cli.ts');
 
 const SPEC_YAML = `name: cli-test
 prompt:
@@ -88,11 +88,14 @@ describe('steadfast CLI against a real Temporal server', () => {
 
   it('run --detach starts the batch; status shows the summary; export writes JSONL and CSV', async () => {
     const spec = file('pipeline.yaml', SPEC_YAML);
-    const items = file('items.jsonl', jsonl([
-      { id: 'a', customer: 'Acme', text: 'The export button fails, again.' },
-      { id: 'b', customer: 'Beta', text: 'How do I "reset" my password?' },
-      { id: 'c', customer: 'Gamma', text: 'Invoice\nis wrong' },
-    ]));
+    const items = file(
+      'items.jsonl',
+      jsonl([
+        { id: 'a', customer: 'Acme', text: 'The export button fails, again.' },
+        { id: 'b', customer: 'Beta', text: 'How do I "reset" my password?' },
+        { id: 'c', customer: 'Gamma', text: 'Invoice\nis wrong' },
+      ]),
+    );
 
     await h.run(async () => {
       const run = await cli('run', items, '--pipeline', spec, '--batch-id', 'cli-detach', '--detach');
@@ -124,8 +127,15 @@ describe('steadfast CLI against a real Temporal server', () => {
 
     const rows = await cli('export', 'cli-detach', '--format', 'jsonl');
     expect(rows.code).toBe(0);
-    const records = rows.stdout.trim().split('\n').map((l) => JSON.parse(l) as ResultRecord);
-    expect(records.map((r) => [r.itemId, r.status, r.provider])).toEqual([['a', 'succeeded', 'primary'], ['b', 'succeeded', 'primary'], ['c', 'succeeded', 'primary']]);
+    const records = rows.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ResultRecord);
+    expect(records.map((r) => [r.itemId, r.status, r.provider])).toEqual([
+      ['a', 'succeeded', 'primary'],
+      ['b', 'succeeded', 'primary'],
+      ['c', 'succeeded', 'primary'],
+    ]);
 
     const csv = await cli('export', 'cli-detach', '--format', 'csv', '--out', 'out.csv');
     expect(csv.code).toBe(0);
@@ -154,7 +164,12 @@ describe('steadfast CLI against a real Temporal server', () => {
     expect(run.stdout).not.toContain('\x1b');
     expect(run.stdout).toMatch(/^status +completed$/m);
     expect(run.stdout).toMatch(/^succeeded +3$/m);
-    expect(readFileSync(copy, 'utf8').trim().split('\n').map((l) => JSON.parse(l))).toEqual([
+    expect(
+      readFileSync(copy, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
       { id: '1', customer: 'Acme', text: 'Hello, world' },
       { id: '2', customer: 'Beta "B"', text: 'two\nlines' },
       { id: '3', customer: 'Gamma', text: 'plain' },
@@ -198,11 +213,14 @@ describe('steadfast CLI against a real Temporal server', () => {
 
   it('review: list, a rejected decision, approve by Update, skip by signal; export --failed', async () => {
     const spec = file('pipeline.yaml', SPEC_YAML);
-    const items = file('items.jsonl', jsonl([
-      { id: 'ok', customer: 'A', text: 'fine' },
-      { id: 'bad1', customer: 'B', text: 'needs a human [[fault:auth]]' },
-      { id: 'bad2', customer: 'C', text: 'also [[fault:auth]]' },
-    ]));
+    const items = file(
+      'items.jsonl',
+      jsonl([
+        { id: 'ok', customer: 'A', text: 'fine' },
+        { id: 'bad1', customer: 'B', text: 'needs a human [[fault:auth]]' },
+        { id: 'bad2', customer: 'C', text: 'also [[fault:auth]]' },
+      ]),
+    );
     const approved = file('answer.txt', 'A human wrote this answer.');
 
     await h.run(async () => {
@@ -214,7 +232,10 @@ describe('steadfast CLI against a real Temporal server', () => {
         pending = JSON.parse(list.stdout) as PendingReview[];
         if (pending.length < 2) await new Promise((r) => setTimeout(r, 250));
       }
-      expect(pending.map((p) => [p.itemId, p.errorType]).sort()).toEqual([['bad1', 'AuthFailed'], ['bad2', 'AuthFailed']]);
+      expect(pending.map((p) => [p.itemId, p.errorType]).sort()).toEqual([
+        ['bad1', 'AuthFailed'],
+        ['bad2', 'AuthFailed'],
+      ]);
 
       const table = await cli('review', 'list', 'cli-review');
       expect(table.stdout).toMatch(/^ITEM +ERROR +WAITING +REASON$/m);

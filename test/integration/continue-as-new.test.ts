@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PipelineSpecInput } from '../../src/spec.ts';
-import { progressQuery, reviewUpdate } from '../../workflows/messages.ts';
+import type { PipelineSpecInput } from '../../src/shared/spec.ts';
+import { progressQuery, reviewUpdate } from '../../src/shared/messages.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { History } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchInputRaw } from '../../src/spec.ts';
+import type { BatchInputRaw } from '../../src/shared/spec.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 
@@ -34,7 +34,7 @@ describe('dispatch', () => {
       const summary = await handle.result();
       // Every run of the batch (it continues as new): the signals it received.
       const names: string[] = [];
-      for (let runId: string | undefined = (handle as WorkflowHandleWithFirstExecutionRunId).firstExecutionRunId; runId; ) {
+      for (let runId: string | undefined = (handle as WorkflowHandleWithFirstExecutionRunId).firstExecutionRunId; runId;) {
         const history: History = await h.client.workflow.getHandle('dispatch-1', runId).fetchHistory();
         const events = history.events ?? [];
         names.push(...events.map((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? ''));

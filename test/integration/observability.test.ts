@@ -1,5 +1,5 @@
 /**
- * Issue 7 end to end, with `node src/worker.ts` as a child process (the Runtime
+ * Issue 7 end to end, with `node src/worker/worker.ts` as a child process (the Runtime
  * is a process singleton, so it is never installed inside vitest):
  *
  * - under the `flaky` profile, `/metrics` serves the SDK's metrics and ours, and
@@ -24,11 +24,12 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openStore } from '../../activities/index.ts';
-import { METRICS, parsePrometheus, sumBy } from '../../src/metrics.ts';
-import type { Sample } from '../../src/metrics.ts';
+import { METRICS } from '../../activities/metrics.ts';
+import { parsePrometheus, sumBy } from '../../src/dev/prometheus-text.ts';
+import type { Sample } from '../../src/dev/prometheus-text.ts';
 import { startProvider } from '../../src/provider/index.ts';
 import type { RunningProvider } from '../../src/provider/index.ts';
-import type { BatchInputRaw, PipelineSpecInput } from '../../src/spec.ts';
+import type { BatchInputRaw, PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
 
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
@@ -65,7 +66,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
   }
 }
 
-/** `node src/worker.ts` with its own task queue, SQLite file and ports; its output is kept. */
+/** `node src/worker/worker.ts` with its own task queue, SQLite file and ports; its output is kept. */
 interface WorkerChild {
   proc: ChildProcess;
   taskQueue: string;
@@ -86,7 +87,7 @@ async function spawnWorker(env: Record<string, string>): Promise<WorkerChild> {
   const dbPath = join(dir, `${taskQueue}.db`);
   const metricsPort = await freePort();
   const healthPort = await freePort();
-  const proc = spawn(process.execPath, ['src/worker.ts'], {
+  const proc = spawn(process.execPath, ['src/worker/worker.ts'], {
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: inject('temporalAddress'),
@@ -159,7 +160,7 @@ describe('a worker process under the flaky profile', () => {
     await provider?.close();
   });
 
-  it('serves /metrics whose counters equal the provider\'s own counters', async () => {
+  it("serves /metrics whose counters equal the provider's own counters", async () => {
     const items = Array.from({ length: 200 }, (_, i) => ({ id: `t${i}`, customer: `Customer ${i}`, text: `Ticket ${i}: the export fails with code ${i * 7}.` }));
     // The tiers are priced like the provider's models, so our cost must equal its cost.
     const pipeline = pipelineWith([
@@ -195,7 +196,9 @@ describe('a worker process under the flaky profile', () => {
     expect(calls({ outcome: 'ok' })).toBe(stats.successes - fault('bad_json') - fault('schema_violation'));
     expect(stats.byStatus['429'] ?? 0).toBe(fault('rate_limit'));
     // Each transient failure was retried once (the third attempt never faults), and every retry counted.
-    expect(sumBy(s, METRICS.llmRetries.name)['']).toBe(calls({ outcome: 'RateLimited' }) + calls({ outcome: 'Timeout' }) + calls({ outcome: 'ProviderUnavailable' }) + calls({ outcome: 'ProviderOverloaded' }));
+    expect(sumBy(s, METRICS.llmRetries.name)['']).toBe(
+      calls({ outcome: 'RateLimited' }) + calls({ outcome: 'Timeout' }) + calls({ outcome: 'ProviderUnavailable' }) + calls({ outcome: 'ProviderOverloaded' }),
+    );
     // Tokens and money of every answered call, invalid answers included.
     expect(sumBy(s, METRICS.tokens.name, 'direction')).toEqual({ in: stats.tokens.input, out: stats.tokens.output });
     expect(sumBy(s, `${METRICS.llmCost.name}_sum`)['']).toBeCloseTo(stats.costUsd, 5);
@@ -213,7 +216,8 @@ describe('a worker process under the flaky profile', () => {
 
     // The SDK's own metrics share the endpoint, including every one the dashboard charts.
     const names = new Set(s.map((x) => x.name));
-    for (const n of ['temporal_worker_task_slots_available', 'temporal_activity_execution_latency_bucket', 'temporal_workflow_completed', 'temporal_request']) expect(names, n).toContain(n);
+    for (const n of ['temporal_worker_task_slots_available', 'temporal_activity_execution_latency_bucket', 'temporal_workflow_completed', 'temporal_request'])
+      expect(names, n).toContain(n);
     const dashboard = readFileSync('deploy/grafana/dashboards/steadfast.json', 'utf8');
     for (const m of dashboard.matchAll(/\b(temporal_[a-z_]+)/g)) expect(names, `dashboard metric ${m[1]}`).toContain(m[1]);
     const slots = s.find((x) => x.name === 'temporal_worker_task_slots_available' && x.labels['worker_type'] === 'ActivityWorker');
@@ -244,11 +248,18 @@ describe('a worker process under the flaky profile', () => {
       expect(sumBy(s, METRICS.llmCalls.name, 'outcome', { provider: 'guarded' })).toEqual({ AuthFailed: 3 });
     } finally {
       await handle.terminate('test done');
-      for (const id of ['a', 'b', 'c']) await client.workflow.getHandle(`${handle.workflowId}/${id}`).terminate('test done').catch(() => undefined);
+      for (const id of ['a', 'b', 'c'])
+        await client.workflow
+          .getHandle(`${handle.workflowId}/${id}`)
+          .terminate('test done')
+          .catch(() => undefined);
     }
     await until('the gauges to drop', async () => {
       const s = await worker.scrape();
-      return s.find((x) => x.name === METRICS.reviewQueue.name)?.value === 0 && s.find((x) => x.name === METRICS.circuitState.name && x.labels['provider'] === 'guarded')?.value === 0 ? true : undefined;
+      return s.find((x) => x.name === METRICS.reviewQueue.name)?.value === 0 &&
+        s.find((x) => x.name === METRICS.circuitState.name && x.labels['provider'] === 'guarded')?.value === 0
+        ? true
+        : undefined;
     });
   }, 60_000);
 
@@ -261,17 +272,24 @@ describe('a worker process under the flaky profile', () => {
     try {
       await until('the hanging call', async () => (provider.stats().openHangs > 0 ? true : undefined));
       worker.proc.kill('SIGTERM');
-      const draining = await until('readyz 503', async () => {
-        const r = await worker.probe('/readyz');
-        return r.status === 503 ? r : undefined;
-      }, 5_000);
+      const draining = await until(
+        'readyz 503',
+        async () => {
+          const r = await worker.probe('/readyz');
+          return r.status === 503 ? r : undefined;
+        },
+        5_000,
+      );
       expect(draining.body).toMatchObject({ status: 'not_ready', reason: 'received SIGTERM; draining' });
       expect(['RUNNING', 'STOPPING', 'DRAINING', 'DRAINED']).toContain(draining.body.state);
       expect((await worker.probe('/livez')).status).toBe(200);
       expect(await worker.exited).toBe(0);
     } finally {
       await handle.terminate('test done').catch(() => undefined);
-      await client.workflow.getHandle(`${handle.workflowId}/h`).terminate('test done').catch(() => undefined);
+      await client.workflow
+        .getHandle(`${handle.workflowId}/h`)
+        .terminate('test done')
+        .catch(() => undefined);
     }
   }, 60_000);
 });
@@ -303,7 +321,16 @@ describe('secrets in a worker process', () => {
     req.on('end', () => {
       const auth = String(req.headers['authorization'] ?? '');
       res.writeHead(401, { 'content-type': 'application/json', 'x-request-id': 'req_echo' });
-      res.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${auth.replace(/^Bearer /, '')}. Header was: ${auth}`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' } }));
+      res.end(
+        JSON.stringify({
+          error: {
+            message: `Incorrect API key provided: ${auth.replace(/^Bearer /, '')}. Header was: ${auth}`,
+            type: 'invalid_request_error',
+            param: null,
+            code: 'invalid_api_key',
+          },
+        }),
+      );
     });
   });
   let echoUrl = '';
@@ -319,7 +346,7 @@ describe('secrets in a worker process', () => {
     echo.closeAllConnections();
   });
 
-  it('keeps an API key from the environment and the spec\'s secret fields out of logs, histories, errors and rows', async () => {
+  it("keeps an API key from the environment and the spec's secret fields out of logs, histories, errors and rows", async () => {
     const worker = await spawnWorker({ STEADFAST_PROVIDER_URL: provider.url, OPENAI_API_KEY: KEY, STEADFAST_LOG_LEVEL: 'debug' });
     try {
       await worker.waitReady();
@@ -362,13 +389,22 @@ describe('secrets in a worker process', () => {
       const logs = worker.output();
       expect(logs.split('\n').filter((l) => l.startsWith('{')).length).toBeGreaterThan(20);
       expect(logs).toContain('AuthFailed');
-      for (const [where, text] of [['logs', logs], ['batch history', batchHistory], ['item history', itemHistory], ['results rows', JSON.stringify(rows)]] as const) {
+      for (const [where, text] of [
+        ['logs', logs],
+        ['batch history', batchHistory],
+        ['item history', itemHistory],
+        ['results rows', JSON.stringify(rows)],
+      ] as const) {
         expect(text.includes(KEY), `key in ${where}`).toBe(false);
         expect(text.includes(KEY.slice(0, 20)), `key prefix in ${where}`).toBe(false);
       }
       // The item's fields are the workflows' input, so they are in both histories; nowhere else.
       expect(batchHistory).toContain(SSN);
-      for (const [where, text] of [['logs', logs], ['results rows', JSON.stringify(rows)], ['error message', rows[0]!.error!.message]] as const) {
+      for (const [where, text] of [
+        ['logs', logs],
+        ['results rows', JSON.stringify(rows)],
+        ['error message', rows[0]!.error!.message],
+      ] as const) {
         expect(text.includes(SSN), `ssn in ${where}`).toBe(false);
       }
     } finally {

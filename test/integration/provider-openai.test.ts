@@ -13,7 +13,14 @@ let client: OpenAI;
 
 function ask(text: string, fault?: string, model = 'gpt-4o-mini') {
   return client.chat.completions.create(
-    { model, messages: [{ role: 'system', content: 'Classify.' }, { role: 'user', content: text }], response_format: responseFormat },
+    {
+      model,
+      messages: [
+        { role: 'system', content: 'Classify.' },
+        { role: 'user', content: text },
+      ],
+      response_format: responseFormat,
+    },
     fault ? { headers: { 'x-steadfast-fault': fault } } : {},
   );
 }

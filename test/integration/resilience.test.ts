@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BatchInputRaw, PipelineSpecInput } from '../../src/spec.ts';
-import { progressQuery } from '../../workflows/messages.ts';
+import type { BatchInputRaw, PipelineSpecInput } from '../../src/shared/spec.ts';
+import { progressQuery } from '../../src/shared/messages.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 

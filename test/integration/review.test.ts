@@ -6,9 +6,9 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PipelineSpecInput } from '../../src/spec.ts';
+import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
-import { progressQuery, reviewSignal, reviewUpdate } from '../../workflows/messages.ts';
+import { progressQuery, reviewSignal, reviewUpdate } from '../../src/shared/messages.ts';
 import { createTimeSkipping } from '../support/timeskip.ts';
 import type { TimeSkipping } from '../support/timeskip.ts';
 
@@ -38,7 +38,11 @@ describe('human review', () => {
     const items = ['a', 'b', 'c', 'd'].map((id) => ({ id, text: `refund for order ${id}` }));
 
     const summary = await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue: 'review', workflowId: 'rv', args: [{ batchId: 'rv', pipeline: spec, items }] });
+      const handle = await env.client.workflow.start<typeof batchPipeline>('batchPipeline', {
+        taskQueue: 'review',
+        workflowId: 'rv',
+        args: [{ batchId: 'rv', pipeline: spec, items }],
+      });
       let progress = await handle.query(progressQuery);
       for (let i = 0; i < 200 && progress.awaitingReview.length < 4; i++) {
         await new Promise((r) => setTimeout(r, 100));
@@ -55,7 +59,10 @@ describe('human review', () => {
       await handle.signal(reviewSignal, { itemId: 'nope', decision: 'skip' });
       expect((await handle.query(progressQuery)).awaitingReview).toHaveLength(4);
 
-      expect(await handle.executeUpdate(reviewUpdate, { args: [{ itemId: 'a', decision: 'approve', output: { category: 'billing' }, note: 'checked by hand' }] })).toEqual({ accepted: true, itemId: 'a' });
+      expect(await handle.executeUpdate(reviewUpdate, { args: [{ itemId: 'a', decision: 'approve', output: { category: 'billing' }, note: 'checked by hand' }] })).toEqual({
+        accepted: true,
+        itemId: 'a',
+      });
       provider.setModelDown('gpt-4o-mini', false);
       await handle.executeUpdate(reviewUpdate, { args: [{ itemId: 'b', decision: 'retry', provider: 'primary' }] });
       // On the item workflow itself, the same signal without itemId.

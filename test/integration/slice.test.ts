@@ -9,8 +9,8 @@ import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { temporalCliPath } from '../../src/temporal-tools.ts';
-import type { BatchInputRaw } from '../../src/spec.ts';
+import { temporalCliPath } from '../../src/dev/temporal-tools.ts';
+import type { BatchInputRaw } from '../../src/shared/spec.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 
@@ -71,7 +71,20 @@ describe('walking skeleton', () => {
     expect(cli, 'the temporal CLI from scripts/setup.sh').toBeTruthy();
     const run = promisify(execFile);
     await h.run(async () => {
-      await run(cli!, ['workflow', 'start', '--address', h.address, '--type', 'batchPipeline', '--task-queue', h.taskQueue, '--workflow-id', 'skeleton-cli', '--input-file', 'examples/batch.json']);
+      await run(cli!, [
+        'workflow',
+        'start',
+        '--address',
+        h.address,
+        '--type',
+        'batchPipeline',
+        '--task-queue',
+        h.taskQueue,
+        '--workflow-id',
+        'skeleton-cli',
+        '--input-file',
+        'examples/batch.json',
+      ]);
       const summary = await h.client.workflow.getHandle('skeleton-cli').result();
       expect(summary).toMatchObject({ total: 24, succeeded: 24 });
     });

@@ -6,8 +6,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { temporalCliPath } from '../../src/temporal-tools.ts';
-import type { Progress } from '../../workflows/messages.ts';
+import { temporalCliPath } from '../../src/dev/temporal-tools.ts';
+import type { Progress } from '../../src/shared/messages.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 
@@ -52,9 +52,20 @@ describe('README recipes with the temporal CLI', () => {
       expect(progress?.awaitingReview.map((p) => p.itemId).sort()).toEqual(['bad-1', 'bad-2']);
       expect(progress?.awaitingReview[0]?.errorType).toBe('AuthFailed');
 
-      await temporal('workflow', 'signal', '--workflow-id', 'recipes-1', '--name', 'review', '--input', '{"itemId":"bad-1","decision":"approve","output":{"label":"checked by hand"}}');
+      await temporal(
+        'workflow',
+        'signal',
+        '--workflow-id',
+        'recipes-1',
+        '--name',
+        'review',
+        '--input',
+        '{"itemId":"bad-1","decision":"approve","output":{"label":"checked by hand"}}',
+      );
       await temporal('workflow', 'signal', '--workflow-id', 'recipes-1', '--name', 'review', '--input', '{"itemId":"bad-2","decision":"skip","note":"not worth it"}');
-      const result = JSON.parse(await temporal('workflow', 'result', '--workflow-id', 'recipes-1', '--output', 'json')) as { result: { succeeded: number; approved: number; skipped: number } };
+      const result = JSON.parse(await temporal('workflow', 'result', '--workflow-id', 'recipes-1', '--output', 'json')) as {
+        result: { succeeded: number; approved: number; skipped: number };
+      };
       expect(result.result).toMatchObject({ succeeded: 1, approved: 1, skipped: 1 });
     });
 
@@ -65,7 +76,9 @@ describe('README recipes with the temporal CLI', () => {
       if (listed.length < 3) await new Promise((r) => setTimeout(r, 200));
     }
     expect(listed.map((w) => w.execution.workflowId).sort()).toEqual(['recipes-1/bad-1', 'recipes-1/bad-2', 'recipes-1/ok-1']);
-    const skipped = JSON.parse(await temporal('workflow', 'list', '--query', 'BatchId="recipes-1" AND ItemStatus="skipped"', '--output', 'json')) as { execution: { workflowId: string } }[];
+    const skipped = JSON.parse(await temporal('workflow', 'list', '--query', 'BatchId="recipes-1" AND ItemStatus="skipped"', '--output', 'json')) as {
+      execution: { workflowId: string };
+    }[];
     expect(skipped.map((w) => w.execution.workflowId)).toEqual(['recipes-1/bad-2']);
     const rows = Object.fromEntries((await h.store.list('recipes-1')).map((r) => [r.itemId, r.status]));
     expect(rows).toEqual({ 'ok-1': 'succeeded', 'bad-1': 'approved', 'bad-2': 'skipped' });

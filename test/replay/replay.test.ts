@@ -33,7 +33,10 @@ describe('replay', () => {
   });
 
   it('fails when the workflow code diverges from a history', async () => {
-    const { code } = await bundleWorkflowCode({ workflowsPath: join(import.meta.dirname, 'divergent', 'index.ts'), logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: join(import.meta.dirname, 'divergent', 'index.ts'),
+      logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} },
+    });
     const errors = await replayAll({ code });
     for (const h of histories) expect(errors[h.workflowId], h.workflowId).toMatch(/[Nn]ondeterminism|[Dd]eterminism/);
   });

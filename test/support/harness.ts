@@ -14,12 +14,12 @@ import type { Worker, WorkerOptions } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { openStore } from '../../activities/index.ts';
 import type { ActivityDeps, ResultStore } from '../../activities/index.ts';
-import { loadConfig } from '../../src/config.ts';
-import type { Config } from '../../src/config.ts';
+import { loadConfig } from '../../src/common/config.ts';
+import type { Config } from '../../src/common/config.ts';
 import { startProvider } from '../../src/provider/index.ts';
 import type { ProviderOptions, RunningProvider } from '../../src/provider/index.ts';
-import type { BatchInputRaw } from '../../src/spec.ts';
-import { createWorker } from '../../src/worker.ts';
+import type { BatchInputRaw } from '../../src/shared/spec.ts';
+import { createWorker } from '../../src/worker/worker.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
 
 export interface Harness {

@@ -11,12 +11,12 @@ import type { Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { openStore } from '../../activities/index.ts';
 import type { ResultStore } from '../../activities/index.ts';
-import { registerSearchAttributes } from '../../src/client.ts';
-import { loadConfig } from '../../src/config.ts';
+import { registerSearchAttributes } from '../../src/client/client.ts';
+import { loadConfig } from '../../src/common/config.ts';
 import { startProvider } from '../../src/provider/index.ts';
 import type { RunningProvider } from '../../src/provider/index.ts';
-import { testServerExecutable } from '../../src/temporal-tools.ts';
-import { createWorker } from '../../src/worker.ts';
+import { testServerExecutable } from '../../src/dev/temporal-tools.ts';
+import { createWorker } from '../../src/worker/worker.ts';
 
 export interface TimeSkipping {
   env: TestWorkflowEnvironment;
@@ -39,7 +39,13 @@ export async function createTimeSkipping(): Promise<TimeSkipping> {
     store,
     worker: (taskQueue) => {
       const config = loadConfig({ ...process.env, STEADFAST_TASK_QUEUE: taskQueue, STEADFAST_PROVIDER_URL: provider.url, DATABASE_URL: '' });
-      return createWorker({ connection: env.nativeConnection, config, deps: { store, providerUrl: provider.url }, workflowBundle: { codePath: inject('workflowBundlePath') }, overrides: { shutdownGraceTime: '1 s' } });
+      return createWorker({
+        connection: env.nativeConnection,
+        config,
+        deps: { store, providerUrl: provider.url },
+        workflowBundle: { codePath: inject('workflowBundlePath') },
+        overrides: { shutdownGraceTime: '1 s' },
+      });
     },
     async close() {
       await store.close();

@@ -3,9 +3,9 @@ import { ApplicationFailure, ApplicationFailureCategory, CancelledFailure } from
 import * as OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { MAX_RETRY_DELAY_MS, castToError, classifyError, classifyStatus } from '../../activities/classify.ts';
-import { jitteredBackoff } from '../../activities/policies.ts';
+import { jitteredBackoff } from '../../src/shared/policies.ts';
 import { parseOpenAIDuration, retryDelayFromHeaders } from '../../activities/retry-after.ts';
-import { FailureType, NON_RETRYABLE_TYPES } from '../../src/failures.ts';
+import { FailureType, NON_RETRYABLE_TYPES } from '../../src/shared/failures.ts';
 
 const ctx = { provider: 'primary', model: 'gpt-4o-mini', env: {} };
 const NOW = Date.parse('2025-06-01T12:00:00Z');
@@ -40,14 +40,26 @@ describe('classifyError: every class', () => {
     ['openai 422', oai(422, { message: 'Unprocessable' }), FailureType.InvalidRequest],
     ['openai 409', oai(409, { message: 'Conflict' }), FailureType.ProviderUnavailable],
     ['openai timeout', new OpenAI.APIConnectionTimeoutError(), FailureType.Timeout],
-    ['openai connection', new OpenAI.APIConnectionError({ message: 'Connection error.', cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) }), FailureType.ConnectionFailed],
+    [
+      'openai connection',
+      new OpenAI.APIConnectionError({ message: 'Connection error.', cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) }),
+      FailureType.ConnectionFailed,
+    ],
     ['anthropic 529', ant(529, 'overloaded_error', 'Overloaded'), FailureType.ProviderOverloaded],
     ['anthropic 429', ant(429, 'rate_limit_error', 'This request would exceed the rate limit'), FailureType.RateLimited],
     ['anthropic 400 credit', ant(400, 'invalid_request_error', 'Your credit balance is too low to access the Anthropic API.'), FailureType.QuotaExhausted],
-    ['anthropic 400 usage limit', ant(400, 'invalid_request_error', 'You have reached your specified API usage limits. You will regain access on 2025-07-01.'), FailureType.QuotaExhausted],
+    [
+      'anthropic 400 usage limit',
+      ant(400, 'invalid_request_error', 'You have reached your specified API usage limits. You will regain access on 2025-07-01.'),
+      FailureType.QuotaExhausted,
+    ],
     ['anthropic 402 billing', ant(402, 'billing_error', 'Payment required'), FailureType.QuotaExhausted],
     ['anthropic 400 prompt too long', ant(400, 'invalid_request_error', 'prompt is too long: 210000 tokens > 200000 maximum'), FailureType.ContextWindowExceeded],
-    ['anthropic 400 input + max_tokens', ant(400, 'invalid_request_error', 'input length and `max_tokens` exceed context limit: 199000 + 4096 > 200000'), FailureType.ContextWindowExceeded],
+    [
+      'anthropic 400 input + max_tokens',
+      ant(400, 'invalid_request_error', 'input length and `max_tokens` exceed context limit: 199000 + 4096 > 200000'),
+      FailureType.ContextWindowExceeded,
+    ],
     ['anthropic 413', ant(413, 'request_too_large', 'Request exceeds the maximum allowed number of bytes.'), FailureType.ContextWindowExceeded],
     ['anthropic 401', ant(401, 'authentication_error', 'invalid x-api-key'), FailureType.AuthFailed],
     ['anthropic 403', ant(403, 'permission_error', 'no access'), FailureType.AuthFailed],
@@ -57,7 +69,11 @@ describe('classifyError: every class', () => {
     ['anthropic 408', ant(408, 'timeout_error', 'Request timeout'), FailureType.Timeout],
     ['anthropic timeout', new Anthropic.APIConnectionTimeoutError(), FailureType.Timeout],
     ['anthropic connection', new Anthropic.APIConnectionError({ message: 'Connection error.' }), FailureType.ConnectionFailed],
-    ['fetch failed ECONNREFUSED', new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }), FailureType.ConnectionFailed],
+    [
+      'fetch failed ECONNREFUSED',
+      new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }),
+      FailureType.ConnectionFailed,
+    ],
     ['AbortSignal.timeout', new DOMException('The operation was aborted due to timeout', 'TimeoutError'), FailureType.Timeout],
     ['unknown error', new RangeError('something odd'), FailureType.ProviderUnavailable],
     ['a thrown string', 'boom', FailureType.ProviderUnavailable],
@@ -73,8 +89,23 @@ describe('classifyError: every class', () => {
   });
 
   it('puts status, code and request id in the details, and marks 429 as benign', () => {
-    const f = classify(oai(429, { message: 'slow down', code: 'rate_limit_exceeded', type: 'requests' }, { 'x-request-id': 'req_1', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-remaining-tokens': '900' }));
-    expect(f.details?.[0]).toEqual({ provider: 'primary', model: 'gpt-4o-mini', status: 429, code: 'rate_limit_exceeded', errorType: 'requests', requestId: 'req_1', remainingRequests: 0, remainingTokens: 900 });
+    const f = classify(
+      oai(
+        429,
+        { message: 'slow down', code: 'rate_limit_exceeded', type: 'requests' },
+        { 'x-request-id': 'req_1', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-remaining-tokens': '900' },
+      ),
+    );
+    expect(f.details?.[0]).toEqual({
+      provider: 'primary',
+      model: 'gpt-4o-mini',
+      status: 429,
+      code: 'rate_limit_exceeded',
+      errorType: 'requests',
+      requestId: 'req_1',
+      remainingRequests: 0,
+      remainingTokens: 900,
+    });
     expect(f.category).toBe(ApplicationFailureCategory.BENIGN);
   });
 
@@ -104,7 +135,11 @@ describe('classifyError: Retry-After becomes nextRetryDelay', () => {
     ['x-ratelimit-reset-requests 6m0s (capped)', { 'x-ratelimit-reset-requests': '6m0s' }, MAX_RETRY_DELAY_MS],
     ['x-ratelimit-reset-requests 1s', { 'x-ratelimit-reset-requests': '1s' }, 1000],
     ['x-ratelimit-reset-tokens 20ms', { 'x-ratelimit-reset-tokens': '20ms' }, 20],
-    ['x-ratelimit exhausted limit wins', { 'x-ratelimit-reset-requests': '2s', 'x-ratelimit-remaining-requests': '5', 'x-ratelimit-reset-tokens': '1m3s', 'x-ratelimit-remaining-tokens': '0' }, 63_000],
+    [
+      'x-ratelimit exhausted limit wins',
+      { 'x-ratelimit-reset-requests': '2s', 'x-ratelimit-remaining-requests': '5', 'x-ratelimit-reset-tokens': '1m3s', 'x-ratelimit-remaining-tokens': '0' },
+      63_000,
+    ],
     ['anthropic-ratelimit reset RFC 3339', { 'anthropic-ratelimit-requests-reset': new Date(NOW + 12_000).toISOString(), 'anthropic-ratelimit-requests-remaining': '0' }, 12_000],
     ['retry-after above the cap', { 'retry-after': '3600' }, MAX_RETRY_DELAY_MS],
   ];

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities, openStore } from '../../activities/index.ts';
 import type { ResultStore } from '../../activities/index.ts';
 import { slackMessage } from '../../activities/notify.ts';
-import { FailureType } from '../../src/failures.ts';
+import { FailureType } from '../../src/shared/failures.ts';
 
 interface Received {
   path: string;
@@ -74,7 +74,13 @@ describe('notify', () => {
       blocks: [
         { type: 'header' },
         { type: 'section', text: { type: 'mrkdwn', text: 'Error rate 7.5% is above 5%' } },
-        { type: 'section', fields: [{ type: 'mrkdwn', text: '*failed*\n3' }, { type: 'mrkdwn', text: '*total*\n40' }] },
+        {
+          type: 'section',
+          fields: [
+            { type: 'mrkdwn', text: '*failed*\n3' },
+            { type: 'mrkdwn', text: '*total*\n40' },
+          ],
+        },
       ],
     });
   });

@@ -1,19 +1,10 @@
 import { Tiktoken } from 'js-tiktoken/lite';
 import o200k from 'js-tiktoken/ranks/o200k_base';
 import { describe, expect, it } from 'vitest';
-import {
-  ANTHROPIC_TOKENS_PER_MESSAGE,
-  TRUNCATION_MARKER,
-  countText,
-  countTokens,
-  encodingFor,
-  fitToWindow,
-  truncateMessages,
-  warmTokenizers,
-} from '../../activities/tokens.ts';
+import { ANTHROPIC_TOKENS_PER_MESSAGE, TRUNCATION_MARKER, countText, countTokens, encodingFor, fitToWindow, truncateMessages, warmTokenizers } from '../../activities/tokens.ts';
 import type { MessageCounter } from '../../activities/tokens.ts';
-import { ProviderSpec } from '../../src/spec.ts';
-import type { ChatMessage } from '../../src/types.ts';
+import { ProviderSpec } from '../../src/shared/spec.ts';
+import type { ChatMessage } from '../../src/shared/types.ts';
 
 /** One token per character, no framing: makes truncation arithmetic exact and readable. */
 const chars: MessageCounter = { text: (s) => s.length, perMessage: 0, base: 0 };

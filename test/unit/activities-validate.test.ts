@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { LLM_RETRY, NOTIFY_RETRY, PERSIST_RETRY, TRUNCATE_RETRY, attemptTimeoutMs, llmCallFor, llmRetryFor } from '../../activities/policies.ts';
+import { LLM_RETRY, NOTIFY_RETRY, PERSIST_RETRY, TRUNCATE_RETRY, attemptTimeoutMs, llmCallFor, llmRetryFor } from '../../src/shared/policies.ts';
 import { REDACTED, scrubSecrets, scrubValue } from '../../activities/scrub.ts';
-import { REPAIR_PREFIX, parseJsonOutput, repairMessages, validateOutput } from '../../activities/validate.ts';
-import { NON_RETRYABLE_TYPES } from '../../src/failures.ts';
-import { PipelineSpec } from '../../src/spec.ts';
-import type { ChatMessage } from '../../src/types.ts';
+import { REPAIR_PREFIX, parseJsonOutput, repairMessages, validateOutput } from '../../src/shared/validate.ts';
+import { NON_RETRYABLE_TYPES } from '../../src/shared/failures.ts';
+import { PipelineSpec } from '../../src/shared/spec.ts';
+import type { ChatMessage } from '../../src/shared/types.ts';
 
 const schema = {
   type: 'object',
@@ -84,7 +84,11 @@ describe('repairMessages', () => {
   });
 
   it('never sends an empty assistant turn and bounds the echo and the list', () => {
-    const out = repairMessages(base, '', Array.from({ length: 30 }, (_, i) => `e${i}`));
+    const out = repairMessages(
+      base,
+      '',
+      Array.from({ length: 30 }, (_, i) => `e${i}`),
+    );
     expect(out[2]!.content).toBe('(empty answer)');
     expect(out[3]!.content).toContain('... and 10 more');
     expect(repairMessages(base, 'x'.repeat(20_000), ['e'])[2]!.content.length).toBeLessThan(8_100);
@@ -101,8 +105,18 @@ describe('policies', () => {
   });
 
   it('build the LLM policy and timeouts from the spec', () => {
-    const spec = PipelineSpec.parse({ prompt: { template: 'x' }, providers: [{ kind: 'openai', model: 'gpt-4o-mini', timeout: '10s', timeoutGrowth: 2 }], retry: { maxAttempts: 3, initialInterval: '500ms', maxInterval: '20s' } });
-    expect(llmRetryFor(spec.retry)).toEqual({ initialInterval: 500, backoffCoefficient: 2, maximumInterval: 20_000, maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_TYPES] });
+    const spec = PipelineSpec.parse({
+      prompt: { template: 'x' },
+      providers: [{ kind: 'openai', model: 'gpt-4o-mini', timeout: '10s', timeoutGrowth: 2 }],
+      retry: { maxAttempts: 3, initialInterval: '500ms', maxInterval: '20s' },
+    });
+    expect(llmRetryFor(spec.retry)).toEqual({
+      initialInterval: 500,
+      backoffCoefficient: 2,
+      maximumInterval: 20_000,
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [...NON_RETRYABLE_TYPES],
+    });
     const p = spec.providers[0]!;
     expect([1, 2, 3].map((a) => attemptTimeoutMs(p, a))).toEqual([10_000, 20_000, 40_000]);
     expect(llmCallFor(p, spec.retry).startToCloseTimeout).toBe(45_000);

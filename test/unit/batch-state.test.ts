@@ -4,8 +4,8 @@
  * no slot; duplicate and unknown reports change nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { PipelineSpec } from '../../src/spec.ts';
-import type { ItemOutcome } from '../../src/types.ts';
+import { PipelineSpec } from '../../src/shared/spec.ts';
+import type { ItemOutcome } from '../../src/shared/types.ts';
 import { BatchState, initialCarry } from '../../workflows/batch-state.ts';
 
 const pipeline = PipelineSpec.parse({
@@ -14,7 +14,17 @@ const pipeline = PipelineSpec.parse({
   batch: { concurrency: 3 },
 });
 const outcome = (itemId: string): ItemOutcome => ({
-  itemId, status: 'succeeded', tier: 0, provider: 'p', attempts: 1, inputTokens: 1, outputTokens: 1, costUsd: 0, truncated: false, errorType: null, retried: 0,
+  itemId,
+  status: 'succeeded',
+  tier: 0,
+  provider: 'p',
+  attempts: 1,
+  inputTokens: 1,
+  outputTokens: 1,
+  costUsd: 0,
+  truncated: false,
+  errorType: null,
+  retried: 0,
 });
 
 describe('BatchState slots', () => {

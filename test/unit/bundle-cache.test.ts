@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundleKey } from '../../src/bundle-cache.ts';
+import { bundleKey } from '../../src/worker/bundle-cache.ts';
 
 describe('bundleKey', () => {
   const root = mkdtempSync(join(tmpdir(), 'steadfast-bundle-'));

@@ -30,8 +30,14 @@ describe('circuit breaker', () => {
     expect(allows(c, 'item-2')).toBe(false);
   });
 
-  it('closes on the probe\'s success and re-opens on its failure', () => {
-    const half = withProbe(tick([1, 2, 3].reduce((s) => onFailure(s, 0, o), closedCircuit()), 60_000), 'p');
+  it("closes on the probe's success and re-opens on its failure", () => {
+    const half = withProbe(
+      tick(
+        [1, 2, 3].reduce((s) => onFailure(s, 0, o), closedCircuit()),
+        60_000,
+      ),
+      'p',
+    );
     expect(onSuccess(half)).toMatchObject({ state: 'closed', failures: 0, probe: null });
     expect(onFailure(half, 70_000, o)).toMatchObject({ state: 'open', openUntil: 130_000, opened: 2 });
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { csvField, csvRow, parseCsv } from '../../src/cli/csv.ts';
+import { csvField, csvRow, parseCsv } from '../../src/client/cli/csv.ts';
 
 describe('parseCsv', () => {
   it('reads quoted fields with delimiters, line breaks and escaped quotes, keeping start lines', () => {

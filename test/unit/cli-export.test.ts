@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseCsv } from '../../src/cli/csv.ts';
-import { DEAD_LETTER_COLUMNS, ExportWriter, RESULT_COLUMNS, deadLetterRow } from '../../src/cli/export.ts';
-import type { ResultRecord } from '../../src/types.ts';
+import { parseCsv } from '../../src/client/cli/csv.ts';
+import { DEAD_LETTER_COLUMNS, ExportWriter, RESULT_COLUMNS, deadLetterRow } from '../../src/client/cli/export.ts';
+import type { ResultRecord } from '../../src/shared/types.ts';
 
 const ok: ResultRecord = {
   batchId: 'b1',
@@ -30,7 +30,14 @@ const failed: ResultRecord = {
   model: null,
   tier: null,
   attempts: 9,
-  error: { type: 'InvalidOutput', message: 'output.urgency: expected integer, got "high", twice', attempts: 3, provider: 'secondary', firstAt: '2026-11-24T01:30:00.500Z', lastAt: '2026-11-24T01:30:04.000Z' },
+  error: {
+    type: 'InvalidOutput',
+    message: 'output.urgency: expected integer, got "high", twice',
+    attempts: 3,
+    provider: 'secondary',
+    firstAt: '2026-11-24T01:30:00.500Z',
+    lastAt: '2026-11-24T01:30:04.000Z',
+  },
 };
 
 describe('ExportWriter', () => {
@@ -41,7 +48,17 @@ describe('ExportWriter', () => {
     expect(error).toBeNull();
     expect(records.map((r) => r.fields)[0]).toEqual([...RESULT_COLUMNS]);
     const rows = records.slice(1).map((r) => Object.fromEntries(RESULT_COLUMNS.map((c, i) => [c, r.fields[i]])));
-    expect(rows[0]).toMatchObject({ itemId: 'a', status: 'succeeded', provider: 'primary', tier: '0', attempts: '2', costUsd: '0.000036', errorType: '', error: '', truncation: '' });
+    expect(rows[0]).toMatchObject({
+      itemId: 'a',
+      status: 'succeeded',
+      provider: 'primary',
+      tier: '0',
+      attempts: '2',
+      costUsd: '0.000036',
+      errorType: '',
+      error: '',
+      truncation: '',
+    });
     expect(JSON.parse(rows[0]!.output!)).toEqual(ok.output);
     expect(rows[1]).toMatchObject({ itemId: 'b', status: 'awaiting_review', provider: '', tier: '', output: '', errorType: 'InvalidOutput' });
     expect(JSON.parse(rows[1]!.error!)).toEqual(failed.error);
@@ -56,11 +73,31 @@ describe('ExportWriter', () => {
   it('writes the dead-letter list with the error context', () => {
     const w = new ExportWriter({ format: 'csv', failed: true });
     const { records } = parseCsv(w.lines([failed]));
-    expect(records[1]?.fields).toEqual(['b1', 'b', 'awaiting_review', 'InvalidOutput', 'output.urgency: expected integer, got "high", twice', '3', 'secondary', '', '', '2026-11-24T01:30:00.500Z', '2026-11-24T01:30:04.000Z', ok.startedAt, ok.finishedAt]);
+    expect(records[1]?.fields).toEqual([
+      'b1',
+      'b',
+      'awaiting_review',
+      'InvalidOutput',
+      'output.urgency: expected integer, got "high", twice',
+      '3',
+      'secondary',
+      '',
+      '',
+      '2026-11-24T01:30:00.500Z',
+      '2026-11-24T01:30:04.000Z',
+      ok.startedAt,
+      ok.finishedAt,
+    ]);
   });
 
   it('writes JSONL: whole records, or dead-letter rows', () => {
-    expect(new ExportWriter({ format: 'jsonl', failed: false }).lines([ok, failed]).split('\n').filter(Boolean).map((l) => JSON.parse(l))).toEqual([ok, failed]);
+    expect(
+      new ExportWriter({ format: 'jsonl', failed: false })
+        .lines([ok, failed])
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+    ).toEqual([ok, failed]);
     const dl = JSON.parse(new ExportWriter({ format: 'jsonl', failed: true }).lines([failed]));
     expect(dl).toEqual(deadLetterRow(failed));
     expect(dl).toMatchObject({ errorType: 'InvalidOutput', attempts: 3, provider: 'secondary', firstErrorAt: '2026-11-24T01:30:00.500Z' });

@@ -2,10 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CliError, ExitCode } from '../../src/cli/errors.ts';
-import { Problems, checkBatchId, defaultBatchId, itemsFormat, loadBatch, parseItemsText, parseSpecText, shouldPassByReference } from '../../src/cli/input.ts';
-import { planTransport } from '../../src/cli/run.ts';
-import { PipelineSpec } from '../../src/spec.ts';
+import { CliError, ExitCode } from '../../src/client/cli/errors.ts';
+import { Problems, checkBatchId, defaultBatchId, itemsFormat, loadBatch, parseItemsText, parseSpecText, shouldPassByReference } from '../../src/client/cli/input.ts';
+import { planTransport } from '../../src/client/cli/run.ts';
+import { PipelineSpec } from '../../src/shared/spec.ts';
 
 const SPEC = PipelineSpec.parse({
   name: 'triage',
@@ -66,7 +66,10 @@ describe('JSONL items', () => {
   it('checks input.required and input.maxChars from the spec', () => {
     const spec = PipelineSpec.parse({ ...SPEC, input: { required: ['lang'], maxChars: 60 } });
     const r = items('{"id":"a","customer":"X","text":"t"}\n{"id":"b","customer":"X","text":"a much longer text that goes over","lang":"en"}', 'jsonl', spec);
-    expect(r.problems).toEqual(['items.jsonl:1: lang: missing (the prompt template or input.required uses it)', expect.stringMatching(/^items\.jsonl:2: \d+ characters, over input\.maxChars 60$/)]);
+    expect(r.problems).toEqual([
+      'items.jsonl:1: lang: missing (the prompt template or input.required uses it)',
+      expect.stringMatching(/^items\.jsonl:2: \d+ characters, over input\.maxChars 60$/),
+    ]);
   });
 
   it('checks shape and duplicates even when the spec is invalid', () => {
@@ -121,7 +124,11 @@ describe('CSV items', () => {
 describe('pipeline spec', () => {
   it('reads YAML and fills the defaults', () => {
     const problems = new Problems();
-    const { spec, raw } = parseSpecText('name: triage\nprompt:\n  template: "Hi {{name}}"\nproviders:\n  - kind: anthropic\n    model: claude\n    timeout: 30s\n', 'p.yaml', problems);
+    const { spec, raw } = parseSpecText(
+      'name: triage\nprompt:\n  template: "Hi {{name}}"\nproviders:\n  - kind: anthropic\n    model: claude\n    timeout: 30s\n',
+      'p.yaml',
+      problems,
+    );
     expect(problems.lines()).toEqual([]);
     expect(raw).toMatchObject({ providers: [{ timeout: '30s' }] });
     expect(spec?.providers[0]?.timeout).toBe(30_000);
@@ -130,7 +137,11 @@ describe('pipeline spec', () => {
 
   it('names each invalid field on its own line, prefixed with the file', () => {
     const problems = new Problems();
-    const { spec } = parseSpecText(JSON.stringify({ prompt: { template: 'x' }, providers: [{ kind: 'openaii', model: 'm' }], retry: { maxAttempts: 0 }, extra: 1 }), 'p.json', problems);
+    const { spec } = parseSpecText(
+      JSON.stringify({ prompt: { template: 'x' }, providers: [{ kind: 'openaii', model: 'm' }], retry: { maxAttempts: 0 }, extra: 1 }),
+      'p.json',
+      problems,
+    );
     expect(spec).toBeNull();
     expect(problems.lines()).toEqual([
       expect.stringMatching(/^p\.json: providers\[0\]\.kind: Invalid option: expected one of/),
@@ -165,7 +176,10 @@ describe('loadBatch', () => {
     const spec = write('ok.yaml', 'name: t\nprompt:\n  template: "{{text}}"\nproviders:\n  - kind: openai\n    model: m\n');
     const b = await loadBatch(write('ok.csv', 'id,text\n1,a\n2,b\n'), spec);
     expect(b.rawSpec).toEqual({ name: 't', prompt: { template: '{{text}}' }, providers: [{ kind: 'openai', model: 'm' }] });
-    expect(b.items).toEqual([{ id: '1', text: 'a' }, { id: '2', text: 'b' }]);
+    expect(b.items).toEqual([
+      { id: '1', text: 'a' },
+      { id: '2', text: 'b' },
+    ]);
     expect(b.format).toBe('csv');
   });
 
@@ -181,7 +195,10 @@ describe('loadBatch', () => {
 
   it('reports missing files and unknown formats', async () => {
     const err = await thrown(loadBatch(join(dir, 'none.jsonl'), join(dir, 'none.yaml')));
-    expect(err.lines.slice(0, 2)).toEqual([expect.stringMatching(/none\.yaml: cannot read the file: no such file$/), expect.stringMatching(/none\.jsonl: cannot read the file: no such file$/)]);
+    expect(err.lines.slice(0, 2)).toEqual([
+      expect.stringMatching(/none\.yaml: cannot read the file: no such file$/),
+      expect.stringMatching(/none\.jsonl: cannot read the file: no such file$/),
+    ]);
     expect(() => itemsFormat('items.xlsx')).toThrow(/unknown items format ".xlsx"/);
   });
 });
@@ -202,14 +219,27 @@ describe('batch id and transport', () => {
     const small = [{ id: '1', text: 'x' }];
     expect(shouldPassByReference(small, false)).toBe(false);
     expect(shouldPassByReference(small, true)).toBe(true);
-    expect(shouldPassByReference(Array.from({ length: 2_001 }, (_, i) => ({ id: String(i) })), false)).toBe(true);
+    expect(
+      shouldPassByReference(
+        Array.from({ length: 2_001 }, (_, i) => ({ id: String(i) })),
+        false,
+      ),
+    ).toBe(true);
     expect(shouldPassByReference([{ id: '1', text: 'x'.repeat(1_100_000) }], false)).toBe(true);
   });
 
   it('references a JSONL file itself and converts CSV under the inputs dir', () => {
     const base = { rawSpec: { prompt: { template: 'x' }, providers: [] }, spec: SPEC, items: [{ id: '1' }], bytes: 10 };
-    expect(planTransport({ ...base, format: 'jsonl' }, 'in/items.jsonl', 'b1', { forced: true, inputsDir: '/tmp/x' })).toEqual({ kind: 'reference', path: join(process.cwd(), 'in/items.jsonl'), written: false });
-    expect(planTransport({ ...base, format: 'csv' }, 'in/items.csv', 'b1', { forced: true, inputsDir: '/tmp/x' })).toEqual({ kind: 'reference', path: '/tmp/x/b1.jsonl', written: true });
+    expect(planTransport({ ...base, format: 'jsonl' }, 'in/items.jsonl', 'b1', { forced: true, inputsDir: '/tmp/x' })).toEqual({
+      kind: 'reference',
+      path: join(process.cwd(), 'in/items.jsonl'),
+      written: false,
+    });
+    expect(planTransport({ ...base, format: 'csv' }, 'in/items.csv', 'b1', { forced: true, inputsDir: '/tmp/x' })).toEqual({
+      kind: 'reference',
+      path: '/tmp/x/b1.jsonl',
+      written: true,
+    });
     expect(planTransport({ ...base, format: 'csv' }, 'in/items.csv', 'b1', { forced: false, inputsDir: '/tmp/x' })).toEqual({ kind: 'inline', items: [{ id: '1' }] });
   });
 });

@@ -2,12 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.ts';
-import { configFrom } from '../../src/cli/context.ts';
-import type { Io } from '../../src/cli/context.ts';
+import { main } from '../../src/client/cli.ts';
+import { configFrom } from '../../src/client/cli/context.ts';
+import type { Io } from '../../src/client/cli/context.ts';
 
 async function cli(...args: string[]) {
-  const io = { stdout: '', stderr: '', tty: false, out: (t: string) => void (io.stdout += t), err: (t: string) => void (io.stderr += t), columns: () => 100 } satisfies Io & { stdout: string; stderr: string };
+  const io = { stdout: '', stderr: '', tty: false, out: (t: string) => void (io.stdout += t), err: (t: string) => void (io.stderr += t), columns: () => 100 } satisfies Io & {
+    stdout: string;
+    stderr: string;
+  };
   const code = await main(['node', 'steadfast', ...args], io);
   return { code, ...io };
 }
@@ -47,7 +50,12 @@ describe('steadfast (argument handling)', () => {
     const r = await cli(...NOWHERE, 'run', items, '--pipeline', spec, '--detach');
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr.split('\n')).toEqual([`${items}:2: duplicate id "1" (first on line 1)`, `${items}:3: text: missing (the prompt template or input.required uses it)`, 'nothing was started (2 problems)', '']);
+    expect(r.stderr.split('\n')).toEqual([
+      `${items}:2: duplicate id "1" (first on line 1)`,
+      `${items}:3: text: missing (the prompt template or input.required uses it)`,
+      'nothing was started (2 problems)',
+      '',
+    ]);
   });
 
   it('rejects a bad --batch-id before connecting', async () => {

@@ -1,22 +1,50 @@
 import { describe, expect, it } from 'vitest';
-import type { Io } from '../../src/cli/context.ts';
-import { ExitCode } from '../../src/cli/errors.ts';
-import { bar, formatDuration, progressBarLine, progressCounts, reviewTable, summaryTable, table } from '../../src/cli/format.ts';
-import { watchBatch } from '../../src/cli/progress.ts';
-import type { BatchSummary } from '../../src/types.ts';
-import type { Progress } from '../../workflows/messages.ts';
+import type { Io } from '../../src/client/cli/context.ts';
+import { ExitCode } from '../../src/client/cli/errors.ts';
+import { bar, formatDuration, progressBarLine, progressCounts, reviewTable, summaryTable, table } from '../../src/client/cli/format.ts';
+import { watchBatch } from '../../src/client/cli/progress.ts';
+import type { BatchSummary } from '../../src/shared/types.ts';
+import type { Progress } from '../../src/shared/messages.ts';
 
 function progress(p: Partial<Progress> = {}): Progress {
   return {
-    batchId: 'b1', total: 100, started: 50, running: 8, succeeded: 40, failed: 3, skipped: 0, approved: 2,
-    awaitingReview: [], ratePerMinute: 12.5, etaSeconds: 250, paused: false, pausedReason: null, circuits: {}, runs: 1, ...p,
+    batchId: 'b1',
+    total: 100,
+    started: 50,
+    running: 8,
+    succeeded: 40,
+    failed: 3,
+    skipped: 0,
+    approved: 2,
+    awaitingReview: [],
+    ratePerMinute: 12.5,
+    etaSeconds: 250,
+    paused: false,
+    pausedReason: null,
+    circuits: {},
+    runs: 1,
+    ...p,
   };
 }
 
 const summary: BatchSummary = {
-  batchId: 'b1', total: 3, succeeded: 2, failed: 0, skipped: 1, approved: 0, retried: 0, successRate: 0.6667, attempts: 5,
-  inputTokens: 1234, outputTokens: 56, costUsd: 0.00123, truncated: 1, tierUse: { primary: 1, secondary: 1 },
-  startedAt: '2026-11-24T01:30:00.000Z', finishedAt: '2026-11-24T01:31:05.000Z', status: 'completed',
+  batchId: 'b1',
+  total: 3,
+  succeeded: 2,
+  failed: 0,
+  skipped: 1,
+  approved: 0,
+  retried: 0,
+  successRate: 0.6667,
+  attempts: 5,
+  inputTokens: 1234,
+  outputTokens: 56,
+  costUsd: 0.00123,
+  truncated: 1,
+  tierUse: { primary: 1, secondary: 1 },
+  startedAt: '2026-11-24T01:30:00.000Z',
+  finishedAt: '2026-11-24T01:31:05.000Z',
+  status: 'completed',
 };
 
 function fakeIo(tty: boolean): Io & { stdout: string; stderr: string } {
@@ -32,7 +60,9 @@ describe('format', () => {
   it('draws the bar and counts', () => {
     expect(bar(45, 100, 10)).toBe('[####------]');
     expect(bar(5, null, 4)).toBe('[----]');
-    expect(progressCounts(progress({ awaitingReview: [{ itemId: 'x', errorType: 'E', reason: 'r', since: '' }] }))).toBe('45/100 45% | ok 42 | failed 3 | review 1 | running 8 | 12.5/min | ETA 4m10s');
+    expect(progressCounts(progress({ awaitingReview: [{ itemId: 'x', errorType: 'E', reason: 'r', since: '' }] }))).toBe(
+      '45/100 45% | ok 42 | failed 3 | review 1 | running 8 | 12.5/min | ETA 4m10s',
+    );
     expect(progressCounts(progress({ total: null, paused: true, pausedReason: '5 failures in a row' }))).toMatch(/^45\/\? \| .* \| PAUSED: 5 failures in a row$/);
     const line = progressBarLine(progress(), 100);
     expect(line.length).toBeLessThanOrEqual(100);
@@ -40,7 +70,15 @@ describe('format', () => {
   });
 
   it('prints aligned tables and the summary', () => {
-    expect(table(['A', 'LONGER'], [['xx', 'y'], ['z', '']])).toBe('A   LONGER\nxx  y\nz');
+    expect(
+      table(
+        ['A', 'LONGER'],
+        [
+          ['xx', 'y'],
+          ['z', ''],
+        ],
+      ),
+    ).toBe('A   LONGER\nxx  y\nz');
     const s = summaryTable(summary);
     expect(s).toContain('success rate    66.7%');
     expect(s).toContain('tokens          1,234 in, 56 out');
@@ -104,14 +142,21 @@ describe('watchBatch', () => {
   it('exits 1 with the root cause when the batch fails', async () => {
     const io = fakeIo(false);
     const cause = Object.assign(new Error('invalid batch input: pipeline.providers: at least one provider'), { type: 'InvalidSpec' });
-    const code = await watchBatch({ batchId: 'b1', result: () => Promise.reject(new Error('Workflow execution failed', { cause })), progress: () => new Promise(() => undefined) }, io, { pollMs: 5, taskQueue: 'q' });
+    const code = await watchBatch(
+      { batchId: 'b1', result: () => Promise.reject(new Error('Workflow execution failed', { cause })), progress: () => new Promise(() => undefined) },
+      io,
+      { pollMs: 5, taskQueue: 'q' },
+    );
     expect(code).toBe(ExitCode.Failed);
     expect(io.stderr).toBe('batch b1 failed: InvalidSpec: invalid batch input: pipeline.providers: at least one provider\n');
   });
 
   it('exits 1 when the batch stopped early', async () => {
     const io = fakeIo(false);
-    const code = await watchBatch({ batchId: 'b1', result: async () => ({ ...summary, status: 'stopped' }), progress: () => new Promise(() => undefined) }, io, { pollMs: 5, taskQueue: 'q' });
+    const code = await watchBatch({ batchId: 'b1', result: async () => ({ ...summary, status: 'stopped' }), progress: () => new Promise(() => undefined) }, io, {
+      pollMs: 5,
+      taskQueue: 'q',
+    });
     expect(code).toBe(ExitCode.Failed);
     expect(io.stderr).toContain('stopped before every item ran');
   });
@@ -120,7 +165,11 @@ describe('watchBatch', () => {
     const io = fakeIo(true);
     const abort = new AbortController();
     setTimeout(() => abort.abort(), 20);
-    const code = await watchBatch({ batchId: 'b1', result: () => new Promise(() => undefined), progress: async () => progress() }, io, { pollMs: 5, taskQueue: 'q', signal: abort.signal });
+    const code = await watchBatch({ batchId: 'b1', result: () => new Promise(() => undefined), progress: async () => progress() }, io, {
+      pollMs: 5,
+      taskQueue: 'q',
+      signal: abort.signal,
+    });
     expect(code).toBe(ExitCode.Interrupted);
     expect(io.stderr).toBe('stopped watching; batch b1 keeps running. See it with: npx steadfast status b1\n');
   });

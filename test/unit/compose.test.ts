@@ -5,8 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig } from '../../src/config.ts';
-import { METRICS, METRIC_NAMES } from '../../src/metrics.ts';
+import { loadConfig } from '../../src/common/config.ts';
+import { METRICS, METRIC_NAMES } from '../../activities/metrics.ts';
 
 interface Service {
   image?: string;
@@ -61,7 +61,7 @@ describe('docker-compose.yml', () => {
     }
     expect(dockerfile).toMatch(/^FROM node:24/m);
     expect(dockerfile).toContain('npm ci --omit=dev');
-    expect(dockerfile).toMatch(/CMD \["node", "src\/worker\.ts"\]/);
+    expect(dockerfile).toMatch(/CMD \["node", "src\/worker\/worker\.ts"\]/);
   });
 });
 
@@ -86,7 +86,9 @@ describe('observability in docker-compose.yml (Prometheus, Grafana, the dashboar
   });
 
   it('scrapes every worker replica on the metrics port the workers are given', () => {
-    const prom = parse(readFileSync('deploy/prometheus.yml', 'utf8')) as { scrape_configs: { job_name: string; dns_sd_configs?: { names: string[]; type: string; port: number }[] }[] };
+    const prom = parse(readFileSync('deploy/prometheus.yml', 'utf8')) as {
+      scrape_configs: { job_name: string; dns_sd_configs?: { names: string[]; type: string; port: number }[] }[];
+    };
     const job = prom.scrape_configs.find((j) => j.dns_sd_configs?.some((d) => d.names.includes('worker')));
     expect(job, 'a DNS service-discovery job for the worker service').toBeDefined();
     expect(job!.dns_sd_configs![0]).toMatchObject({ type: 'A', port: Number(services['worker']!.environment!.STEADFAST_METRICS_PORT) });
@@ -113,7 +115,11 @@ describe('observability in docker-compose.yml (Prometheus, Grafana, the dashboar
     const dashboard = JSON.parse(readFileSync('deploy/grafana/dashboards/steadfast.json', 'utf8')) as { uid: string; title: string; panels: Panel[] };
     const panels = dashboard.panels.filter((p) => p.type !== 'row');
     const exprs = panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
-    const byTitle = (re: RegExp) => panels.filter((p) => re.test(p.title)).flatMap((p) => (p.targets ?? []).map((t) => t.expr)).join('\n');
+    const byTitle = (re: RegExp) =>
+      panels
+        .filter((p) => re.test(p.title))
+        .flatMap((p) => (p.targets ?? []).map((t) => t.expr))
+        .join('\n');
 
     it('has the panels issue 7 asks for, each querying the metric that answers it', () => {
       expect(byTitle(/^Error rate/)).toMatch(/steadfast_llm_calls_total\{outcome!="ok"\}.*\/.*steadfast_llm_calls_total/);
@@ -138,14 +144,19 @@ describe('observability in docker-compose.yml (Prometheus, Grafana, the dashboar
         const used = [...expr.matchAll(/\b(steadfast_[a-z_]+)/g)].map((m) => m[1]!);
         const sdk = [...expr.matchAll(/\b(temporal_[a-z_]+)/g)].map((m) => m[1]!);
         expect(used.length + sdk.length, expr).toBeGreaterThan(0);
-        for (const n of used) expect(known.has(n), `${n} in ${expr} is one of src/metrics.ts METRICS`).toBe(true);
+        for (const n of used) expect(known.has(n), `${n} in ${expr} is one of activities/metrics.ts METRICS`).toBe(true);
         if (sdk.length > 0) continue;
         const allowed = new Set(['le', 'instance', 'job', ...used.flatMap((n) => known.get(n) ?? [])]);
-        const labels = [...expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim())).concat([...expr.matchAll(/[{,]\s*([a-z_]+)\s*(?:!=|=~|!~|=)/g)].map((m) => m[1]!));
+        const labels = [...expr.matchAll(/by \(([^)]*)\)/g)]
+          .flatMap((m) => m[1]!.split(',').map((s) => s.trim()))
+          .concat([...expr.matchAll(/[{,]\s*([a-z_]+)\s*(?:!=|=~|!~|=)/g)].map((m) => m[1]!));
         for (const l of labels) expect(allowed.has(l), `label ${l} in ${expr}`).toBe(true);
       }
       for (const p of panels) expect(p.datasource?.uid, p.title).toBe('steadfast-prometheus');
-      expect(METRIC_NAMES.filter((n) => !exprs.some((e) => e.includes(n))), 'metrics no panel shows').toEqual([]);
+      expect(
+        METRIC_NAMES.filter((n) => !exprs.some((e) => e.includes(n))),
+        'metrics no panel shows',
+      ).toEqual([]);
     });
 
     it('lays the panels out on the 24-column grid without overlaps', () => {

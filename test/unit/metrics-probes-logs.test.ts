@@ -6,9 +6,9 @@
 import { PassThrough } from 'node:stream';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WorkerHealth, startHealthServer } from '../../src/health.ts';
-import type { HealthServer } from '../../src/health.ts';
-import { activityLogContext, pinoLogger, withItemContext } from '../../src/runtime.ts';
+import { WorkerHealth, startHealthServer } from '../../src/worker/health.ts';
+import type { HealthServer } from '../../src/worker/health.ts';
+import { activityLogContext, pinoLogger, withItemContext } from '../../src/worker/logger.ts';
 
 /** A stand-in for a Worker: only what the probes read. */
 function fakeWorker(state: { run: string; wf?: string; act?: string }): Worker {
@@ -99,7 +99,15 @@ describe('JSON logs', () => {
     const chunks: string[] = [];
     out.on('data', (c: Buffer) => chunks.push(c.toString('utf8')));
     const logger = pinoLogger('debug', out);
-    return { logger, lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+    return {
+      logger,
+      lines: () =>
+        chunks
+          .join('')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+    };
   }
 
   it('adds batchId and itemId from the workflow context of item and batch workflows', () => {
@@ -116,7 +124,17 @@ describe('JSON logs', () => {
     logger.warn('llm call failed', { sdkComponent: 'activity', workflowId: 'b9/i3', workflowType: 'itemPipeline', activityType: 'callLlm', attempt: 2, type: 'RateLimited' });
     logger.info('review timed out', { sdkComponent: 'workflow', workflowId: 'b9', workflowType: 'batchPipeline', runId: 'r' });
     const [a, b] = lines();
-    expect(a).toMatchObject({ level: 40, msg: 'llm call failed', service: 'steadfast', batchId: 'b9', itemId: 'i3', workflowId: 'b9/i3', activityType: 'callLlm', attempt: 2, type: 'RateLimited' });
+    expect(a).toMatchObject({
+      level: 40,
+      msg: 'llm call failed',
+      service: 'steadfast',
+      batchId: 'b9',
+      itemId: 'i3',
+      workflowId: 'b9/i3',
+      activityType: 'callLlm',
+      attempt: 2,
+      type: 'RateLimited',
+    });
     expect(b).toMatchObject({ level: 30, msg: 'review timed out', batchId: 'b9', workflowType: 'batchPipeline' });
     expect(typeof a!['time']).toBe('number');
   });
@@ -128,7 +146,9 @@ describe('JSON logs', () => {
       const { logger, lines } = capture();
       logger.error(`provider said: Incorrect API key provided: ${key}`, { error: new Error(`401 for key ${key}`), headers: { authorization: `Bearer ${key}` }, apiKey: key });
       logger.info('plain', { nested: { authorization: 'Bearer abcdefghijkl' } });
-      const text = lines().map((l) => JSON.stringify(l)).join('\n');
+      const text = lines()
+        .map((l) => JSON.stringify(l))
+        .join('\n');
       expect(text).not.toContain(key);
       expect(text).not.toContain('abcdefghijkl');
       expect(text).toContain('[redacted]');
@@ -137,7 +157,7 @@ describe('JSON logs', () => {
     }
   });
 
-  it('the activity interceptor puts the input\'s batchId and itemId on every activity log line', async () => {
+  it("the activity interceptor puts the input's batchId and itemId on every activity log line", async () => {
     const interceptors = activityLogContext({} as never);
     let seen: Record<string, unknown> = {};
     await interceptors.inbound!.execute!({ args: [{ batchId: 'b7', itemId: 'i2', tier: 0 }], headers: {} }, async () => {

@@ -9,12 +9,14 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import type { PersistRequest } from '../../activities/index.ts';
-import { FailureType } from '../../src/failures.ts';
-import { CANCELLED_OUTCOME, HISTOGRAM_BUCKETS, METRICS, METRIC_NAMES, observe, parsePrometheus, recoverySeconds, startBatchObserver, steadfastMetrics, sumBy } from '../../src/metrics.ts';
-import { PipelineSpec, ProviderSpec } from '../../src/spec.ts';
-import type { ProviderSpecInput } from '../../src/spec.ts';
-import type { ChatMessage, LlmRequest, LlmResult, TruncateResult } from '../../src/types.ts';
-import type { Progress } from '../../workflows/messages.ts';
+import { FailureType } from '../../src/shared/failures.ts';
+import { CANCELLED_OUTCOME, HISTOGRAM_BUCKETS, METRICS, METRIC_NAMES, recoverySeconds, steadfastMetrics } from '../../activities/metrics.ts';
+import { observe, startBatchObserver } from '../../src/worker/batch-observer.ts';
+import { parsePrometheus, sumBy } from '../../src/dev/prometheus-text.ts';
+import { PipelineSpec, ProviderSpec } from '../../src/shared/spec.ts';
+import type { ProviderSpecInput } from '../../src/shared/spec.ts';
+import type { ChatMessage, LlmRequest, LlmResult, TruncateResult } from '../../src/shared/types.ts';
+import type { Progress } from '../../src/shared/messages.ts';
 import { labelSchema, TEST_PRICING, useActivityRig } from '../support/activity-rig.ts';
 
 interface Recorded {
@@ -40,9 +42,23 @@ class RecordingMeter implements MetricMeter {
   private metric(name: string, kind: Recorded['kind'], valueType: NumericMetricValueType, unit?: string, description?: string) {
     const push = (value: number, extra?: MetricTags) => {
       const all = Object.entries({ ...this.tags, ...extra });
-      this.events.push({ name, kind, value, tags: Object.fromEntries(all.filter(([k]) => !SDK_TAGS.includes(k))), sdk: Object.fromEntries(all.filter(([k]) => SDK_TAGS.includes(k))) });
+      this.events.push({
+        name,
+        kind,
+        value,
+        tags: Object.fromEntries(all.filter(([k]) => !SDK_TAGS.includes(k))),
+        sdk: Object.fromEntries(all.filter(([k]) => SDK_TAGS.includes(k))),
+      });
     };
-    const base = { name, unit, description, valueType, withTags: () => { throw new Error('not used'); } };
+    const base = {
+      name,
+      unit,
+      description,
+      valueType,
+      withTags: () => {
+        throw new Error('not used');
+      },
+    };
     return { base, push };
   }
   createCounter(name: string, unit?: string, description?: string): MetricCounter {
@@ -84,11 +100,26 @@ function spec(p: Partial<ProviderSpecInput> = {}): ProviderSpec {
 }
 function request(p: ProviderSpec, tier = 0): LlmRequest {
   const text = `Classify item ${Math.random().toString(36).slice(2, 8)}: parcel arrived`;
-  return { batchId: 'b', itemId: 'i', tier, provider: p, messages: [{ role: 'system', content: 'Answer in JSON.' }, { role: 'user', content: text }], output };
+  return {
+    batchId: 'b',
+    itemId: 'i',
+    tier,
+    provider: p,
+    messages: [
+      { role: 'system', content: 'Answer in JSON.' },
+      { role: 'user', content: text },
+    ],
+    output,
+  };
 }
 function env(meter: MetricMeter, attempt = 1): MockActivityEnvironment {
   return new MockActivityEnvironment(
-    { attempt, startToCloseTimeoutMs: 60_000, heartbeatTimeoutMs: 30_000, retryPolicy: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 60_000, maximumAttempts: 5 } },
+    {
+      attempt,
+      startToCloseTimeoutMs: 60_000,
+      heartbeatTimeoutMs: 30_000,
+      retryPolicy: { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 60_000, maximumAttempts: 5 },
+    },
     { logger: new DefaultLogger('ERROR'), metricMeter: meter },
   );
 }
@@ -104,7 +135,15 @@ describe('callLlm metrics', () => {
     const m = new RecordingMeter();
     const r: LlmResult = await env(m).run(rig.acts.callLlm, request(spec()));
     const who = { provider: 'primary', model: 'gpt-4o-mini' };
-    expect(m.of(METRICS.llmCalls.name)).toEqual([{ name: METRICS.llmCalls.name, kind: 'counter', value: 1, tags: { ...who, tier: '0', outcome: 'ok' }, sdk: { namespace: 'test', taskQueue: 'test', activityType: 'unknown' } }]);
+    expect(m.of(METRICS.llmCalls.name)).toEqual([
+      {
+        name: METRICS.llmCalls.name,
+        kind: 'counter',
+        value: 1,
+        tags: { ...who, tier: '0', outcome: 'ok' },
+        sdk: { namespace: 'test', taskQueue: 'test', activityType: 'unknown' },
+      },
+    ]);
     expect(m.sum(METRICS.tokens.name, { ...who, direction: 'in' })).toBe(r.usage.inputTokens);
     expect(m.sum(METRICS.tokens.name, { ...who, direction: 'out' })).toBe(r.usage.outputTokens);
     expect(m.sum(METRICS.llmCost.name, who)).toBeCloseTo(r.costUsd, 12);
@@ -151,7 +190,7 @@ describe('callLlm metrics', () => {
     expect(m.of(METRICS.llmCalls.name).map((x) => x.tags.outcome)).toEqual([CANCELLED_OUTCOME]);
   });
 
-  it('adds up with the provider\'s own counters', async () => {
+  it("adds up with the provider's own counters", async () => {
     rig.provider.reset();
     const m = new RecordingMeter();
     for (const f of ['none', 'rate_limit', 'bad_json', 'overloaded', 'none', 'schema_violation']) {
@@ -184,7 +223,10 @@ describe('countAndTruncate and persistResult metrics', () => {
   it('counts a truncation by model', async () => {
     const m = new RecordingMeter();
     const p = spec({ contextWindow: 200, maxOutputTokens: 20 });
-    const long: ChatMessage[] = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'word '.repeat(600) }];
+    const long: ChatMessage[] = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'word '.repeat(600) },
+    ];
     const r: TruncateResult = await env(m).run(rig.acts.countAndTruncate, { provider: p, messages: long, reserveOutputTokens: 20 });
     expect(r.truncation).not.toBeNull();
     expect(m.of(METRICS.truncations.name).map((e) => e.tags)).toEqual([{ model: 'gpt-4o-mini' }]);
@@ -215,7 +257,14 @@ describe('countAndTruncate and persistResult metrics', () => {
 
   it('counts each status change of a row once: a retried or replayed write counts nothing', async () => {
     const m = new RecordingMeter();
-    const waiting = row({ status: 'awaiting_review', output: null, provider: null, model: null, tier: null, error: { type: 'AuthFailed', message: 'no', attempts: 1, firstAt: '2026-01-01T00:00:10.000Z', lastAt: '2026-01-01T00:00:10.000Z' } });
+    const waiting = row({
+      status: 'awaiting_review',
+      output: null,
+      provider: null,
+      model: null,
+      tier: null,
+      error: { type: 'AuthFailed', message: 'no', attempts: 1, firstAt: '2026-01-01T00:00:10.000Z', lastAt: '2026-01-01T00:00:10.000Z' },
+    });
     await env(m).run(rig.acts.persistResult, waiting);
     await env(m).run(rig.acts.persistResult, waiting);
     const done = row({ batchId: waiting.batchId, firstFailureAt: '2026-01-01T00:00:10.000Z' });
@@ -263,18 +312,34 @@ describe('metric helpers', () => {
 
   it('folds the running batches into the review queue and the worst circuit state', () => {
     const progress = (awaiting: number, circuits: Progress['circuits']): Progress => ({
-      batchId: 'b', total: 10, started: 10, running: 1, succeeded: 0, failed: 0, skipped: 0, approved: 0,
+      batchId: 'b',
+      total: 10,
+      started: 10,
+      running: 1,
+      succeeded: 0,
+      failed: 0,
+      skipped: 0,
+      approved: 0,
       awaitingReview: Array.from({ length: awaiting }, (_, i) => ({ itemId: `i${i}`, errorType: 'AuthFailed', reason: '', since: '' })),
-      ratePerMinute: 0, etaSeconds: null, paused: false, pausedReason: null, circuits, runs: 1,
+      ratePerMinute: 0,
+      etaSeconds: null,
+      paused: false,
+      pausedReason: null,
+      circuits,
+      runs: 1,
     });
     const c = (state: 'closed' | 'open' | 'half_open') => ({ state, failures: 0, openUntil: null });
     const o = observe([progress(2, { primary: c('open'), secondary: c('closed') }), progress(3, { primary: c('half_open'), secondary: c('half_open') })], 3);
     expect(o).toEqual({ batches: 3, answered: 2, reviewQueue: 5, circuits: { primary: 2, secondary: 1 } });
   });
 
-  it('the observer lists the task queue\'s running batches, queries their progress and sets the gauges', async () => {
+  it("the observer lists the task queue's running batches, queries their progress and sets the gauges", async () => {
     const c = (state: 'closed' | 'open' | 'half_open') => ({ state, failures: 0, openUntil: null });
-    const answers: Record<string, Progress['circuits'] | Error> = { b1: { primary: c('open') }, b2: { primary: c('closed'), backup: c('half_open') }, b3: new Error('query timed out') };
+    const answers: Record<string, Progress['circuits'] | Error> = {
+      b1: { primary: c('open') },
+      b2: { primary: c('closed'), backup: c('half_open') },
+      b3: new Error('query timed out'),
+    };
     const queries: string[] = [];
     let listed = '';
     let ids = ['b1', 'b2', 'b3'];

@@ -42,7 +42,12 @@ describe('expectedAnswer', () => {
   });
 
   it('resolves local $refs', () => {
-    const s = { $defs: { P: { type: 'object', properties: { n: { type: 'integer', minimum: 3, maximum: 3 } }, required: ['n'] } }, type: 'object', properties: { p: { $ref: '#/$defs/P' } }, required: ['p'] };
+    const s = {
+      $defs: { P: { type: 'object', properties: { n: { type: 'integer', minimum: 3, maximum: 3 } }, required: ['n'] } },
+      type: 'object',
+      properties: { p: { $ref: '#/$defs/P' } },
+      required: ['p'],
+    };
     expect(expectedAnswer(s, 'x')).toEqual({ p: { n: 3 } });
   });
 

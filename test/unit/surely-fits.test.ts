@@ -4,17 +4,24 @@
  */
 import { describe, expect, it } from 'vitest';
 import { countTokens } from '../../activities/tokens.ts';
-import { surelyFits } from '../../activities/truncate.ts';
-import type { ChatMessage } from '../../src/types.ts';
+import { surelyFits } from '../../src/shared/truncate.ts';
+import type { ChatMessage } from '../../src/shared/types.ts';
 
 const samples = ['plain English text about invoices and refunds. ', '日本語のテキストと絵文字 🎉🚀 ', 'x'.repeat(97), '{"a":[1,2,3],"b":"\\u00e9"} ', 'Ωμέγα ∑ ∫ ≈ ', '  \n\t  '];
 
 describe('surelyFits', () => {
-  for (const [kind, model] of [['openai', 'gpt-4o-mini'], ['openai-compatible', 'local'], ['anthropic', 'claude-haiku-4-5']] as const) {
+  for (const [kind, model] of [
+    ['openai', 'gpt-4o-mini'],
+    ['openai-compatible', 'local'],
+    ['anthropic', 'claude-haiku-4-5'],
+  ] as const) {
     it(`never claims a fit that ${kind}'s count denies`, () => {
       for (const s of samples) {
         for (const reps of [1, 10, 200]) {
-          const messages: ChatMessage[] = [{ role: 'system', content: 'sys' }, { role: 'user', content: s.repeat(reps) }];
+          const messages: ChatMessage[] = [
+            { role: 'system', content: 'sys' },
+            { role: 'user', content: s.repeat(reps) },
+          ];
           const real = countTokens(kind, model, messages);
           // The tightest window surelyFits accepts must hold the real count.
           let lo = 1;

@@ -39,12 +39,12 @@ describe('workflow bundle imports', () => {
     expect(g.files).toContain('workflows/lazy.ts');
     expect(g.packages).toContain('@temporalio/workflow');
     expect(g.packages).not.toContain('zod');
-    expect(g.files).not.toContain('src/spec.ts');
-    expect(g.files).not.toContain('activities/validate.ts');
+    expect(g.files).not.toContain('src/shared/spec.ts');
+    expect(g.files).not.toContain('src/shared/validate.ts');
   });
 
   it('sees a static zod import when there is one (the guard can fail)', () => {
-    const g = staticGraph('src/spec.ts');
+    const g = staticGraph('src/shared/spec.ts');
     expect(g.packages).toContain('zod');
   });
 });

@@ -2,8 +2,8 @@
  * Text the CLI prints: the progress bar and its plain-text twin, the batch
  * summary, and small aligned tables. Pure functions, so tests pin the output.
  */
-import type { BatchSummary } from '../types.ts';
-import type { PendingReview, Progress } from '../../workflows/messages.ts';
+import type { BatchSummary } from '../../shared/types.ts';
+import type { PendingReview, Progress } from '../../shared/messages.ts';
 
 /** Items finished one way or another. */
 export function doneCount(p: Progress): number {

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.ts';
+import { SEARCH_ATTRIBUTES } from '../shared/search-attributes.ts';
 import { temporalCliPath } from './temporal-tools.ts';
 
 export interface DevServerOptions {

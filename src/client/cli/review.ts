@@ -9,9 +9,9 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
-import type { Config } from '../config.ts';
-import { resumeSignal, reviewSignal, reviewUpdate } from '../../workflows/messages.ts';
-import type { BatchReviewDecision, PendingReview, ReviewDecision } from '../../workflows/messages.ts';
+import type { Config } from '../../common/config.ts';
+import { resumeSignal, reviewSignal, reviewUpdate } from '../../shared/messages.ts';
+import type { BatchReviewDecision, PendingReview, ReviewDecision } from '../../shared/messages.ts';
 import { PROG, describeBatch, rootCause, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf, usageError } from './errors.ts';
@@ -118,7 +118,9 @@ export async function reviewDecisionCommand(
   if (desc.status.name !== 'RUNNING') throw failure(`batch ${batchId} is ${desc.status.name.toLowerCase()}: it takes no more review decisions`);
   if (opts.signal) {
     await handle.signal(reviewSignal, d);
-    io.out(`review signal sent: ${decision} item ${itemId} of batch ${batchId} (not confirmed: a signal for an item that is not awaiting review is logged and ignored; check with: ${PROG} review list ${batchId})\n`);
+    io.out(
+      `review signal sent: ${decision} item ${itemId} of batch ${batchId} (not confirmed: a signal for an item that is not awaiting review is logged and ignored; check with: ${PROG} review list ${batchId})\n`,
+    );
     return ExitCode.Ok;
   }
   const seconds = opts.timeout ?? 30;
@@ -129,7 +131,9 @@ export async function reviewDecisionCommand(
       throw failure(`review rejected: ${rootCause(err).message}`);
     }
     if (err instanceof WorkflowNotFoundError) throw failure(`batch ${batchId} is no longer running: it takes no more review decisions`);
-    throw failure(`no answer from batch ${batchId} within ${seconds}s (${messageOf(err)}); is a worker running on task queue ${config.taskQueue}? The decision may not have been applied: check with ${PROG} review list ${batchId}`);
+    throw failure(
+      `no answer from batch ${batchId} within ${seconds}s (${messageOf(err)}); is a worker running on task queue ${config.taskQueue}? The decision may not have been applied: check with ${PROG} review list ${batchId}`,
+    );
   }
   io.out(`item ${itemId} of batch ${batchId} ${DONE[decision]}${d.note ? ` (note: ${d.note})` : ''}\n`);
   return ExitCode.Ok;

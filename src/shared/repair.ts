@@ -1,9 +1,9 @@
 /**
  * The repair prompt: what the item workflow sends after an answer failed the
  * output schema. Pure and zod-free, so item workflows can import it without
- * evaluating zod (see src/spec-names.ts).
+ * evaluating zod (see src/shared/tiers.ts).
  */
-import type { ChatMessage } from '../src/types.ts';
+import type { ChatMessage } from './types.ts';
 
 /** First line of every repair request; also how an earlier repair turn is recognised. */
 export const REPAIR_PREFIX = 'Your previous answer was rejected';

@@ -7,13 +7,13 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
-import type { Config } from '../config.ts';
+import type { Config } from '../../common/config.ts';
 import { webUiUrl } from '../client.ts';
-import { BatchInput, formatIssues } from '../spec.ts';
-import type { BatchInputRaw, Item } from '../spec.ts';
-import type { BatchSummary } from '../types.ts';
-import type { batchPipeline } from '../../workflows/batch.ts';
-import { progressQuery } from '../../workflows/messages.ts';
+import { BatchInput, formatIssues } from '../../shared/spec.ts';
+import type { BatchInputRaw, Item } from '../../shared/spec.ts';
+import type { BatchSummary } from '../../shared/types.ts';
+import type { batchPipeline } from '../../../workflows/batch.ts';
+import { progressQuery } from '../../shared/messages.ts';
 import { PROG, connect, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf } from './errors.ts';
@@ -73,9 +73,7 @@ export async function runCommand(itemsFile: string, opts: RunOptions, config: Co
   const batchId = opts.batchId !== undefined ? checkBatchId(opts.batchId) : defaultBatchId(batch.spec.name, new Date());
   const transport = planTransport(batch, itemsFile, batchId, { forced: Boolean(opts.sourceByReference), inputsDir: opts.inputsDir ?? 'data/inputs' });
   const input: BatchInputRaw =
-    transport.kind === 'inline'
-      ? { batchId, pipeline: batch.rawSpec, items: transport.items }
-      : { batchId, pipeline: batch.rawSpec, source: { jsonl: transport.path } };
+    transport.kind === 'inline' ? { batchId, pipeline: batch.rawSpec, items: transport.items } : { batchId, pipeline: batch.rawSpec, source: { jsonl: transport.path } };
   const check = BatchInput.safeParse(input);
   if (!check.success) throw failure(`internal: the batch input does not validate: ${formatIssues(check.error)}`);
 

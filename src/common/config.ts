@@ -3,7 +3,7 @@
  * Connection settings come from here only; no literal address elsewhere.
  */
 import { z } from 'zod';
-import { formatIssues } from './spec.ts';
+import { formatIssues } from '../shared/spec.ts';
 
 const EnvConfig = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),

@@ -5,8 +5,8 @@
  */
 import { createWriteStream, existsSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import type { Config } from '../config.ts';
-import type { ItemStatus, ResultRecord } from '../types.ts';
+import type { Config } from '../../common/config.ts';
+import type { ItemStatus, ResultRecord } from '../../shared/types.ts';
 import { csvRow } from './csv.ts';
 import { failure, messageOf, usageError } from './errors.ts';
 
@@ -18,8 +18,22 @@ export const DEAD_LETTER_STATUSES: readonly ItemStatus[] = ['failed', 'awaiting_
 
 /** Columns of a full export in CSV; `output`, `error` and `truncation` hold JSON. */
 export const RESULT_COLUMNS = [
-  'batchId', 'itemId', 'status', 'provider', 'model', 'tier', 'attempts', 'inputTokens', 'outputTokens',
-  'costUsd', 'startedAt', 'finishedAt', 'errorType', 'output', 'error', 'truncation',
+  'batchId',
+  'itemId',
+  'status',
+  'provider',
+  'model',
+  'tier',
+  'attempts',
+  'inputTokens',
+  'outputTokens',
+  'costUsd',
+  'startedAt',
+  'finishedAt',
+  'errorType',
+  'output',
+  'error',
+  'truncation',
 ] as const;
 
 /** One dead-letter entry: the item and why it did not finish. */
@@ -41,8 +55,19 @@ export interface DeadLetterRow {
 }
 
 export const DEAD_LETTER_COLUMNS: readonly (keyof DeadLetterRow)[] = [
-  'batchId', 'itemId', 'status', 'errorType', 'errorMessage', 'attempts', 'provider', 'model', 'tier',
-  'firstErrorAt', 'lastErrorAt', 'startedAt', 'finishedAt',
+  'batchId',
+  'itemId',
+  'status',
+  'errorType',
+  'errorMessage',
+  'attempts',
+  'provider',
+  'model',
+  'tier',
+  'firstErrorAt',
+  'lastErrorAt',
+  'startedAt',
+  'finishedAt',
 ];
 
 export function deadLetterRow(r: ResultRecord): DeadLetterRow {
@@ -77,8 +102,21 @@ function jsonCell(v: unknown): string {
 
 function resultCells(r: ResultRecord): string[] {
   return [
-    r.batchId, r.itemId, r.status, cell(r.provider), cell(r.model), cell(r.tier), cell(r.attempts), cell(r.inputTokens),
-    cell(r.outputTokens), cell(r.costUsd), r.startedAt, r.finishedAt, cell(r.error?.type), jsonCell(r.output), jsonCell(r.error),
+    r.batchId,
+    r.itemId,
+    r.status,
+    cell(r.provider),
+    cell(r.model),
+    cell(r.tier),
+    cell(r.attempts),
+    cell(r.inputTokens),
+    cell(r.outputTokens),
+    cell(r.costUsd),
+    r.startedAt,
+    r.finishedAt,
+    cell(r.error?.type),
+    jsonCell(r.output),
+    jsonCell(r.error),
     jsonCell(r.truncation),
   ];
 }
@@ -126,14 +164,15 @@ const PAGE = 1_000;
 
 async function write(out: Writable, text: string): Promise<void> {
   if (!text) return;
-  if (!out.write(text)) await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    out.once('error', onError);
-    out.once('drain', () => {
-      out.off('error', onError);
-      resolve();
+  if (!out.write(text))
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      out.once('error', onError);
+      out.once('drain', () => {
+        out.off('error', onError);
+        resolve();
+      });
     });
-  });
 }
 
 export interface ExportCommandOptions extends ExportOptions {
@@ -148,7 +187,7 @@ export async function exportBatch(config: Config, batchId: string, opts: ExportC
     throw failure(`no results store at ${config.dbPath} (STEADFAST_DB_PATH); run the export where the workers write, or set DATABASE_URL`);
   }
   // Loaded on demand: the store pulls in node:sqlite or pg, which the other commands do not need.
-  const { openStore } = await import('../../activities/index.ts');
+  const { openStore } = await import('../../../activities/store.ts');
   let store;
   try {
     store = await openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });

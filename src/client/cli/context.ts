@@ -6,8 +6,8 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import { connectClient } from '../client.ts';
-import { loadConfig } from '../config.ts';
-import type { Config } from '../config.ts';
+import { loadConfig } from '../../common/config.ts';
+import type { Config } from '../../common/config.ts';
 import { failure, messageOf, usageError } from './errors.ts';
 
 /** How users invoke the CLI; used in the hints it prints. */

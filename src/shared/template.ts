@@ -2,7 +2,7 @@
  * Prompt templates: `{{field}}` (or `{{ field.sub }}`) replaced with the item's fields.
  * Pure and deterministic, so workflows render prompts themselves.
  */
-import { INVALID_LINE_FIELD } from './spec-names.ts';
+import { INVALID_LINE_FIELD } from './tiers.ts';
 import type { Item, PipelineSpec } from './spec.ts';
 import type { ChatMessage } from './types.ts';
 

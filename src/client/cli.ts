@@ -7,7 +7,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { Config } from './config.ts';
+import type { Config } from '../common/config.ts';
 import { configFrom, connect, processIo } from './cli/context.ts';
 import type { GlobalOptions, Io } from './cli/context.ts';
 import { CliError, ExitCode, messageOf } from './cli/errors.ts';
@@ -20,7 +20,7 @@ import { statusCommand } from './cli/status.ts';
 
 function version(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
     return pkg.version ?? '0.0.0';
   } catch {
     return '0.0.0';
@@ -95,11 +95,7 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
     });
 
   const decision = (name: 'approve' | 'retry' | 'skip', description: string, extra: (cmd: Command) => Command) => {
-    const cmd = review
-      .command(name)
-      .description(description)
-      .argument('<batchId>')
-      .argument('<itemId>');
+    const cmd = review.command(name).description(description).argument('<batchId>').argument('<itemId>');
     extra(cmd)
       .option('--note <text>', 'a note kept with the decision')
       .option('--signal', 'send the review signal (fire-and-forget) instead of the Update that confirms or rejects')
@@ -109,7 +105,7 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
         done(await withClient(c, (client) => reviewDecisionCommand(client, c, batchId, itemId, name, opts, io)));
       });
   };
-  decision('approve', "accept the item: the supplied output, or the best one available", (c) =>
+  decision('approve', 'accept the item: the supplied output, or the best one available', (c) =>
     c.option('--output <file>', "output to accept: a .json file is parsed (validated against the pipeline's schema), any other file is text"),
   );
   decision('retry', 'run the item again, optionally with edited fields or from another provider tier', (c) =>
@@ -164,7 +160,7 @@ export async function main(argv: string[] = process.argv, io: Io = processIo(), 
   }
 }
 
-/** Entry point for `node src/cli.ts` and bin/steadfast.js. */
+/** Entry point for `node src/client/cli.ts` and bin/steadfast.js. */
 export async function runMain(): Promise<void> {
   // `steadfast export ... | head` closes the pipe early: that is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {

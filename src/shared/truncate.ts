@@ -8,7 +8,7 @@
  * then the longest user text is cut, keeping its head and marking the cut
  * with {@link TRUNCATION_MARKER}, until the messages fit.
  */
-import type { ChatMessage, TruncationInfo } from '../src/types.ts';
+import type { ChatMessage, TruncationInfo } from './types.ts';
 
 /** Appended to a user text that was cut. */
 export const TRUNCATION_MARKER = '\n[truncated]';

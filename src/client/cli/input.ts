@@ -8,9 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { INVALID_LINE_FIELD, Item, PipelineSpec, formatIssues } from '../spec.ts';
-import type { PipelineSpecInput } from '../spec.ts';
-import { validateItem } from '../template.ts';
+import { INVALID_LINE_FIELD, Item, PipelineSpec, formatIssues } from '../../shared/spec.ts';
+import type { PipelineSpecInput } from '../../shared/spec.ts';
+import { validateItem } from '../../shared/template.ts';
 import { parseCsv } from './csv.ts';
 import { messageOf, usageError } from './errors.ts';
 

@@ -12,8 +12,8 @@
  * the attempts and is the fallback when a failure carries no delay.
  */
 import type { RetryPolicy } from '@temporalio/common';
-import { NON_RETRYABLE_TYPES } from '../src/failures.ts';
-import type { PipelineSpec, ProviderSpec } from '../src/spec.ts';
+import { NON_RETRYABLE_TYPES } from './failures.ts';
+import type { PipelineSpec, ProviderSpec } from './spec.ts';
 
 /** Fraction of the delay added or removed at random: 0.2 means plus or minus 20%. */
 export const JITTER_RATIO = 0.2;

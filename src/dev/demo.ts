@@ -7,16 +7,17 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection } from '@temporalio/worker';
-import { createDefaultDeps } from '../activities/index.ts';
-import { progressQuery } from '../workflows/messages.ts';
-import type { batchPipeline } from '../workflows/batch.ts';
-import { ensureDevServer, connectClient, webUiUrl } from './client.ts';
-import { loadConfig } from './config.ts';
-import { installRuntime } from './runtime.ts';
-import { startProvider } from './provider/index.ts';
-import type { RunningProvider } from './provider/index.ts';
-import type { BatchInputRaw } from './spec.ts';
-import { createWorker } from './worker.ts';
+import { createDefaultDeps } from '../../activities/index.ts';
+import { progressQuery } from '../shared/messages.ts';
+import type { batchPipeline } from '../../workflows/batch.ts';
+import { connectClient, webUiUrl } from '../client/client.ts';
+import { ensureDevServer } from './ensure-dev-server.ts';
+import { loadConfig } from '../common/config.ts';
+import { installRuntime } from '../worker/logger.ts';
+import { startProvider } from '../provider/index.ts';
+import type { RunningProvider } from '../provider/index.ts';
+import type { BatchInputRaw } from '../shared/spec.ts';
+import { createWorker } from '../worker/worker.ts';
 
 const say = (msg: string) => console.log(`demo: ${msg}`);
 
@@ -69,7 +70,9 @@ async function main(): Promise<void> {
         .query(progressQuery)
         .then((p) => {
           const done = p.succeeded + p.failed + p.skipped + p.approved;
-          say(`progress ${done}/${p.total ?? '?'} done (${p.succeeded} ok, ${p.failed} failed, ${p.awaitingReview.length} awaiting review), ${p.running} running, ${p.ratePerMinute}/min`);
+          say(
+            `progress ${done}/${p.total ?? '?'} done (${p.succeeded} ok, ${p.failed} failed, ${p.awaitingReview.length} awaiting review), ${p.running} running, ${p.ratePerMinute}/min`,
+          );
         })
         .catch(() => undefined);
     }, 2_000);

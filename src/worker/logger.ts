@@ -4,14 +4,14 @@
  * secrets scrubbed, receive the SDK's own logs (worker, workflow and activity
  * logs, with their workflow and activity context) and the forwarded Core logs;
  * every line about an item carries `batchId` and `itemId`. Prometheus serves the
- * SDK's metrics and ours (src/metrics.ts) on /metrics.
+ * SDK's metrics and ours (activities/metrics.ts) on /metrics.
  */
 import { Runtime } from '@temporalio/worker';
 import type { ActivityInterceptorsFactory, LogLevel, LogMetadata, Logger } from '@temporalio/worker';
 import { pino } from 'pino';
-import { scrubSecrets, scrubValue } from '../activities/scrub.ts';
-import type { Config } from './config.ts';
-import { HISTOGRAM_BUCKETS } from './metrics.ts';
+import { scrubSecrets, scrubValue } from '../../activities/scrub.ts';
+import type { Config } from '../common/config.ts';
+import { HISTOGRAM_BUCKETS } from '../../activities/metrics.ts';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
 
@@ -43,7 +43,10 @@ export function withItemContext(meta: Record<string, unknown>): Record<string, u
 
 /** A Temporal `Logger` writing pino JSON lines; messages and metadata pass through the scrubber. */
 export function pinoLogger(level: Config['logLevel'], destination: NodeJS.WritableStream = process.stderr): Logger & { pino: pino.Logger } {
-  const p = pino({ level, base: { service: 'steadfast' }, redact: { paths: ['*.apiKey', '*.authorization', '*.Authorization', '*["x-api-key"]', 'headers.*'], censor: '[redacted]' } }, destination);
+  const p = pino(
+    { level, base: { service: 'steadfast' }, redact: { paths: ['*.apiKey', '*.authorization', '*.Authorization', '*["x-api-key"]', 'headers.*'], censor: '[redacted]' } },
+    destination,
+  );
   // Check the level first: scrubbing is the costly part, and most lines (debug) are dropped.
   const log = (lvl: LogLevel, message: string, meta?: LogMetadata) => {
     if (!p.isLevelEnabled(PINO_LEVEL[lvl])) return;
@@ -63,7 +66,8 @@ export function pinoLogger(level: Config['logLevel'], destination: NodeJS.Writab
 /** Installs the Runtime with scrubbed JSON logs and, when `metricsPort` > 0, Prometheus on that port. */
 export function installRuntime(config: Pick<Config, 'logLevel' | 'metricsPort'>): Logger & { pino: pino.Logger } {
   const logger = pinoLogger(config.logLevel);
-  const coreLevel = config.logLevel === 'trace' ? 'TRACE' : config.logLevel === 'debug' ? 'DEBUG' : config.logLevel === 'info' ? 'INFO' : config.logLevel === 'warn' ? 'WARN' : 'ERROR';
+  const coreLevel =
+    config.logLevel === 'trace' ? 'TRACE' : config.logLevel === 'debug' ? 'DEBUG' : config.logLevel === 'info' ? 'INFO' : config.logLevel === 'warn' ? 'WARN' : 'ERROR';
   Runtime.install({
     logger,
     telemetryOptions: {

@@ -4,10 +4,10 @@
  * `<batchId>/<itemId>` shows one item's state instead (itemState query).
  */
 import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
-import type { Config } from '../config.ts';
-import type { BatchSummary } from '../types.ts';
-import { itemStateQuery, progressQuery } from '../../workflows/messages.ts';
-import type { Progress } from '../../workflows/messages.ts';
+import type { Config } from '../../common/config.ts';
+import type { BatchSummary } from '../../shared/types.ts';
+import { itemStateQuery, progressQuery } from '../../shared/messages.ts';
+import type { Progress } from '../../shared/messages.ts';
 import { PROG, describeBatch, rootCause, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf } from './errors.ts';
@@ -72,7 +72,15 @@ export async function statusCommand(client: Client, config: Config, batchId: str
     return ExitCode.Ok;
   }
   if (r.item) {
-    io.out(`${keyValues([['item', r.batchId], ['status', r.item.status], ['tier', r.item.tier === null ? '-' : String(r.item.tier)], ['error', r.item.errorType ?? '-'], ['reason', r.item.reason ?? '-']])}\n`);
+    io.out(
+      `${keyValues([
+        ['item', r.batchId],
+        ['status', r.item.status],
+        ['tier', r.item.tier === null ? '-' : String(r.item.tier)],
+        ['error', r.item.errorType ?? '-'],
+        ['reason', r.item.reason ?? '-'],
+      ])}\n`,
+    );
   } else if (r.progress) {
     io.out(`${progressTable(r.progress)}\n`);
     const waiting = r.progress.awaitingReview;
@@ -84,7 +92,13 @@ export async function statusCommand(client: Client, config: Config, batchId: str
   } else if (r.summary) {
     io.out(`${summaryTable(r.summary)}\n`);
   } else {
-    io.out(`${keyValues([['batch', r.batchId], ['status', r.status.toLowerCase()], ['closed', r.closeTime ?? '-']])}\n`);
+    io.out(
+      `${keyValues([
+        ['batch', r.batchId],
+        ['status', r.status.toLowerCase()],
+        ['closed', r.closeTime ?? '-'],
+      ])}\n`,
+    );
     if (r.failure) io.out(`failure: ${r.failure.type ? `${r.failure.type}: ` : ''}${r.failure.message}\n`);
   }
   return ExitCode.Ok;

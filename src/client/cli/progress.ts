@@ -3,8 +3,8 @@
  * periodic lines otherwise (logs, CI), a hint when items wait for review, and
  * the summary at the end. Ctrl-C stops the watching, never the batch.
  */
-import type { BatchSummary } from '../types.ts';
-import type { Progress } from '../../workflows/messages.ts';
+import type { BatchSummary } from '../../shared/types.ts';
+import type { Progress } from '../../shared/messages.ts';
 import type { Io } from './context.ts';
 import { PROG, rootCause } from './context.ts';
 import { ExitCode } from './errors.ts';

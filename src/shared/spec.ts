@@ -19,9 +19,7 @@ export function parseDuration(value: number | string): number {
 }
 
 /** A duration as milliseconds or a string such as `30s`; parsed to milliseconds. */
-export const Duration = z
-  .union([z.number().nonnegative(), z.string().regex(DURATION_RE, 'a duration such as 500ms, 30s, 5m, 24h or 7d')])
-  .transform((v) => parseDuration(v));
+export const Duration = z.union([z.number().nonnegative(), z.string().regex(DURATION_RE, 'a duration such as 500ms, 30s, 5m, 24h or 7d')]).transform((v) => parseDuration(v));
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -46,9 +44,7 @@ export const ProviderSpec = z
     /** Factor applied to the timeout on each further attempt. @default 1.5 */
     timeoutGrowth: z.number().min(1).max(4).default(1.5),
     /** USD per million tokens. @default 0 */
-    pricing: z
-      .object({ inputPerMTok: z.number().nonnegative().default(0), outputPerMTok: z.number().nonnegative().default(0) })
-      .default({ inputPerMTok: 0, outputPerMTok: 0 }),
+    pricing: z.object({ inputPerMTok: z.number().nonnegative().default(0), outputPerMTok: z.number().nonnegative().default(0) }).default({ inputPerMTok: 0, outputPerMTok: 0 }),
     /** Pacing targets; adapted from the provider's rate-limit headers. */
     rateLimit: z
       .object({
@@ -102,7 +98,10 @@ export const PipelineSpec = z
       })
       .strict()
       .default({ strategy: 'truncate' }),
-    repair: z.object({ maxRepairs: z.number().int().min(0).max(10).default(2) }).strict().default({ maxRepairs: 2 }),
+    repair: z
+      .object({ maxRepairs: z.number().int().min(0).max(10).default(2) })
+      .strict()
+      .default({ maxRepairs: 2 }),
     review: z
       .object({
         /** How long a failed item waits for a human. @default 7d */
@@ -148,7 +147,7 @@ export const PipelineSpec = z
 export type PipelineSpec = z.output<typeof PipelineSpec>;
 export type PipelineSpecInput = z.input<typeof PipelineSpec>;
 
-export { INVALID_LINE_FIELD, contextWindowOf, tierName } from './spec-names.ts';
+export { INVALID_LINE_FIELD, contextWindowOf, tierName } from './tiers.ts';
 
 /** An item: an `id` plus any fields the template uses. */
 export const Item = z.looseObject({ id: z.string().min(1, 'item id must be a non-empty string') });
@@ -157,10 +156,17 @@ export type Item = z.output<typeof Item>;
 /** Input of the `batchPipeline` workflow (PRODUCT.md interface contract). */
 export const BatchInput = z
   .object({
-    batchId: z.string().min(1).regex(/^[^/]+$/, 'no "/" in a batch id').optional(),
+    batchId: z
+      .string()
+      .min(1)
+      .regex(/^[^/]+$/, 'no "/" in a batch id')
+      .optional(),
     pipeline: PipelineSpec,
     items: z.array(Item).optional(),
-    source: z.object({ jsonl: z.string().min(1) }).strict().optional(),
+    source: z
+      .object({ jsonl: z.string().min(1) })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((b) => (b.items ? 1 : 0) + (b.source ? 1 : 0) === 1, {
@@ -174,10 +180,7 @@ export type BatchInputRaw = z.input<typeof BatchInput>;
 export function formatIssues(error: z.ZodError, prefix = ''): string {
   return error.issues
     .map((i) => {
-      const path = [prefix, ...i.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))]
-        .filter(Boolean)
-        .join('.')
-        .replace(/\.\[/g, '[');
+      const path = [prefix, ...i.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))].filter(Boolean).join('.').replace(/\.\[/g, '[');
       return `${path || '(root)'}: ${i.message}`;
     })
     .join('; ');

@@ -12,17 +12,17 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Logger, WorkerOptions } from '@temporalio/worker';
-import { createActivities, createDefaultDeps } from '../activities/index.ts';
-import type { ActivityDeps } from '../activities/index.ts';
+import { createActivities, createDefaultDeps } from '../../activities/index.ts';
+import type { ActivityDeps } from '../../activities/index.ts';
 import { cachedWorkflowBundle } from './bundle-cache.ts';
-import { loadConfig } from './config.ts';
-import type { Config } from './config.ts';
+import { loadConfig } from '../common/config.ts';
+import type { Config } from '../common/config.ts';
 import { WorkerHealth, startHealthServer } from './health.ts';
 import type { HealthServer } from './health.ts';
-import { startBatchObserver } from './metrics.ts';
-import { activityLogContext, installRuntime } from './runtime.ts';
+import { startBatchObserver } from './batch-observer.ts';
+import { activityLogContext, installRuntime } from './logger.ts';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
 export interface WorkerSetup {
   connection: NativeConnection;
@@ -110,9 +110,20 @@ async function main(): Promise<void> {
     if (config.metricsPort > 0) {
       // Workflow-held state (review queue, circuits) becomes gauges via the batches' progress query.
       const client = new Client({ connection, namespace: config.namespace });
-      observer = startBatchObserver({ client, taskQueue: config.taskQueue, meter: Runtime.instance().metricMeter, onError: (err) => logger.debug('batch observer pass failed', { error: err instanceof Error ? err.message : String(err) }) });
+      observer = startBatchObserver({
+        client,
+        taskQueue: config.taskQueue,
+        meter: Runtime.instance().metricMeter,
+        onError: (err) => logger.debug('batch observer pass failed', { error: err instanceof Error ? err.message : String(err) }),
+      });
     }
-    logger.info('worker polling', { taskQueue: config.taskQueue, address: config.temporalAddress, namespace: config.namespace, metricsPort: config.metricsPort, healthPort: probes?.port ?? 0 });
+    logger.info('worker polling', {
+      taskQueue: config.taskQueue,
+      address: config.temporalAddress,
+      namespace: config.namespace,
+      metricsPort: config.metricsPort,
+      healthPort: probes?.port ?? 0,
+    });
     console.log(`worker polling task queue "${config.taskQueue}" on ${config.temporalAddress} (namespace ${config.namespace})`);
     if (stop.signal.aborted) return; // stopped while starting: nothing to drain
     await worker.run(); // resolves after SIGINT/SIGTERM once in-flight work drained

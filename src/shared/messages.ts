@@ -3,7 +3,7 @@
  * definitions; nothing sends one by a string literal.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ItemOutcome } from '../src/types.ts';
+import type { ItemOutcome } from './types.ts';
 
 /** A human decision on an item that failed for good (PRODUCT.md interface contract). */
 export interface ReviewDecision {

@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { Logger } from '@temporalio/worker';
 
-const ROOT = resolve(import.meta.dirname, '..');
+const ROOT = resolve(import.meta.dirname, '..', '..');
 const SOURCE_DIRS = ['workflows', 'src', 'activities'];
 
 function sources(dir: string): string[] {
@@ -40,7 +40,11 @@ export function bundleKey(root = ROOT): string {
 }
 
 /** Reads the bundle for the current sources from the cache, or builds and stores it; `key` names it. */
-export async function cachedWorkflowBundle(workflowsPath: string, logger: Logger, cacheDir = process.env['STEADFAST_BUNDLE_CACHE'] ?? join(ROOT, '.cache')): Promise<{ code: string; key: string }> {
+export async function cachedWorkflowBundle(
+  workflowsPath: string,
+  logger: Logger,
+  cacheDir = process.env['STEADFAST_BUNDLE_CACHE'] ?? join(ROOT, '.cache'),
+): Promise<{ code: string; key: string }> {
   const key = bundleKey();
   const file = join(cacheDir, `workflow-bundle-${key}.js`);
   try {
@@ -64,7 +68,7 @@ export async function cachedWorkflowBundle(workflowsPath: string, logger: Logger
   return { code, key };
 }
 
-// `node src/bundle-cache.ts` builds the cache ahead of time (the Dockerfile does, so containers start polling sooner).
+// `node src/worker/bundle-cache.ts` builds the cache ahead of time (the Dockerfile does, so containers start polling sooner).
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
   const quiet = { info() {}, warn: console.warn, error: console.error, debug() {}, trace() {}, log() {} } as unknown as Logger;
   const workflowsPath = join(ROOT, 'workflows', 'index.ts');
