@@ -28,7 +28,7 @@ import { fmt, machine, table, writeResults } from '../bench/report.ts';
 import { benchPipeline, makeItems } from '../bench/workload.ts';
 import type { BatchSummary } from '../src/shared/types.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
-import { progressQuery, tierResultSignal } from '../src/shared/messages.ts';
+import { progressQuery } from '../src/shared/messages.ts';
 import { analyze } from './chaos/analyze.ts';
 import type { Kill, ServerRestart } from './chaos/analyze.ts';
 import { startCountingProxy } from './chaos/proxy.ts';
@@ -46,17 +46,14 @@ const { values: args } = parseArgs({
     'server-signal': { type: 'string', default: 'SIGTERM' },
     'timeout-min': { type: 'string', default: '20' },
     'stall-seconds': { type: 'string', default: '90' },
-    nudge: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   console.log(`usage: npm run chaos -- [--items 2000] [--workers 2] [--concurrency 50] [--kill-every 10 (s)]
        [--latency-ms 200] [--server-restart-at 0.4 (share of items done)] [--server-signal SIGTERM|SIGKILL]
-       [--timeout-min 20] [--stall-seconds 90] [--nudge] [--keep]
-  A batch that finishes no item for --stall-seconds is reported as stalled (with its stack); when nothing
-  runs, --nudge wakes it with a harmless tierResult signal, so the run can still show that the remaining
-  items are not lost. A stall fails the run.`);
+       [--timeout-min 20] [--stall-seconds 90] [--keep]
+  A batch that finishes no item for --stall-seconds is reported as stalled (with its stack). A stall fails the run.`);
   process.exit(0);
 }
 
@@ -81,7 +78,6 @@ interface Stall {
   started: number;
   /** The batch workflow's stack (`__stack_trace` query): where its loop waits. */
   stack: string;
-  nudged: boolean;
 }
 
 interface Slot {
@@ -205,16 +201,8 @@ async function main(): Promise<number> {
       if (Date.now() - lastProgressAt > STALL_MS && lastDone < N) {
         // No item finished for a long time although workers run: capture where the batch waits.
         const stack = await handle.query<string, []>('__stack_trace').catch((err: unknown) => `stack query failed: ${String(err)}`);
-        const stall: Stall = { at: Date.now() - started, done: lastDone, running: p.running, started: p.started, stack, nudged: false };
+        const stall: Stall = { at: Date.now() - started, done: lastDone, running: p.running, started: p.started, stack };
         log(`STALLED: ${lastDone}/${N} done, ${p.running} running, ${p.started} started, no item finished for ${fmt.s(Date.now() - lastProgressAt)}; waiting at ${stack.trim()}`);
-        if (p.running === 0 && args.nudge) {
-          // Any report that bumps the batch's version wakes its loop; a success for tier 0 changes nothing else.
-          await handle.signal(tierResultSignal, { tier: 0, ok: true }).then(
-            () => (stall.nudged = true),
-            () => undefined,
-          );
-          log('nudged the batch with a tierResult signal to show the remaining items are not lost');
-        }
         stalls.push(stall);
         lastProgressAt = Date.now();
       }
@@ -276,7 +264,7 @@ async function main(): Promise<number> {
     ['extra calls not explained by a kill or the restart', String(verdict.extraBy.other), '0'],
     ['kill -> next completed item, median / max', nextMs.length ? `${fmt.s(median(nextMs))} / ${fmt.s(Math.max(...nextMs))}` : '-', ''],
     ['kill -> its interrupted items done, median / max', recMs.length ? `${fmt.s(median(recMs))} / ${fmt.s(Math.max(...recMs))}` : '-', ''],
-    ['batch stalls (no item finished for ' + STALL_MS / 1000 + ' s) / woken by a signal', `${stalls.length} / ${stalls.filter((x) => x.nudged).length}`, '0'],
+    ['batch stalls (no item finished for ' + STALL_MS / 1000 + ' s)', `${stalls.length}`, '0'],
     ['wall time', fmt.s(wallMs), ''],
   ];
   console.log(`\nSteadfast chaos run (${m.cpus} cpus, ${m.memTotalGiB} GiB, node ${m.node}): batch ${batchId}\n`);
@@ -318,8 +306,7 @@ async function main(): Promise<number> {
     passed: !failed,
   });
   console.log(`\nwritten to ${file}`);
-  for (const st of stalls)
-    console.log(`stall at +${fmt.s(st.at)}: ${st.done}/${N} done, ${st.running} running; batch waits at ${st.stack.trim()}${st.nudged ? ' (woken by a signal)' : ''}`);
+  for (const st of stalls) console.log(`stall at +${fmt.s(st.at)}: ${st.done}/${N} done, ${st.running} running; batch waits at ${st.stack.trim()}`);
   console.log(
     failed
       ? `FAILED: ${verdict.lost.length} lost, ${verdict.duplicateRows} duplicate rows, ${itemRunsTwice} item workflows run twice, ${stalls.length} stalls${summary ? '' : ', batch not finished'}`

@@ -79,11 +79,90 @@ export function initialCarry(batchId: string, pipeline: PipelineSpec, items: Ite
   };
 }
 
+/**
+ * The one writer of the batch's durable record: every change goes through a
+ * method here, which keeps the record's invariants (an item is running, pending
+ * or finished, never two of them; counts add up). Other classes read it through
+ * {@link BatchState.view}.
+ */
 export class BatchState {
-  readonly s: BatchCarry;
+  private readonly s: BatchCarry;
 
   constructor(carry: BatchCarry) {
     this.s = carry;
+  }
+
+  /** The record, to read. Writes go through this class's methods. */
+  get view(): Readonly<BatchCarry> {
+    return this.s;
+  }
+
+  /** The record for continue-as-new. */
+  carry(): BatchCarry {
+    return this.s;
+  }
+
+  /** Takes up to `n` queued items for dispatch and advances the pacer to `pacer`. */
+  takeQueued(n: number, pacer: PacerState): Item[] {
+    this.s.pacer = pacer;
+    return this.s.queue.splice(0, n);
+  }
+
+  /** Sets the pacer (rate and refill) without taking items. */
+  setPacer(pacer: PacerState): void {
+    this.s.pacer = pacer;
+  }
+
+  /** Appends a page read from the source and advances the source's position. */
+  addPage(page: { items: Item[]; nextOffset: number; nextLine: number; done: boolean }): void {
+    const source = this.s.source;
+    if (!source) return;
+    this.s.queue.push(...page.items);
+    source.offset = page.nextOffset;
+    source.line = page.nextLine;
+    source.done = page.done;
+    if (page.done) this.s.total = this.s.started + this.s.queue.length;
+  }
+
+  /** Replaces the circuit of tier `t`; returns the previous one. */
+  setCircuit(t: number, next: CircuitState): CircuitState {
+    const prev = this.s.circuits[t]!;
+    this.s.circuits[t] = next;
+    return prev;
+  }
+
+  /** An item left the review queue (its decision was forwarded). */
+  removePending(itemId: string): void {
+    this.s.pendingReviews = this.s.pendingReviews.filter((p) => p.itemId !== itemId);
+  }
+
+  /** Stops dispatch for good (`stop`) or until `resume` (`pause`). */
+  halt(how: 'stop' | 'pause', why: string): void {
+    if (how === 'stop') this.s.stopped = true;
+    else this.s.paused = why;
+  }
+
+  /** Lifts a pause; false when the batch was not paused. */
+  resume(): boolean {
+    if (this.s.paused === null) return false;
+    this.s.paused = null;
+    this.s.consecutiveFailures = 0;
+    return true;
+  }
+
+  /** Marks the error-rate alert as sent (it fires once per batch). */
+  markErrorRateAlerted(): void {
+    this.s.alerted.errorRate = true;
+  }
+
+  /** True while dispatch may go on: not paused, not stopped. */
+  get dispatching(): boolean {
+    return this.s.paused === null && !this.s.stopped;
+  }
+
+  /** True when the queue is empty and the source has more: the next page should be read. */
+  get wantsPage(): boolean {
+    return this.s.queue.length === 0 && this.s.source !== null && !this.s.source.done;
   }
 
   get finished(): number {

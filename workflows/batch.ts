@@ -3,6 +3,11 @@
  * workflows running (a sliding window, paced to the first tier's rate limits),
  * holds the circuit breakers and the review queue, continues as new before its
  * history grows large, and returns the summary.
+ *
+ * The loop waits on what it means: an item could start, a page is needed, the
+ * batch is done, a start failed, or history asks for continue-as-new. Handlers
+ * only change state; the SDK re-evaluates the predicate after every activation,
+ * so no wake-up can be lost.
  */
 import {
   ApplicationFailure,
@@ -20,33 +25,40 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { createActivities } from '../activities/index.ts';
+import type { Activities } from '../activities/index.ts';
 import { FailureType } from '../src/shared/failures.ts';
+import { sourceCall } from '../src/shared/policies.ts';
 import type { BatchInput, BatchInputRaw, Item } from '../src/shared/spec.ts';
 import type { BatchSummary } from '../src/shared/types.ts';
-import { BatchControl } from './batch-control.ts';
+import { Alerts } from './batch-alerts.ts';
+import { Circuits } from './batch-circuits.ts';
+import { Dispatcher } from './batch-dispatch.ts';
+import { Reviews } from './batch-reviews.ts';
 import { BatchState, initialCarry } from './batch-state.ts';
 import type { BatchCarry } from './batch-state.ts';
 import { itemPipeline } from './item.ts';
 import { loadSpec } from './lazy.ts';
 import { callDoneSignal, itemAwaitingSignal, itemDoneSignal, progressQuery, resumeSignal, reviewSignal, reviewUpdate, tierResultSignal } from '../src/shared/messages.ts';
-import { available, effectiveLimit, itemsPerMinute, refill as refillPacer, setRate, take, waitMs } from './pacer.ts';
 import { loadOutputCheck } from './review.ts';
 import { BATCH_ID } from '../src/shared/search-attributes.ts';
 
-type Activities = ReturnType<typeof createActivities>;
-const source = proxyActivities<Activities>({ startToCloseTimeout: '2 min', retry: { maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.InvalidInput] } });
+const source = proxyActivities<Activities>(sourceCall);
 
 /** Continue as new past this many events, well under the 10,000 the design allows. */
 const HISTORY_EVENT_BUDGET = 8_000;
 /**
- * Patch (released with 0.2): dispatch no longer waits for each child's start to be confirmed,
- * and items whose LLM call succeeded (`itemCallDone` from the activity) free their slot while
- * they persist and report. Batches started before it replay the old dispatch.
+ * Patch: dispatch no longer waits for each child's start to be confirmed, and items whose LLM
+ * call succeeded (`itemCallDone` from the activity) free their slot while they persist and
+ * report. Batches started before it replay the old dispatch.
  */
 export const DISPATCH_AHEAD_PATCH = 'dispatch-ahead-v2';
-/** With the patch, items in flight (slot held or tail running) stay under this multiple of `concurrency`. */
-const IN_FLIGHT_FACTOR = 2;
+/**
+ * Patch: the loop waits on named predicates instead of a counter that handlers bumped. It
+ * wakes only when there is something to do, so a pacer or circuit timer is no longer
+ * cancelled and restarted by unrelated reports. Batches started before it replay the
+ * counter ({@link LegacyWake}).
+ */
+export const WAIT_ON_PREDICATES_PATCH = 'wait-on-predicates-v3';
 
 /** Items read from a JSONL source per activity call. */
 const PAGE_SIZE = 200;
@@ -67,6 +79,19 @@ export async function parseBatchInput(raw: unknown): Promise<BatchInput> {
   return r.data;
 }
 
+/**
+ * The wake-up of batches started before {@link WAIT_ON_PREDICATES_PATCH}: any change
+ * the loop must react to counts once. Kept only to replay those batches; remove it
+ * with `deprecatePatch` once none runs.
+ */
+class LegacyWake {
+  version = 0;
+  /** Counts a change unless the handler reported none (`false`). */
+  after(changed: boolean | void): void {
+    if (changed !== false) this.version++;
+  }
+}
+
 export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }): Promise<BatchSummary> {
   let carry: BatchCarry;
   if ('carry' in input) {
@@ -76,64 +101,90 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     const batchId = parsed.batchId ?? workflowInfo().workflowId;
     carry = initialCarry(batchId, parsed.pipeline, parsed.items, parsed.source, new Date().toISOString());
   }
-  // Forwarded reviews are checked against the output schema (zod, loaded lazily).
+  // Forwarded reviews are checked against the output schema (loaded lazily).
   await loadOutputCheck();
   const state = new BatchState(carry);
-  const control = new BatchControl(state);
-  const s = state.s;
-  upsertSearchAttributes([{ key: BATCH_ID, value: s.batchId }]);
+  const alerts = new Alerts(state);
+  const circuits = new Circuits(state, alerts);
+  const reviews = new Reviews(state, alerts);
+  upsertSearchAttributes([{ key: BATCH_ID, value: state.view.batchId }]);
   const ahead = patched(DISPATCH_AHEAD_PATCH);
-  setHandler(itemDoneSignal, (o) => control.onItemDone(o));
-  setHandler(callDoneSignal, ({ itemId }) => control.onCallDone(itemId));
-  setHandler(itemAwaitingSignal, (p) => control.onAwaiting(p));
-  setHandler(tierResultSignal, (r) => control.onTierResult(r, Date.now()));
-  setHandler(reviewSignal, (d) => control.reviewBySignal(d));
-  setHandler(reviewUpdate, (d) => control.forwardReview(d), { validator: (d) => control.validateReview(d) });
-  setHandler(resumeSignal, () => control.resume());
+  const predicates = ahead && patched(WAIT_ON_PREDICATES_PATCH);
+  const dispatcher = new Dispatcher(state, circuits, ahead);
+  const legacy = new LegacyWake();
+  const details = (): void => setCurrentDetails(state.detailsMarkdown(Date.now()));
+  /** Every handler: change the state, count it for old batches, refresh the Web UI's details. */
+  const handled = (changed: boolean | void): void => {
+    legacy.after(changed);
+    details();
+  };
+
+  dispatcher.onStartFailed = () => handled(true);
+  setHandler(itemDoneSignal, (o) => {
+    if (!state.applyOutcome(o)) return (log.warn('ignored a report from an unknown or finished item', { itemId: o.itemId }), handled(false));
+    circuits.onItemDone(o);
+    alerts.checkErrorRate();
+    handled(true);
+  });
+  setHandler(callDoneSignal, ({ itemId }) => handled(state.release(itemId)));
+  setHandler(itemAwaitingSignal, (p) => handled(reviews.onAwaiting(p)));
+  setHandler(tierResultSignal, (r) => handled(circuits.onTierResult(r, Date.now())));
+  setHandler(reviewSignal, async (d) => handled(await reviews.bySignal(d)));
+  setHandler(reviewUpdate, async (d) => withHandled(await reviews.forward(d), handled), { validator: (d) => reviews.validate(d) });
+  setHandler(resumeSignal, () => handled(resume(state)));
   setHandler(progressQuery, () => state.progress(Date.now()));
+
+  /**
+   * Something the loop must act on now (the predicate of the wait): the batch is done, a start
+   * failed, an item can start, a page is needed, history asks for continue-as-new, or a circuit
+   * opened or closed since the wait began (its cool-down timer must be planned anew).
+   */
+  const actionable = (planned: number | null) => (): boolean =>
+    state.done || dispatcher.startError !== null || dispatcher.canStart(Date.now()) || dispatcher.needsPage() || shouldContinueAsNew() || circuits.nextHalfOpen !== planned;
 
   while (!state.done) {
     // Taken before dispatching: reports that arrive while children start (one activation can
     // carry both after a worker crash) must wake the wait below, or their slots stay empty.
-    const seen = control.version;
-    if (control.startError) throw control.startError;
+    const seen = legacy.version;
+    if (dispatcher.startError) throw dispatcher.startError;
     const now = Date.now();
-    control.tickCircuits(now);
+    circuits.tick(now);
     // Patched: the page is read after dispatch, so queued items do not wait for it.
     if (!ahead) await refill(state);
-    let waitFor: number | undefined;
-    if (s.paused === null && !s.stopped && control.canDispatch()) {
-      const tokensPerItem = state.finished > 0 ? (s.inputTokens + s.outputTokens) / state.finished : 0;
-      const limit = effectiveLimit(s.pipeline.providers[0]!.rateLimit, s.learnedLimit);
-      s.pacer = refillPacer(setRate(s.pacer, itemsPerMinute(limit, tokensPerItem)), now);
-      const { concurrency } = s.pipeline.batch;
-      const room = ahead ? IN_FLIGHT_FACTOR * concurrency - state.inFlight : concurrency;
-      const wanted = Math.min(Math.max(concurrency - state.active, 0), Math.max(room, 0), s.queue.length);
-      const n = available(s.pacer, wanted);
-      s.pacer = take(s.pacer, n);
-      const starting = s.queue.splice(0, n).map((item) => startItem(state, control, item));
-      if (ahead) starting.forEach((p) => control.trackStart(p));
-      else await Promise.all(starting);
-      if (n < wanted) waitFor = Math.max(waitMs(s.pacer), 50);
-    }
+    const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, item));
     const paged = ahead && (await refill(state));
-    // Served by a query to the Web UI's details panel; not history, so no replay impact.
-    setCurrentDetails(state.detailsMarkdown(Date.now()));
+    details();
     if (state.done) break;
     if (shouldContinueAsNew()) {
-      await control.settleStarts();
-      await control.drainAlerts();
+      await dispatcher.settle();
+      await alerts.drain();
       await condition(allHandlersFinished);
-      await continueAsNew<typeof batchPipeline>({ carry: s });
+      await continueAsNew<typeof batchPipeline>({ carry: state.carry() });
     }
-    const wake = [waitFor, control.nextCircuitChange(now)].filter((x): x is number => x !== undefined);
-    const needPage = s.queue.length === 0 && s.source !== null && !s.source.done && state.active < s.pipeline.batch.concurrency;
-    if (!needPage && !paged) await condition(() => control.version !== seen, wake.length ? Math.min(...wake) : undefined);
+    const timers = [paceFor, circuits.nextChange(now)].filter((x): x is number => x !== undefined);
+    const timeout = timers.length ? Math.min(...timers) : undefined;
+    if (predicates) {
+      if (!paged) await condition(actionable(circuits.nextHalfOpen), timeout);
+    } else if (!dispatcher.needsPage() && !paged) {
+      await condition(() => legacy.version !== seen, timeout);
+    }
   }
-  await control.settleStarts();
-  await control.drainAlerts();
+  await dispatcher.settle();
+  await alerts.drain();
   await condition(allHandlersFinished);
   return state.summary(new Date().toISOString(), 'completed');
+}
+
+function withHandled<T>(result: T, handled: (changed: boolean) => void): T {
+  handled(true);
+  return result;
+}
+
+function resume(state: BatchState): boolean {
+  const why = state.view.paused;
+  if (!state.resume()) return false;
+  log.info('batch resumed', { reason: why });
+  return true;
 }
 
 function shouldContinueAsNew(): boolean {
@@ -143,28 +194,24 @@ function shouldContinueAsNew(): boolean {
 
 /** Reads the next page of a JSONL source by reference, so items never sit in one payload. */
 async function refill(state: BatchState): Promise<boolean> {
-  const s = state.s;
+  const s = state.view;
   if (!s.source || s.source.done || s.queue.length >= s.pipeline.batch.concurrency) return false;
   const page = await source.readItemsPage({ path: s.source.jsonl, offset: s.source.offset, line: s.source.line, limit: Math.max(PAGE_SIZE, s.pipeline.batch.concurrency) });
-  s.queue.push(...page.items);
-  s.source.offset = page.nextOffset;
-  s.source.line = page.nextLine;
-  s.source.done = page.done;
-  if (page.done) s.total = s.started + s.queue.length;
+  state.addPage(page);
   return true;
 }
 
-async function startItem(state: BatchState, control: BatchControl, item: Item): Promise<void> {
-  const s = state.s;
+async function startItem(state: BatchState, circuits: Circuits, item: Item): Promise<void> {
+  const { batchId, pipeline } = state.view;
   state.markStarted(item.id);
-  const openTiers = control.openTiersForNewItem(item.id);
+  const openTiers = circuits.openTiersForNewItem(item.id);
   try {
     await startChild(itemPipeline, {
-      workflowId: `${s.batchId}/${item.id}`,
-      args: [{ batchId: s.batchId, item, pipeline: s.pipeline, parentWorkflowId: workflowInfo().workflowId, openTiers }],
+      workflowId: `${batchId}/${item.id}`,
+      args: [{ batchId, item, pipeline, parentWorkflowId: workflowInfo().workflowId, openTiers }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
-      typedSearchAttributes: [{ key: BATCH_ID, value: s.batchId }],
-      staticSummary: `item ${item.id} of batch ${s.batchId}`,
+      typedSearchAttributes: [{ key: BATCH_ID, value: batchId }],
+      staticSummary: `item ${item.id} of batch ${batchId}`,
     });
   } catch (err) {
     // Already running under this id (the batch was reset or re-run): it reports to us all the same.

@@ -37,14 +37,14 @@ describe('BatchState slots', () => {
     expect(st.release('zz')).toBe(false); // not ours
     expect(st.active).toBe(2);
     expect(st.inFlight).toBe(3);
-    expect(st.s.running).toContain('a');
+    expect(st.view.running).toContain('a');
 
     expect(st.applyOutcome(outcome('a'))).toBe(true);
-    expect(st.s.released).toEqual([]);
+    expect(st.view.released).toEqual([]);
     expect(st.active).toBe(2);
     expect(st.inFlight).toBe(2);
     expect(st.applyOutcome(outcome('a'))).toBe(false); // duplicate report
-    expect(st.s.counts.succeeded).toBe(1);
+    expect(st.view.counts.succeeded).toBe(1);
 
     // A report that overtakes the release: the late release is ignored.
     expect(st.applyOutcome(outcome('b'))).toBe(true);
