@@ -14,23 +14,21 @@ import {
   proxyActivities,
   proxyLocalActivities,
 } from '@temporalio/workflow';
-import type { createActivities, PersistRequest } from '../activities/index.ts';
-import { llmCallFor, PERSIST_RETRY, TRUNCATE_RETRY } from '../src/shared/policies.ts';
+import type { Activities, PersistRequest } from '../activities/index.ts';
+import { llmCallFor, persistCall, truncateCall } from '../src/shared/policies.ts';
 import { surelyFits } from '../src/shared/truncate.ts';
 import { repairMessages } from '../src/shared/repair.ts';
-import { FailureType } from '../src/shared/failures.ts';
+import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { contextWindowOf, costOf, tierName } from '../src/shared/tiers.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
 import { renderMessages, validateItem } from '../src/shared/template.ts';
 import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, RateLimitInfo, TruncateResult, TruncationInfo } from '../src/shared/types.ts';
 import { tierResultSignal } from '../src/shared/messages.ts';
 
-type Activities = ReturnType<typeof createActivities>;
-
 // A local activity: the upsert is short and idempotent, so it runs in the worker that holds the
 // workflow task; no activity task round trip through the server, and one marker event instead of three.
-const store = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 s', retry: PERSIST_RETRY });
-const tokens = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry: TRUNCATE_RETRY });
+const store = proxyLocalActivities<Activities>(persistCall);
+const tokens = proxyActivities<Activities>(truncateCall);
 
 /** Failure types that say the provider is unhealthy (they feed the circuit breaker), not the item. */
 const PROVIDER_FAULTS: readonly string[] = [
@@ -45,7 +43,7 @@ const PROVIDER_FAULTS: readonly string[] = [
 ];
 
 /** What one failed call tells the chain walker. */
-interface CallError {
+export interface CallError {
   type: string;
   message: string;
   details?: InvalidOutputDetails;
@@ -54,9 +52,43 @@ interface CallError {
 /** Names the failure of an activity by its ApplicationFailure type, never by message text. */
 export function failureOf(err: unknown): CallError {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Unknown', message: cause.message, details: cause.details?.[0] as InvalidOutputDetails | undefined };
+  if (cause instanceof ApplicationFailure)
+    return { type: cause.type ?? FailureType.Unknown, message: cause.message, details: cause.details?.[0] as InvalidOutputDetails | undefined };
   if (cause instanceof TimeoutFailure) return { type: FailureType.Timeout, message: cause.message };
-  return { type: cause instanceof Error ? cause.name : 'Unknown', message: cause instanceof Error ? cause.message : String(cause) };
+  return { type: cause instanceof Error ? cause.name : FailureType.Unknown, message: errorMessage(cause) };
+}
+
+/** Refits after a provider's context-length error, at most. */
+export const MAX_REFITS = 2;
+
+/** What the chain does after a failed call on a tier. */
+export type NextStep =
+  /** Ask the same tier again with the validation errors. */
+  | { kind: 'repair' }
+  /** Count and truncate again, reserving `reserve` output tokens (the provider's tokenizer counts more than ours). */
+  | { kind: 'refit'; reserve: number }
+  /** Leave this tier for the next one. */
+  | { kind: 'next-tier' }
+  /** No tier is left: the item fails and waits for review. */
+  | { kind: 'give-up' };
+
+/**
+ * The decision after a failed call, pure so it is tested table by table:
+ * invalid output is repaired while repairs remain; a context overflow is refitted
+ * with a wider margin while refits remain (strategy `truncate`); anything else
+ * moves to the next tier, or gives up on the last.
+ */
+export function nextStep(
+  failure: CallError,
+  counters: { repairs: number; refits: number; reserve: number },
+  spec: Pick<PipelineSpec, 'repair' | 'truncation'>,
+  tier: { contextWindow: number; lastTier: boolean },
+): NextStep {
+  if (failure.type === FailureType.InvalidOutput && failure.details && counters.repairs < spec.repair.maxRepairs) return { kind: 'repair' };
+  if (failure.type === FailureType.ContextWindowExceeded && counters.refits < MAX_REFITS && spec.truncation.strategy === 'truncate') {
+    return { kind: 'refit', reserve: Math.ceil(counters.reserve * 1.5 + tier.contextWindow * 0.1) };
+  }
+  return tier.lastTier ? { kind: 'give-up' } : { kind: 'next-tier' };
 }
 
 export class ItemRun {
@@ -129,7 +161,7 @@ export class ItemRun {
     for (let t = startTier; t < tiers.length; t++) {
       // The last tier is tried even when open: an item gives up only after every tier said no.
       if (this.openTiers.includes(t) && t < tiers.length - 1) {
-        this.fail('CircuitOpen', `circuit of ${tierName(tiers[t]!, t)} is open`, tierName(tiers[t]!, t));
+        this.fail(FailureType.CircuitOpen, `circuit of ${tierName(tiers[t]!, t)} is open`, tierName(tiers[t]!, t));
         continue;
       }
       const result = await this.runTier(t, messages);
@@ -163,7 +195,7 @@ export class ItemRun {
     // Each attempt's own timeout grows (provider.timeoutGrowth); start-to-close covers the longest.
     const llm = proxyActivities<Activities>({ ...llmCallFor(provider, this.spec.retry), summary: `${name}: ${provider.model}` });
     let repairs = 0;
-    let overflowRetries = 0;
+    let refits = 0;
     for (;;) {
       try {
         const scope = new CancellationScope();
@@ -185,7 +217,7 @@ export class ItemRun {
         return r;
       } catch (err) {
         if (isCancellation(err) && this.openTiers.includes(t) && !CancellationScope.current().consideredCancelled) {
-          this.fail('CircuitOpen', `circuit of ${name} opened during the call`, name);
+          this.fail(FailureType.CircuitOpen, `circuit of ${name} opened during the call`, name);
           return null;
         }
         if (isCancellation(err)) throw err;
@@ -196,22 +228,24 @@ export class ItemRun {
         if (f.details?.text !== undefined) this.bestOutput = f.details.text;
         this.fail(f.type, f.message, name);
         if (PROVIDER_FAULTS.includes(f.type)) await this.reportTier(t, false, f.type);
-        if (f.type === FailureType.InvalidOutput && f.details && repairs < this.spec.repair.maxRepairs) {
-          repairs += 1;
-          messages = repairMessages(messages, f.details.text, f.details.errors);
-          continue;
+        const step = nextStep(f, { repairs, refits, reserve }, this.spec, { contextWindow: contextWindowOf(provider), lastTier: t === this.spec.providers.length - 1 });
+        switch (step.kind) {
+          case 'repair':
+            repairs += 1;
+            messages = repairMessages(messages, f.details!.text, f.details!.errors);
+            continue;
+          case 'refit':
+            refits += 1;
+            reserve = step.reserve;
+            fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
+            if (!fit.fits) return null;
+            messages = fit.messages;
+            if (fit.truncation) this.truncation = fit.truncation;
+            continue;
+          case 'next-tier':
+          case 'give-up':
+            return null;
         }
-        if (f.type === FailureType.ContextWindowExceeded && overflowRetries < 2 && this.spec.truncation.strategy === 'truncate') {
-          // Our count fitted but the provider's tokenizer counts more: leave a wider margin.
-          overflowRetries += 1;
-          reserve = Math.ceil(reserve * 1.5 + contextWindowOf(provider) * 0.1);
-          fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
-          if (!fit.fits) return null;
-          messages = fit.messages;
-          if (fit.truncation) this.truncation = fit.truncation;
-          continue;
-        }
-        return null;
       } finally {
         this.call = null;
       }
