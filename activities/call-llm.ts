@@ -12,7 +12,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { RetryPolicy } from '@temporalio/common';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { FailureType } from '../src/shared/failures.ts';
+import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { CANCELLED_OUTCOME, steadfastMetrics } from './metrics.ts';
 import type { LlmCallRecord } from './metrics.ts';
 import { costOf, tierName } from '../src/shared/tiers.ts';
@@ -71,7 +71,7 @@ function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string): voi
     .then(
       () => Date.now() - started > 1_000 && warn('slow slot release'),
       (err: unknown) => {
-        const error = err instanceof Error ? err.message : String(err);
+        const error = errorMessage(err);
         // The batch already finished (the last items' releases can arrive after it): nothing to free.
         if (err instanceof WorkflowNotFoundError) ctx.log.debug('batch already finished; no slot to release', { batchWorkflowId, itemId, error });
         else warn('could not release the slot early; the item report will', { error });
@@ -108,7 +108,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       try {
         compileSchema(schema);
       } catch (err: unknown) {
-        throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: err instanceof Error ? err.message : String(err), nonRetryable: true });
+        throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: errorMessage(err), nonRetryable: true });
       }
     }
     const ep = resolveEndpoint(p, deps.providerUrl, deps.env);
@@ -139,7 +139,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
         if (cancelled instanceof CancelledFailure) record(CANCELLED_OUTCOME);
         throw cancelled;
       }
-      record(failure.type ?? 'Unknown');
+      record(failure.type ?? FailureType.Unknown);
       ctx.log.warn('llm call failed', { tier, model: p.model, attempt, type: failure.type, nextRetryDelay: failure.nextRetryDelay, target: ep.target });
       throw failure;
     } finally {

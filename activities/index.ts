@@ -11,7 +11,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../src/common/config.ts';
 import type { Config } from '../src/common/config.ts';
-import { FailureType } from '../src/shared/failures.ts';
+import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { recoverySeconds, steadfastMetrics } from './metrics.ts';
 import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/shared/types.ts';
 import { makeCallLlm } from './call-llm.ts';
@@ -71,7 +71,7 @@ export function createActivities(deps: ActivityDeps) {
   const storeFailure = (op: string, err: unknown): ApplicationFailure =>
     ApplicationFailure.create({
       type: FailureType.StoreUnavailable,
-      message: scrubSecrets(`results store ${op} failed: ${err instanceof Error ? err.message : String(err)}`, [], env),
+      message: scrubSecrets(`results store ${op} failed: ${errorMessage(err)}`, [], env),
       nonRetryable: false,
     });
   const callLlm = makeCallLlm({ providerUrl: deps.providerUrl, env, ...(deps.fetch ? { fetch: deps.fetch } : {}) });

@@ -6,7 +6,7 @@
  */
 import { open } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../src/shared/failures.ts';
+import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { INVALID_LINE_FIELD, Item } from '../src/shared/spec.ts';
 
 export interface PageRequest {
@@ -33,7 +33,7 @@ export function parseLine(text: string, line: number): Item {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { id: `line-${line}`, [INVALID_LINE_FIELD]: `line ${line}: not valid JSON (${err instanceof Error ? err.message : String(err)})` };
+    return { id: `line-${line}`, [INVALID_LINE_FIELD]: `line ${line}: not valid JSON (${errorMessage(err)})` };
   }
   const r = Item.safeParse(value);
   if (r.success) return r.data;

@@ -1,5 +1,5 @@
 /**
- * A durable circuit breaker per provider tier (seed 003): CLOSED -> OPEN after
+ * A durable circuit breaker per provider tier: CLOSED -> OPEN after
  * `failureThreshold` consecutive failures -> HALF_OPEN after `cooldownMs` with
  * one probe -> CLOSED on the probe's success, OPEN again on its failure.
  *

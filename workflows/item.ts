@@ -6,6 +6,7 @@
  */
 import { condition, getExternalWorkflowHandle, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ItemInput, ItemOutcome } from '../src/shared/types.ts';
+import { FailureType } from '../src/shared/failures.ts';
 import { ItemRun } from './item-run.ts';
 import { circuitSignal, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewSignal, reviewUpdate } from '../src/shared/messages.ts';
 import type { ReviewDecision } from '../src/shared/messages.ts';
@@ -45,7 +46,7 @@ async function awaitReview(run: ItemRun, gate: ReviewGate): Promise<ReviewDecisi
   gate.open();
   await run.persist();
   upsertSearchAttributes([{ key: ITEM_STATUS, value: 'awaiting_review' }]);
-  const pending = { itemId: run.itemId, errorType: run.lastError?.type ?? 'Unknown', reason: run.lastError?.message ?? '', since: new Date().toISOString() };
+  const pending = { itemId: run.itemId, errorType: run.lastError?.type ?? FailureType.Unknown, reason: run.lastError?.message ?? '', since: new Date().toISOString() };
   await report(run.input, () => getExternalWorkflowHandle(run.input.parentWorkflowId!).signal(itemAwaitingSignal, pending));
   const decided = await condition(() => gate.decision !== null, review.timeout);
   const decision = gate.take();

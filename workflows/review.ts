@@ -1,5 +1,5 @@
 /**
- * The review gate of one item (PRODUCT.md feature 9): an item that failed for
+ * The review gate of one item: an item that failed for
  * good waits here for `approve`, `retry` or `skip`, by signal or Update; a
  * decision that arrives while the item is not waiting changes nothing.
  */

@@ -27,6 +27,11 @@ export const FailureType = {
   // Persistence and notification.
   StoreUnavailable: 'StoreUnavailable',
   WebhookFailed: 'WebhookFailed',
+  // Recorded by the workflows, never thrown by an activity.
+  /** The batch's circuit breaker closed the tier to this item; the chain moved on. */
+  CircuitOpen: 'CircuitOpen',
+  /** An error that carried no type (a bug or an SDK error), kept so nothing is lost. */
+  Unknown: 'Unknown',
 } as const;
 
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
@@ -56,3 +61,8 @@ export const RETRYABLE_TYPES: readonly FailureType[] = [
   FailureType.StoreUnavailable,
   FailureType.WebhookFailed,
 ];
+
+/** The message of anything thrown: an Error's message, else its string form. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

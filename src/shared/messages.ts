@@ -5,7 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ItemOutcome } from './types.ts';
 
-/** A human decision on an item that failed for good (PRODUCT.md interface contract). */
+/** A human decision on an item that failed for good (a stable payload: people type it into the Temporal CLI). */
 export interface ReviewDecision {
   decision: 'approve' | 'retry' | 'skip';
   /** With `approve`: the output to accept (validated against the schema). */

@@ -12,7 +12,7 @@
  * the attempts and is the fallback when a failure carries no delay.
  */
 import type { RetryPolicy } from '@temporalio/common';
-import { NON_RETRYABLE_TYPES } from './failures.ts';
+import { FailureType, NON_RETRYABLE_TYPES } from './failures.ts';
 import type { PipelineSpec, ProviderSpec } from './spec.ts';
 
 /** Fraction of the delay added or removed at random: 0.2 means plus or minus 20%. */
@@ -69,14 +69,14 @@ export const NOTIFY_RETRY = {
  */
 export const LLM_HEARTBEAT_TIMEOUT = '10 seconds';
 
-/** Options for `callLlm` with the default policy. Use {@link llmCallFor} when a spec is at hand. */
-export const llmCall = { startToCloseTimeout: '2 minutes', heartbeatTimeout: LLM_HEARTBEAT_TIMEOUT, retry: LLM_RETRY } as const;
 /** Options for `countAndTruncate`. */
 export const truncateCall = { startToCloseTimeout: '30 seconds', retry: TRUNCATE_RETRY } as const;
-/** Options for `persistResult`; listResults/countResults use it too. */
+/** Options for `persistResult` (a local activity: short and idempotent). */
 export const persistCall = { startToCloseTimeout: '30 seconds', retry: PERSIST_RETRY } as const;
 /** Options for `notify`; its final failure is not fatal to the batch. */
-export const notifyCall = { startToCloseTimeout: '15 seconds', retry: NOTIFY_RETRY } as const;
+export const notifyCall = { startToCloseTimeout: '30 seconds', retry: NOTIFY_RETRY } as const;
+/** Reading a page of a JSONL source: a missing or unreadable file is permanent (`InvalidInput`). */
+export const sourceCall = { startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.InvalidInput as string] } };
 
 /** The RetryPolicy of one tier's LLM calls, built from the spec's `retry` block (durations in ms). */
 export function llmRetryFor(retry: PipelineSpec['retry']): RetryPolicy {

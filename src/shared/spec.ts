@@ -26,7 +26,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** One tier of the provider chain. API keys are named by env var, never inlined. */
 export const ProviderSpec = z
   .object({
-    /** Label of this tier in results and metrics, e.g. `primary`. @default `<kind>:<model>` */
+    /** Label of this tier in results and metrics, e.g. `primary`. @default `tier<N>:<kind>:<model>` (N counts from 1) */
     name: z.string().min(1).optional(),
     kind: z.enum(['openai', 'anthropic', 'openai-compatible']),
     model: z.string().min(1),
@@ -153,7 +153,7 @@ export { INVALID_LINE_FIELD, contextWindowOf, tierName } from './tiers.ts';
 export const Item = z.looseObject({ id: z.string().min(1, 'item id must be a non-empty string') });
 export type Item = z.output<typeof Item>;
 
-/** Input of the `batchPipeline` workflow (PRODUCT.md interface contract). */
+/** Input of the `batchPipeline` workflow: a stable interface (the Temporal CLI starts batches with it). */
 export const BatchInput = z
   .object({
     batchId: z

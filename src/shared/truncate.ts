@@ -3,7 +3,7 @@
  * counter is handed in), so workflows and tests can use it without loading a
  * tokenizer.
  *
- * Order of sacrifice (PRODUCT.md feature 4): system prompts are always kept;
+ * Order of sacrifice: system prompts are always kept;
  * the oldest non-system turns are dropped first (the last user message never);
  * then the longest user text is cut, keeping its head and marking the cut
  * with {@link TRUNCATION_MARKER}, until the messages fit.

@@ -148,7 +148,7 @@ export interface Alert {
   fields?: Record<string, string | number>;
 }
 
-/** The batch summary (PRODUCT.md feature 10). */
+/** The batch summary: what the batch workflow returns. */
 export interface BatchSummary {
   batchId: string;
   total: number;

@@ -7,6 +7,7 @@
  * deterministically. JSON Schema is compiled with zod 4's `z.fromJSONSchema`.
  */
 import { z } from 'zod';
+import { errorMessage } from './failures.ts';
 
 /** Compiled schemas by their JSON text: the same spec is validated thousands of times. */
 const compiled = new Map<string, z.ZodType>();
@@ -19,7 +20,7 @@ export function compileSchema(schema: Record<string, unknown>): z.ZodType {
     try {
       s = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
     } catch (err: unknown) {
-      throw new Error(`output.schema is not a usable JSON Schema: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new Error(`output.schema is not a usable JSON Schema: ${errorMessage(err)}`, { cause: err });
     }
     if (compiled.size > 100) compiled.clear();
     compiled.set(key, s);
@@ -43,7 +44,7 @@ export function validateOutput(value: unknown, schema: Record<string, unknown> |
   try {
     s = compileSchema(schema);
   } catch (err: unknown) {
-    return [`$: ${err instanceof Error ? err.message : String(err)}`];
+    return [`$: ${errorMessage(err)}`];
   }
   const r = s.safeParse(value);
   if (r.success) return [];
@@ -70,7 +71,7 @@ export function parseJsonOutput(text: string): ParsedOutput {
     try {
       return { ok: true, value: JSON.parse(c) };
     } catch (err: unknown) {
-      error = err instanceof Error ? err.message : String(err);
+      error = errorMessage(err);
     }
   }
   return { ok: false, error: `$: not valid JSON (${error})` };

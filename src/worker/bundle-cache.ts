@@ -14,6 +14,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 
 import { join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { Logger } from '@temporalio/worker';
+import { errorMessage } from '../shared/failures.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const SOURCE_DIRS = ['workflows', 'src', 'activities'];
@@ -63,7 +64,7 @@ export async function cachedWorkflowBundle(
     renameSync(tmp, file); // atomic: a concurrent worker reads the old file or the whole new one
     logger.info('workflow bundle cached', { file, ms: Date.now() - started });
   } catch (err: unknown) {
-    logger.warn('cannot cache the workflow bundle; bundling at every start', { cacheDir, error: err instanceof Error ? err.message : String(err) });
+    logger.warn('cannot cache the workflow bundle; bundling at every start', { cacheDir, error: errorMessage(err) });
   }
   return { code, key };
 }

@@ -1,5 +1,5 @@
 /**
- * Liveness and readiness for Kubernetes probes (seed 004), on a small node:http
+ * Liveness and readiness for Kubernetes probes, on a small node:http
  * server of the worker (`STEADFAST_HEALTH_PORT`, default 8081; 0 disables):
  *
  * - `GET /livez`: 200 while the process serves requests and the worker has not
@@ -15,6 +15,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NativeConnection, Worker } from '@temporalio/worker';
+import { errorMessage } from '../shared/failures.ts';
 
 /** What a probe reports. */
 export interface ProbeResult {
@@ -78,7 +79,7 @@ export class WorkerHealth {
       this.lastServerOk = this.o.now();
       this.lastServerError = null;
     } catch (err: unknown) {
-      this.lastServerError = err instanceof Error ? err.message : String(err);
+      this.lastServerError = errorMessage(err);
     }
   }
 

@@ -26,7 +26,7 @@ function plain(meta: LogMetadata): Record<string, unknown> {
 
 /**
  * Adds `batchId` and `itemId` to a line that has a workflow context but not the ids:
- * an item workflow's id is `<batchId>/<itemId>` (PRODUCT.md contract), a batch
+ * an item workflow's id is `<batchId>/<itemId>` (a stable naming rule), a batch
  * workflow's id is its batch id (unless started with another `batchId`, in which
  * case the activity interceptor below supplies the real one from the input).
  */

@@ -21,6 +21,7 @@ import { WorkerHealth, startHealthServer } from './health.ts';
 import type { HealthServer } from './health.ts';
 import { startBatchObserver } from './batch-observer.ts';
 import { activityLogContext, installRuntime } from './logger.ts';
+import { errorMessage } from '../shared/failures.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -61,7 +62,7 @@ async function connectWithRetry(config: Config, logger: Logger, health: WorkerHe
     try {
       return await NativeConnection.connect({ address: config.temporalAddress });
     } catch (err: unknown) {
-      health.connectError = err instanceof Error ? err.message : String(err);
+      health.connectError = errorMessage(err);
       const delayMs = Math.min(500 * 2 ** (attempt - 1), 10_000);
       logger.warn('cannot connect to Temporal; retrying', { address: config.temporalAddress, attempt, delayMs, error: health.connectError });
       await sleep(delayMs, undefined, { signal }).catch(() => undefined);
@@ -79,7 +80,7 @@ async function startProbes(port: number, health: WorkerHealth, logger: Logger): 
   try {
     return await startHealthServer({ port, health });
   } catch (err: unknown) {
-    logger.error('health probes disabled: cannot listen on STEADFAST_HEALTH_PORT', { port, error: err instanceof Error ? err.message : String(err) });
+    logger.error('health probes disabled: cannot listen on STEADFAST_HEALTH_PORT', { port, error: errorMessage(err) });
     return null;
   }
 }
@@ -114,7 +115,7 @@ async function main(): Promise<void> {
         client,
         taskQueue: config.taskQueue,
         meter: Runtime.instance().metricMeter,
-        onError: (err) => logger.debug('batch observer pass failed', { error: err instanceof Error ? err.message : String(err) }),
+        onError: (err) => logger.debug('batch observer pass failed', { error: errorMessage(err) }),
       });
     }
     logger.info('worker polling', {

@@ -1,5 +1,5 @@
 /**
- * Scale mechanics (issue 5): items read from a JSONL file by reference, a
+ * Scale mechanics: items read from a JSONL file by reference, a
  * batch that continues as new several times (the test server suggests it at
  * 300 events) and keeps its id, counts, circuit state and pending reviews
  * across runs; alerts reach a Slack-compatible webhook.

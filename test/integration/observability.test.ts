@@ -1,5 +1,5 @@
 /**
- * Issue 7 end to end, with `node src/worker/worker.ts` as a child process (the Runtime
+ * Observability end to end, with `node src/worker/worker.ts` as a child process (the Runtime
  * is a process singleton, so it is never installed inside vitest):
  *
  * - under the `flaky` profile, `/metrics` serves the SDK's metrics and ours, and

@@ -1,5 +1,5 @@
 /**
- * Orchestration end to end (issue 5) on a real Temporal dev server with the
+ * Orchestration end to end on a real Temporal dev server with the
  * fault-injecting provider: transient faults heal without a human, an outage
  * of the primary moves items to the secondary behind an open circuit, invalid
  * output is repaired, and every item has exactly one row.

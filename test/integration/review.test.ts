@@ -1,5 +1,5 @@
 /**
- * Human review (issue 6) on the time-skipping test server: items that failed for
+ * Human review on the time-skipping test server: items that failed for
  * good wait for a person; one is approved with an output, one retried after the
  * provider healed, one skipped, one left to its review timeout, which costs no
  * real hour. Checked through the progress query, the summary and the store.

@@ -121,7 +121,7 @@ describe('observability in docker-compose.yml (Prometheus, Grafana, the dashboar
         .flatMap((p) => (p.targets ?? []).map((t) => t.expr))
         .join('\n');
 
-    it('has the panels issue 7 asks for, each querying the metric that answers it', () => {
+    it('has the dashboard panels, each querying the metric that answers it', () => {
       expect(byTitle(/^Error rate/)).toMatch(/steadfast_llm_calls_total\{outcome!="ok"\}.*\/.*steadfast_llm_calls_total/);
       expect(byTitle(/^Retries$/)).toContain('steadfast_llm_retries_total');
       expect(byTitle(/^Fallback use per tier$/)).toMatch(/by \(tier, provider\).*steadfast_llm_calls_total\{outcome="ok"\}/);

@@ -1,7 +1,7 @@
 /**
  * `steadfast export`: a batch's rows from the results store as JSONL or CSV,
  * or with `--failed` its dead-letter list (failed, awaiting review, skipped)
- * with the error context stored for post-mortems (seed 001's dead-letter export).
+ * with the error context stored for post-mortems (the dead-letter export).
  */
 import { createWriteStream, existsSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
