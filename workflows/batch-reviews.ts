@@ -1,3 +1,17 @@
+/** Decisions forwarded at once by a bulk review: each is a signal to an item, and a workflow may have at most 2,000 pending. */
+const BULK_CHUNK = 200;
+/** Ids listed in a bulk answer at most. */
+const BULK_IDS_LISTED = 1_000;
+
+/** Whether a pending review matches a bulk filter. */
+export function matchesFilter(p: PendingReview, f: ReviewFilter | undefined): boolean {
+  if (!f) return true;
+  if (f.errorType !== undefined && p.errorType !== f.errorType) return false;
+  if (f.since !== undefined && Date.parse(p.since) > Date.parse(f.since)) return false;
+  if (f.itemIds !== undefined && !f.itemIds.includes(p.itemId)) return false;
+  return true;
+}
+
 /**
  * The batch's review queue: items that failed for good and wait for a human,
  * the decisions forwarded to them (by signal or Update), and the stop-or-pause
@@ -6,7 +20,7 @@
 import { getExternalWorkflowHandle, log } from '@temporalio/workflow';
 import { errorMessage } from '../src/shared/failures.ts';
 import { reviewSignal } from '../src/shared/messages.ts';
-import type { BatchReviewDecision, PendingReview, ReviewDecision } from '../src/shared/messages.ts';
+import type { BatchReviewDecision, BulkReviewDecision, BulkReviewResult, PendingReview, ReviewDecision, ReviewFilter } from '../src/shared/messages.ts';
 import type { Alerts } from './batch-alerts.ts';
 import type { BatchState } from './batch-state.ts';
 import { reviewProblem } from './review.ts';
@@ -55,6 +69,26 @@ export class Reviews {
     }
     await this.forward(d);
     return true;
+  }
+
+  /** Update validator of a bulk decision: the decision must be one a single item could take. */
+  validateBulk(d: BulkReviewDecision): void {
+    const f = d?.filter;
+    if (f !== undefined && (typeof f !== 'object' || f === null || Array.isArray(f))) throw new Error('filter must be an object like {"errorType":"AuthFailed"}');
+    if (f?.since !== undefined && Number.isNaN(Date.parse(f.since))) throw new Error(`filter.since must be an ISO 8601 time; got ${JSON.stringify(f.since)}`);
+    if (f?.itemIds !== undefined && (!Array.isArray(f.itemIds) || f.itemIds.some((id) => typeof id !== 'string'))) throw new Error('filter.itemIds must be an array of item ids');
+    const problem = reviewProblem(d, this.state.view.pipeline, true);
+    if (problem) throw new Error(problem);
+  }
+
+  /** Applies one decision to every matching item awaiting review, a chunk of signals at a time. */
+  async forwardMany(d: BulkReviewDecision): Promise<BulkReviewResult> {
+    const { filter, ...decision } = d;
+    const matched = this.state.view.pendingReviews.filter((p) => matchesFilter(p, filter)).map((p) => p.itemId);
+    for (let i = 0; i < matched.length; i += BULK_CHUNK) {
+      await Promise.all(matched.slice(i, i + BULK_CHUNK).map((itemId) => this.forward({ ...decision, itemId })));
+    }
+    return { decided: matched.length, itemIds: matched.slice(0, BULK_IDS_LISTED), remaining: this.state.view.pendingReviews.length };
   }
 
   /** Sends a validated decision on to the item that awaits it. */

@@ -47,6 +47,8 @@ export interface BatchCarry {
   /** Alerts already sent, so each fires once per batch. */
   alerted: { errorRate: boolean };
   startedAt: string;
+  /** When the last item finished (ISO); the rate stops at it while only reviews are left. */
+  lastFinishedAt?: string;
   runs: number;
 }
 
@@ -224,6 +226,7 @@ export class BatchState {
     // A failure is counted when the item starts to wait for review; a success resets the run.
     if (o.status === 'succeeded') this.s.consecutiveFailures = 0;
     else if (o.status === 'failed' && wasPending < 0) this.s.consecutiveFailures += 1;
+    this.s.lastFinishedAt = new Date().toISOString();
     this.s.attempts += o.attempts;
     this.s.inputTokens += o.inputTokens;
     this.s.outputTokens += o.outputTokens;
@@ -235,19 +238,37 @@ export class BatchState {
     return true;
   }
 
+  /** Items waiting for review by error type. */
+  awaitingByType(): Record<string, number> {
+    const by: Record<string, number> = {};
+    for (const p of this.s.pendingReviews) by[p.errorType] = (by[p.errorType] ?? 0) + 1;
+    return by;
+  }
+
   progress(nowMs: number): Progress {
-    const elapsedMin = Math.max((nowMs - Date.parse(this.s.startedAt)) / 60_000, 1e-9);
+    const awaiting = this.s.pendingReviews.length;
+    const running = this.s.running.length - awaiting;
+    const queued = this.s.queue.length;
+    const moreToRead = this.s.source !== null && !this.s.source.done;
+    const waitingOnReviews = awaiting > 0 && running === 0 && queued === 0 && !moreToRead;
+    // While only reviews are left the clock stops at the last finish, so the rate does not decay or freeze.
+    const until = waitingOnReviews && this.s.lastFinishedAt ? Date.parse(this.s.lastFinishedAt) : nowMs;
+    const elapsedMin = Math.max((until - Date.parse(this.s.startedAt)) / 60_000, 1e-9);
     const rate = this.finished / elapsedMin;
-    const remaining = this.s.total === null ? null : this.s.total - this.finished;
+    const proceedable = this.s.total === null ? null : this.s.total - this.finished - awaiting;
     return {
       batchId: this.s.batchId,
       total: this.s.total,
       started: this.s.started,
-      running: this.s.running.length,
+      running,
+      awaitingReviewCount: awaiting,
+      awaitingByType: this.awaitingByType(),
+      queued,
+      waitingOnReviews,
       ...this.s.counts,
       awaitingReview: this.s.pendingReviews,
       ratePerMinute: Math.round(rate * 10) / 10,
-      etaSeconds: remaining === null || rate === 0 ? null : Math.round((remaining / rate) * 60),
+      etaSeconds: proceedable === null || rate === 0 || waitingOnReviews ? null : Math.round((Math.max(proceedable, 0) / rate) * 60),
       paused: this.s.paused !== null,
       pausedReason: this.s.paused,
       circuits: Object.fromEntries(
@@ -266,16 +287,18 @@ export class BatchState {
     const circuits = Object.entries(p.circuits)
       .map(([name, c]) => `${name}: ${c.state}`)
       .join(', ');
+    const byType = Object.entries(p.awaitingByType)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(', ');
+    const ids = p.awaitingReview
+      .slice(0, 5)
+      .map((r) => r.itemId)
+      .join(', ');
     return [
-      `**${p.succeeded + p.approved} done**, ${p.failed} failed, ${p.skipped} skipped of ${p.total ?? '?'}; ${p.running} running; ${p.ratePerMinute}/min`,
-      `awaiting review: ${p.awaitingReview.length}${
-        p.awaitingReview.length
-          ? ` (${p.awaitingReview
-              .slice(0, 5)
-              .map((r) => r.itemId)
-              .join(', ')}${p.awaitingReview.length > 5 ? ', ...' : ''})`
-          : ''
-      }`,
+      `**${p.succeeded + p.approved} done**, ${p.failed} failed, ${p.skipped} skipped of ${p.total ?? '?'}; ${p.running} running, ${p.queued} queued`,
+      p.waitingOnReviews
+        ? `**waiting for ${p.awaitingReviewCount} review${p.awaitingReviewCount === 1 ? '' : 's'}** (${byType}): ${ids}${p.awaitingReviewCount > 5 ? ', ...' : ''}. Nothing else runs until they are decided.`
+        : `awaiting review: ${p.awaitingReviewCount}${p.awaitingReviewCount ? ` (${byType}: ${ids}${p.awaitingReviewCount > 5 ? ', ...' : ''})` : ''}; ${p.ratePerMinute}/min`,
       `circuits: ${circuits}`,
       ...(p.pausedReason ? [`**paused**: ${p.pausedReason} (signal \`resume\` to continue)`] : []),
     ].join('\n\n');

@@ -38,7 +38,17 @@ import { BatchState, initialCarry } from './batch-state.ts';
 import type { BatchCarry } from './batch-state.ts';
 import { itemPipeline } from './item.ts';
 import { loadSpec } from './lazy.ts';
-import { callDoneSignal, itemAwaitingSignal, itemDoneSignal, progressQuery, resumeSignal, reviewSignal, reviewUpdate, tierResultSignal } from '../src/shared/messages.ts';
+import {
+  callDoneSignal,
+  itemAwaitingSignal,
+  itemDoneSignal,
+  progressQuery,
+  resumeSignal,
+  reviewManyUpdate,
+  reviewSignal,
+  reviewUpdate,
+  tierResultSignal,
+} from '../src/shared/messages.ts';
 import { loadOutputCheck } from './review.ts';
 import { BATCH_ID } from '../src/shared/search-attributes.ts';
 
@@ -131,6 +141,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   setHandler(tierResultSignal, (r) => handled(circuits.onTierResult(r, Date.now())));
   setHandler(reviewSignal, async (d) => handled(await reviews.bySignal(d)));
   setHandler(reviewUpdate, async (d) => withHandled(await reviews.forward(d), handled), { validator: (d) => reviews.validate(d) });
+  setHandler(reviewManyUpdate, async (d) => withHandled(await reviews.forwardMany(d), handled), { validator: (d) => reviews.validateBulk(d) });
   setHandler(resumeSignal, () => handled(resume(state)));
   setHandler(progressQuery, () => state.progress(Date.now()));
 

@@ -10,11 +10,11 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { Config } from '../common/config.ts';
 import { configFrom, connect, processIo } from './cli/context.ts';
 import type { GlobalOptions, Io } from './cli/context.ts';
-import { CliError, ExitCode, messageOf } from './cli/errors.ts';
+import { CliError, ExitCode, messageOf, usageError } from './cli/errors.ts';
 import { EXPORT_FORMATS, exportBatch } from './cli/export.ts';
 import type { ExportFormat } from './cli/export.ts';
-import { resumeCommand, reviewDecisionCommand, reviewListCommand } from './cli/review.ts';
-import type { DecisionOptions } from './cli/review.ts';
+import { resumeCommand, reviewBulkCommand, reviewDecisionCommand, reviewListCommand } from './cli/review.ts';
+import type { BulkOptions, DecisionOptions } from './cli/review.ts';
 import { runCommand } from './cli/run.ts';
 import { statusCommand } from './cli/status.ts';
 
@@ -95,13 +95,23 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
     });
 
   const decision = (name: 'approve' | 'retry' | 'skip', description: string, extra: (cmd: Command) => Command) => {
-    const cmd = review.command(name).description(description).argument('<batchId>').argument('<itemId>');
+    const cmd = review.command(name).description(description).argument('<batchId>').argument('[itemId]', 'the item; leave it out with --all');
     extra(cmd)
       .option('--note <text>', 'a note kept with the decision')
+      .option('--all', 'decide every item awaiting review (narrow it with --error-type and --since)')
+      .option('--error-type <type>', 'with --all: only items waiting because of this error type, e.g. AuthFailed')
+      .option('--since <age>', 'with --all: only items waiting at least this long (30m, 2h, 1d) or since this ISO time or earlier')
       .option('--signal', 'send the review signal (fire-and-forget) instead of the Update that confirms or rejects')
       .addOption(new Option('--timeout <seconds>', 'how long to wait for the batch to accept or reject').default(30).argParser(positiveSeconds))
-      .action(async (batchId: string, itemId: string, opts: DecisionOptions, c2: Command) => {
+      .action(async (batchId: string, itemId: string | undefined, opts: DecisionOptions & BulkOptions, c2: Command) => {
         const c = config(c2);
+        if (opts.all) {
+          if (itemId !== undefined) throw usageError(`give an item id or --all, not both`);
+          done(await withClient(c, (client) => reviewBulkCommand(client, c, batchId, name, opts, io)));
+          return;
+        }
+        if (itemId === undefined) throw usageError(`review ${name} needs an item id, or --all for every item awaiting review`);
+        if (opts.errorType !== undefined || opts.since !== undefined) throw usageError('--error-type and --since go with --all');
         done(await withClient(c, (client) => reviewDecisionCommand(client, c, batchId, itemId, name, opts, io)));
       });
   };

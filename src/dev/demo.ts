@@ -71,7 +71,7 @@ async function main(): Promise<void> {
         .then((p) => {
           const done = p.succeeded + p.failed + p.skipped + p.approved;
           say(
-            `progress ${done}/${p.total ?? '?'} done (${p.succeeded} ok, ${p.failed} failed, ${p.awaitingReview.length} awaiting review), ${p.running} running, ${p.ratePerMinute}/min`,
+            `progress ${done}/${p.total ?? '?'} done (${p.succeeded} ok, ${p.failed} failed, ${p.awaitingReviewCount} awaiting review), ${p.running} running, ${p.ratePerMinute}/min`,
           );
         })
         .catch(() => undefined);

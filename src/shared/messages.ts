@@ -34,15 +34,24 @@ export interface Progress {
   batchId: string;
   total: number | null;
   started: number;
+  /** Items working now: started, not finished, not waiting for a human. */
   running: number;
+  /** Items waiting for a human decision (they hold no slot and are not counted as running). */
+  awaitingReviewCount: number;
+  /** Items waiting for review by error type, e.g. `{ AuthFailed: 2, InvalidItem: 1 }`. */
+  awaitingByType: Record<string, number>;
+  /** Items not started yet (inline queue or the buffered page of a source). */
+  queued: number;
+  /** True when nothing can proceed until a person decides: no item runs or waits to start. */
+  waitingOnReviews: boolean;
   succeeded: number;
   failed: number;
   skipped: number;
   approved: number;
   awaitingReview: PendingReview[];
-  /** Items finished per minute since the batch started. */
+  /** Items finished per minute while work could proceed (since the start, up to the last finish while only reviews are left). */
   ratePerMinute: number;
-  /** Seconds to go at the current rate; null when unknown. */
+  /** Seconds until the work that can proceed is done at that rate; null when unknown or when only reviews are left. */
   etaSeconds: number | null;
   paused: boolean;
   pausedReason: string | null;
@@ -73,6 +82,34 @@ export const reviewSignal = defineSignal<[BatchReviewDecision | ReviewDecision]>
 
 /** The same decision as an Update: the validator gives a synchronous accept or a clear rejection. */
 export const reviewUpdate = defineUpdate<{ accepted: true; itemId: string }, [BatchReviewDecision | ReviewDecision]>('reviewItem');
+
+/** Which items awaiting review a bulk decision applies to; absent fields match everything. */
+export interface ReviewFilter {
+  /** Only items waiting because of this failure type (e.g. `AuthFailed`). */
+  errorType?: string;
+  /** Only items waiting since this time or earlier (ISO 8601). */
+  since?: string;
+  /** Only these items. */
+  itemIds?: string[];
+}
+
+/** A decision for every item awaiting review that matches `filter` (on the batch workflow). */
+export interface BulkReviewDecision extends ReviewDecision {
+  filter?: ReviewFilter;
+}
+
+/** What a bulk decision changed. */
+export interface BulkReviewResult {
+  /** Items that matched the filter and received the decision. */
+  decided: number;
+  /** Their ids (at most the first 1,000, to keep the answer small). */
+  itemIds: string[];
+  /** Items awaiting review that the filter left alone. */
+  remaining: number;
+}
+
+/** A bulk decision as an Update (`steadfast review skip <batch> --all`): validated, then applied to every matching item. */
+export const reviewManyUpdate = defineUpdate<BulkReviewResult, [BulkReviewDecision]>('reviewMany');
 
 /** Resume a paused batch (after too many consecutive failures). */
 export const resumeSignal = defineSignal<[]>('resume');

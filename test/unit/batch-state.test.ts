@@ -60,4 +60,22 @@ describe('BatchState slots', () => {
     expect(st.release('x')).toBe(false);
     expect(st.active).toBe(0);
   });
+
+  it('counts items awaiting review apart from running, and stops rate and ETA while only reviews are left', () => {
+    const items = ['a', 'b', 'c', 'd'].map((id) => ({ id, text: id }));
+    const st = new BatchState(initialCarry('b', pipeline, items, undefined, '2026-01-01T00:00:00Z'));
+    for (const it of st.takeQueued(4, st.view.pacer)) st.markStarted(it.id);
+    st.addPending({ itemId: 'a', errorType: 'AuthFailed', reason: '401', since: '2026-01-01T00:00:01Z' });
+    let p = st.progress(Date.parse('2026-01-01T00:01:00Z'));
+    expect(p).toMatchObject({ running: 3, awaitingReviewCount: 1, awaitingByType: { AuthFailed: 1 }, queued: 0, waitingOnReviews: false });
+    st.applyOutcome(outcome('b'));
+    st.applyOutcome(outcome('c'));
+    st.addPending({ itemId: 'd', errorType: 'InvalidItem', reason: 'no text', since: '2026-01-01T00:00:02Z' });
+    p = st.progress(Date.parse('2026-01-01T00:11:00Z'));
+    expect(p).toMatchObject({ running: 0, awaitingReviewCount: 2, awaitingByType: { AuthFailed: 1, InvalidItem: 1 }, waitingOnReviews: true, etaSeconds: null });
+    // The rate is measured up to the last finish, not decayed over the 11 minutes of waiting.
+    const later = st.progress(Date.parse('2026-01-01T05:00:00Z'));
+    expect(later.ratePerMinute).toBe(p.ratePerMinute);
+    expect(st.detailsMarkdown(Date.parse('2026-01-01T00:11:00Z'))).toContain('**waiting for 2 reviews** (AuthFailed 1, InvalidItem 1)');
+  });
 });

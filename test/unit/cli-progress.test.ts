@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Io } from '../../src/client/cli/context.ts';
 import { ExitCode } from '../../src/client/cli/errors.ts';
-import { bar, formatDuration, progressBarLine, progressCounts, reviewTable, summaryTable, table } from '../../src/client/cli/format.ts';
+import { bar, formatDuration, progressBarLine, progressCounts, progressTable, reviewTable, summaryTable, table } from '../../src/client/cli/format.ts';
 import { watchBatch } from '../../src/client/cli/progress.ts';
 import type { BatchSummary } from '../../src/shared/types.ts';
 import type { Progress } from '../../src/shared/messages.ts';
@@ -12,6 +12,10 @@ function progress(p: Partial<Progress> = {}): Progress {
     total: 100,
     started: 50,
     running: 8,
+    awaitingReviewCount: 0,
+    awaitingByType: {},
+    queued: 42,
+    waitingOnReviews: false,
     succeeded: 40,
     failed: 3,
     skipped: 0,
@@ -60,13 +64,32 @@ describe('format', () => {
   it('draws the bar and counts', () => {
     expect(bar(45, 100, 10)).toBe('[####------]');
     expect(bar(5, null, 4)).toBe('[----]');
-    expect(progressCounts(progress({ awaitingReview: [{ itemId: 'x', errorType: 'E', reason: 'r', since: '' }] }))).toBe(
+    expect(progressCounts(progress({ awaitingReviewCount: 1, awaitingByType: { E: 1 }, awaitingReview: [{ itemId: 'x', errorType: 'E', reason: 'r', since: '' }] }))).toBe(
       '45/100 45% | ok 42 | failed 3 | review 1 | running 8 | 12.5/min | ETA 4m10s',
     );
     expect(progressCounts(progress({ total: null, paused: true, pausedReason: '5 failures in a row' }))).toMatch(/^45\/\? \| .* \| PAUSED: 5 failures in a row$/);
     const line = progressBarLine(progress(), 100);
     expect(line.length).toBeLessThanOrEqual(100);
     expect(line).toMatch(/^\[#+-+\] 45\/100/);
+  });
+
+  it('says what it waits for when only reviews are left, instead of a frozen rate and ETA', () => {
+    const waiting = progress({
+      total: 40,
+      succeeded: 37,
+      failed: 0,
+      approved: 0,
+      running: 0,
+      queued: 0,
+      awaitingReviewCount: 3,
+      awaitingByType: { InvalidItem: 1, AuthFailed: 2 },
+      waitingOnReviews: true,
+      etaSeconds: null,
+    });
+    expect(progressCounts(waiting)).toBe('37/40 92% | ok 37 | failed 0 | waiting for 3 reviews (AuthFailed 2, InvalidItem 1)');
+    expect(progressCounts(waiting)).not.toMatch(/ETA|running|\/min/);
+    expect(progressTable(waiting)).toMatch(/status\s+waiting for reviews/);
+    expect(progressTable(waiting)).toMatch(/awaiting review\s+3 \(AuthFailed 2, InvalidItem 1\)/);
   });
 
   it('prints aligned tables and the summary', () => {

@@ -27,21 +27,32 @@ export function formatAge(iso: string, nowMs: number): string {
   return `${formatDuration(Math.max(0, (nowMs - t) / 1_000))} ago`;
 }
 
-/** The counters after the bar: `45/100 45% | ok 40 | failed 3 | review 2 | running 8 | 12.3/min | ETA 4m10s`. */
+/** Items awaiting review. */
+export function awaitingCount(p: Progress): number {
+  return p.awaitingReviewCount;
+}
+
+/** `AuthFailed 2, InvalidItem 1`: the review queue by error type, largest first. */
+export function byTypeText(p: Progress): string {
+  return Object.entries(p.awaitingByType)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([t, n]) => `${t} ${n}`)
+    .join(', ');
+}
+
+/**
+ * The counters after the bar: `45/100 45% | ok 40 | failed 3 | review 2 | running 8 | 12.3/min | ETA 4m10s`;
+ * when only reviews are left: `37/40 92% | ok 37 | failed 0 | waiting for 3 reviews (AuthFailed 2, InvalidItem 1)`.
+ */
 export function progressCounts(p: Progress): string {
   const done = doneCount(p);
   const total = p.total === null ? '?' : String(p.total);
   const pct = p.total ? ` ${Math.floor((done / p.total) * 100)}%` : '';
-  const parts = [
-    `${done}/${total}${pct}`,
-    `ok ${p.succeeded + p.approved}`,
-    `failed ${p.failed}`,
-    ...(p.skipped > 0 ? [`skipped ${p.skipped}`] : []),
-    `review ${p.awaitingReview.length}`,
-    `running ${p.running}`,
-    `${p.ratePerMinute}/min`,
-    `ETA ${formatDuration(p.etaSeconds)}`,
-  ];
+  const awaiting = awaitingCount(p);
+  const head = [`${done}/${total}${pct}`, `ok ${p.succeeded + p.approved}`, `failed ${p.failed}`, ...(p.skipped > 0 ? [`skipped ${p.skipped}`] : [])];
+  const parts = p.waitingOnReviews
+    ? [...head, `waiting for ${awaiting} review${awaiting === 1 ? '' : 's'} (${byTypeText(p)})`]
+    : [...head, `review ${awaiting}`, `running ${p.running}`, `${p.ratePerMinute}/min`, `ETA ${formatDuration(p.etaSeconds)}`];
   if (p.paused) parts.push(`PAUSED${p.pausedReason ? `: ${p.pausedReason}` : ''}`);
   return parts.join(' | ');
 }
@@ -115,16 +126,17 @@ export function summaryTable(s: BatchSummary): string {
 export function progressTable(p: Progress): string {
   const pairs: [string, string][] = [
     ['batch', p.batchId],
-    ['status', p.paused ? `paused${p.pausedReason ? ` (${p.pausedReason})` : ''}` : 'running'],
+    ['status', p.paused ? `paused${p.pausedReason ? ` (${p.pausedReason})` : ''}` : p.waitingOnReviews ? 'waiting for reviews' : 'running'],
     ['done', `${int(doneCount(p))} of ${p.total === null ? '? (still reading the source)' : int(p.total)}`],
     ['succeeded', int(p.succeeded)],
     ['approved', int(p.approved)],
     ['failed', int(p.failed)],
     ['skipped', int(p.skipped)],
-    ['awaiting review', int(p.awaitingReview.length)],
+    ['awaiting review', awaitingCount(p) ? `${int(awaitingCount(p))} (${byTypeText(p)})` : '0'],
     ['running', int(p.running)],
+    ['queued', int(p.queued)],
     ['rate', `${p.ratePerMinute}/min`],
-    ['ETA', formatDuration(p.etaSeconds)],
+    ['ETA', p.waitingOnReviews ? 'waiting for reviews' : formatDuration(p.etaSeconds)],
   ];
   const open = Object.entries(p.circuits).filter(([, c]) => c.state !== 'closed');
   if (open.length) pairs.push(['circuits', open.map(([t, c]) => `${t} ${c.state}${c.openUntil ? ` until ${c.openUntil}` : ''}`).join(', ')]);

@@ -64,7 +64,7 @@ export async function watchBatch(target: WatchTarget, io: Io, options: WatchOpti
     const progress = await Promise.race([target.progress().catch(() => null), outcome.then(() => null), interrupted.then(() => null)]);
     if (progress) {
       silentNoted = false;
-      const waiting = progress.awaitingReview.length;
+      const waiting = progress.awaitingReviewCount;
       if (waiting > hinted) note(`${waiting} item${waiting === 1 ? '' : 's'} await${waiting === 1 ? 's' : ''} review: ${PROG} review list ${target.batchId}`);
       hinted = waiting;
       if (io.tty) {

@@ -10,8 +10,8 @@ import { extname } from 'node:path';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../common/config.ts';
-import { resumeSignal, reviewSignal, reviewUpdate } from '../../shared/messages.ts';
-import type { BatchReviewDecision, PendingReview, ReviewDecision } from '../../shared/messages.ts';
+import { resumeSignal, reviewManyUpdate, reviewSignal, reviewUpdate } from '../../shared/messages.ts';
+import type { BatchReviewDecision, BulkReviewDecision, BulkReviewResult, PendingReview, ReviewDecision, ReviewFilter } from '../../shared/messages.ts';
 import { PROG, describeBatch, rootCause, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf, usageError } from './errors.ts';
@@ -41,6 +41,7 @@ export async function reviewListCommand(client: Client, config: Config, batchId:
   io.out(`  ${PROG} review approve ${batchId} <itemId> [--output output.json]\n`);
   io.out(`  ${PROG} review retry ${batchId} <itemId> [--input fields.json] [--provider <tier>]\n`);
   io.out(`  ${PROG} review skip ${batchId} <itemId>\n`);
+  io.out(`  ${PROG} review skip ${batchId} --all [--error-type <type>] [--since 2h]   (every matching item at once)\n`);
   return ExitCode.Ok;
 }
 
@@ -136,6 +137,57 @@ export async function reviewDecisionCommand(
     );
   }
   io.out(`item ${itemId} of batch ${batchId} ${DONE[decision]}${d.note ? ` (note: ${d.note})` : ''}\n`);
+  return ExitCode.Ok;
+}
+
+/** Flags of a bulk decision. */
+export interface BulkOptions {
+  all?: boolean;
+  errorType?: string;
+  since?: string;
+}
+
+const AGE = /^(\d+(?:\.\d+)?)(s|m|h|d)$/;
+const AGE_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `--since 2h` (waiting at least two hours) or an ISO time: the latest `since` a matching item may have. */
+export function sinceToIso(value: string, nowMs: number): string {
+  const m = AGE.exec(value.trim());
+  if (m) return new Date(nowMs - Number(m[1]) * AGE_MS[m[2] as keyof typeof AGE_MS]).toISOString();
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw usageError(`--since ${value}: give an age like 30m, 2h, 1d or an ISO time like 2026-12-01T09:00:00Z`);
+  return new Date(t).toISOString();
+}
+
+/** `review approve|retry|skip <batch> --all [--error-type T] [--since D]`: one Update, a count of what changed. */
+export async function reviewBulkCommand(
+  client: Client,
+  config: Config,
+  batchId: string,
+  decision: ReviewDecision['decision'],
+  opts: DecisionOptions & BulkOptions,
+  io: Io,
+): Promise<ExitCode> {
+  if (opts.signal) throw usageError('--all goes through the reviewMany Update; --signal does not apply (for a signal per item use the Temporal CLI with --query, see docs/cli.md)');
+  const single = await buildDecision('-', decision, opts);
+  const { itemId: _unused, ...rest } = single;
+  const filter: ReviewFilter = {};
+  if (opts.errorType !== undefined) filter.errorType = opts.errorType;
+  if (opts.since !== undefined) filter.since = sinceToIso(opts.since, Date.now());
+  const d: BulkReviewDecision = { ...rest, filter };
+  const { handle, desc } = await describeBatch(client, config, batchId);
+  if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
+  if (desc.status.name !== 'RUNNING') throw failure(`batch ${batchId} is ${desc.status.name.toLowerCase()}: it takes no more review decisions`);
+  const seconds = opts.timeout ?? 30;
+  let r: BulkReviewResult;
+  try {
+    r = await withDeadline(client, seconds * 1_000, () => handle.executeUpdate(reviewManyUpdate, { args: [d] }));
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw failure(`review rejected: ${rootCause(err).message}`);
+    throw failure(`no answer from batch ${batchId} within ${seconds}s (${messageOf(err)}); check with ${PROG} review list ${batchId}`);
+  }
+  const what = [filter.errorType ? `error type ${filter.errorType}` : '', filter.since ? `waiting since ${filter.since} or earlier` : ''].filter(Boolean).join(', ');
+  io.out(`${r.decided} item${r.decided === 1 ? '' : 's'} of batch ${batchId} ${DONE[decision]}${what ? ` (${what})` : ''}; ${r.remaining} still awaiting review\n`);
   return ExitCode.Ok;
 }
 
