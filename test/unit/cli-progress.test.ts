@@ -125,7 +125,7 @@ describe('watchBatch', () => {
         progress: async () => {
           polls += 1;
           if (polls === 3) finish(summary);
-          return progress(polls >= 2 ? { awaitingReview: [{ itemId: 'x', errorType: 'E', reason: 'r', since: '' }] } : {});
+          return progress(polls >= 2 ? { awaitingReviewCount: 1, awaitingByType: { E: 1 }, awaitingReview: [{ itemId: 'x', errorType: 'E', reason: 'r', since: '' }] } : {});
         },
       },
       io,
