@@ -127,6 +127,17 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
+    /** Rolls back a cancelled batch's rows (`mark` or `delete`); idempotent, returns the rows touched. */
+    async rollbackResults(req: { batchId: string; mode: 'mark' | 'delete' }): Promise<number> {
+      try {
+        const n = await deps.store.rollback(req.batchId, req.mode);
+        log().info('rows rolled back', { batchId: req.batchId, mode: req.mode, rows: n });
+        return n;
+      } catch (err: unknown) {
+        throw storeFailure('rollback', err);
+      }
+    },
+
     /** Number of rows of a batch. */
     async countResults(batchId: string): Promise<number> {
       try {

@@ -31,6 +31,7 @@ const TITLES: Record<Alert['kind'], string> = {
   awaiting_review: 'Items awaiting review',
   batch_paused: 'Batch paused',
   batch_done: 'Batch finished',
+  batch_cancelled: 'Batch cancelled',
 };
 
 /** Builds the Slack JSON for an alert (at most 10 fields: Slack's limit per section). */

@@ -74,6 +74,11 @@ export async function openPostgresStore(url: string, poolSize = 10): Promise<Res
       const r = await pool.query<{ write_count: number }>('SELECT write_count FROM results WHERE batch_id = $1 AND item_id = $2', [batchId, itemId]);
       return r.rows[0] ? Number(r.rows[0].write_count) : null;
     },
+    async rollback(batchId: string, mode: 'mark' | 'delete'): Promise<number> {
+      const sql =
+        mode === 'delete' ? 'DELETE FROM results WHERE batch_id = $1' : "UPDATE results SET status = 'rolled_back', write_count = write_count + 1 WHERE batch_id = $1 AND status <> 'rolled_back'";
+      return (await pool.query(sql, [batchId])).rowCount ?? 0;
+    },
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

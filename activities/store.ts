@@ -34,6 +34,8 @@ export interface ResultStore {
   count(batchId: string): Promise<number>;
   /** How often a row was written (1 = once); for tests and post-mortems. */
   writeCount(batchId: string, itemId: string): Promise<number | null>;
+  /** Rolls back a cancelled batch's rows: `mark` sets status `rolled_back`, `delete` removes them. Returns the rows touched. */
+  rollback(batchId: string, mode: 'mark' | 'delete'): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -24,7 +24,7 @@ export interface BatchCarry {
   /** Running items whose LLM call succeeded: they persist and report, and no longer hold a slot. */
   released?: string[];
   started: number;
-  counts: { succeeded: number; failed: number; skipped: number; approved: number };
+  counts: { succeeded: number; failed: number; skipped: number; approved: number; cancelled?: number };
   retried: number;
   attempts: number;
   inputTokens: number;
@@ -47,6 +47,8 @@ export interface BatchCarry {
   /** Alerts already sent, so each fires once per batch. */
   alerted: { errorRate: boolean };
   startedAt: string;
+  /** Set by a cancel: no item starts any more, running ones are being cancelled. */
+  cancel?: { reason: string; rollback: 'none' | 'mark' | 'delete'; at: string; rowsRolledBack?: number };
   /** When the last item finished (ISO); the rate stops at it while only reviews are left. */
   lastFinishedAt?: string;
   runs: number;
@@ -157,9 +159,9 @@ export class BatchState {
     this.s.alerted.errorRate = true;
   }
 
-  /** True while dispatch may go on: not paused, not stopped. */
+  /** True while dispatch may go on: not paused, not stopped, not cancelled. */
   get dispatching(): boolean {
-    return this.s.paused === null && !this.s.stopped;
+    return this.s.paused === null && !this.s.stopped && !this.cancelled;
   }
 
   /** True when the queue is empty and the source has more: the next page should be read. */
@@ -169,12 +171,35 @@ export class BatchState {
 
   get finished(): number {
     const c = this.s.counts;
-    return c.succeeded + c.failed + c.skipped + c.approved;
+    return c.succeeded + c.failed + c.skipped + c.approved + (c.cancelled ?? 0);
   }
 
-  /** True when every item has been started and has reported back (or the batch stopped and drained). */
+  /** True when every item has been started and has reported back (or the batch stopped or was cancelled, and drained). */
   get done(): boolean {
-    return this.s.running.length === 0 && (this.s.stopped || (this.s.queue.length === 0 && (this.s.source === null || this.s.source.done)));
+    return this.s.running.length === 0 && (this.s.stopped || this.cancelled || (this.s.queue.length === 0 && (this.s.source === null || this.s.source.done)));
+  }
+
+  /** True once a cancel was accepted. */
+  get cancelled(): boolean {
+    return this.s.cancel !== undefined;
+  }
+
+  /** Accepts a cancel (the first one wins; a second changes nothing). False when already cancelled. */
+  requestCancel(reason: string, rollback: 'none' | 'mark' | 'delete'): boolean {
+    if (this.s.cancel) return false;
+    this.s.cancel = { reason, rollback, at: new Date().toISOString() };
+    return true;
+  }
+
+  /** Records how many rows the cancel's rollback touched. */
+  markRolledBack(rows: number): void {
+    if (this.s.cancel) this.s.cancel.rowsRolledBack = rows;
+  }
+
+  /** Items not started yet; null while the source has unread lines. */
+  get notStarted(): number | null {
+    if (this.s.source && !this.s.source.done) return null;
+    return this.s.queue.length;
   }
 
   /** Items that hold a concurrency slot: running, not waiting for a human, call not yet done. */
@@ -222,6 +247,7 @@ export class BatchState {
     if (o.status === 'succeeded') this.s.counts.succeeded += 1;
     else if (o.status === 'skipped') this.s.counts.skipped += 1;
     else if (o.status === 'approved') this.s.counts.approved += 1;
+    else if (o.status === 'cancelled') this.s.counts.cancelled = (this.s.counts.cancelled ?? 0) + 1;
     else this.s.counts.failed += 1;
     // A failure is counted when the item starts to wait for review; a success resets the run.
     if (o.status === 'succeeded') this.s.consecutiveFailures = 0;
@@ -326,7 +352,9 @@ export class BatchState {
       tierUse,
       startedAt: this.s.startedAt,
       finishedAt,
-      status: this.s.stopped ? 'stopped' : status,
+      status: this.cancelled ? 'cancelled' : this.s.stopped ? 'stopped' : status,
+      ...(this.cancelled || this.s.stopped ? { cancelled: c.cancelled ?? 0, notStarted: this.notStarted } : {}),
+      ...(this.s.cancel ? { cancel: { reason: this.s.cancel.reason, rollback: this.s.cancel.rollback, rowsRolledBack: this.s.cancel.rowsRolledBack ?? 0 } } : {}),
     };
   }
 }

@@ -11,6 +11,7 @@
  */
 import {
   ApplicationFailure,
+  CancellationScope,
   ParentClosePolicy,
   allHandlersFinished,
   condition,
@@ -22,6 +23,7 @@ import {
   setHandler,
   startChild,
   upsertSearchAttributes,
+  isCancellation,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -31,6 +33,7 @@ import { sourceCall } from '../src/shared/policies.ts';
 import type { BatchInput, BatchInputRaw, Item } from '../src/shared/spec.ts';
 import type { BatchSummary } from '../src/shared/types.ts';
 import { Alerts } from './batch-alerts.ts';
+import { Cancel } from './batch-cancel.ts';
 import { Circuits } from './batch-circuits.ts';
 import { Dispatcher } from './batch-dispatch.ts';
 import { Reviews } from './batch-reviews.ts';
@@ -40,6 +43,8 @@ import { itemPipeline } from './item.ts';
 import { loadSpec } from './lazy.ts';
 import {
   callDoneSignal,
+  cancelSignal,
+  cancelUpdate,
   itemAwaitingSignal,
   itemDoneSignal,
   progressQuery,
@@ -121,6 +126,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   const ahead = patched(DISPATCH_AHEAD_PATCH);
   const predicates = ahead && patched(WAIT_ON_PREDICATES_PATCH);
   const dispatcher = new Dispatcher(state, circuits, ahead);
+  const cancel = new Cancel(state, dispatcher, alerts);
   const legacy = new LegacyWake();
   const details = (): void => setCurrentDetails(state.detailsMarkdown(Date.now()));
   /** Every handler: change the state, count it for old batches, refresh the Web UI's details. */
@@ -143,6 +149,15 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   setHandler(reviewUpdate, async (d) => withHandled(await reviews.forward(d), handled), { validator: (d) => reviews.validate(d) });
   setHandler(reviewManyUpdate, async (d) => withHandled(await reviews.forwardMany(d), handled), { validator: (d) => reviews.validateBulk(d) });
   setHandler(resumeSignal, () => handled(resume(state)));
+  setHandler(cancelUpdate, async (r) => withHandled(await cancel.request(r), handled), { validator: (r) => cancel.validate(r) });
+  setHandler(cancelSignal, async (r) => {
+    try {
+      cancel.validate(r);
+    } catch (err) {
+      return log.warn('cancel ignored', { problem: String(err) });
+    }
+    handled((await cancel.request(r), true));
+  });
   setHandler(progressQuery, () => state.progress(Date.now()));
 
   /**
@@ -153,37 +168,53 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   const actionable = (planned: number | null) => (): boolean =>
     state.done || dispatcher.startError !== null || dispatcher.canStart(Date.now()) || dispatcher.needsPage() || shouldContinueAsNew() || circuits.nextHalfOpen !== planned;
 
-  while (!state.done) {
-    // Taken before dispatching: reports that arrive while children start (one activation can
-    // carry both after a worker crash) must wake the wait below, or their slots stay empty.
-    const seen = legacy.version;
-    if (dispatcher.startError) throw dispatcher.startError;
-    const now = Date.now();
-    circuits.tick(now);
-    // Patched: the page is read after dispatch, so queued items do not wait for it.
-    if (!ahead) await refill(state);
-    const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, item));
-    const paged = ahead && (await refill(state));
-    details();
-    if (state.done) break;
-    if (shouldContinueAsNew()) {
-      await dispatcher.settle();
-      await alerts.drain();
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof batchPipeline>({ carry: state.carry() });
-    }
-    const timers = [paceFor, circuits.nextChange(now)].filter((x): x is number => x !== undefined);
-    const timeout = timers.length ? Math.min(...timers) : undefined;
-    if (predicates) {
-      if (!paged) await condition(actionable(circuits.nextHalfOpen), timeout);
-    } else if (!dispatcher.needsPage() && !paged) {
-      await condition(() => legacy.version !== seen, timeout);
+  try {
+    await runLoop();
+  } catch (err) {
+    // `temporal workflow cancel` on the batch: the same as the cancel Update, then drain.
+    if (!isCancellation(err)) throw err;
+    await CancellationScope.nonCancellable(async () => {
+      await cancel.request({ reason: 'the batch workflow was cancelled' });
+      await condition(() => state.done);
+    });
+  }
+  return await CancellationScope.nonCancellable(async () => {
+    await cancel.finish();
+    await dispatcher.settle();
+    await alerts.drain();
+    await condition(allHandlersFinished);
+    return state.summary(new Date().toISOString(), 'completed');
+  });
+
+  async function runLoop(): Promise<void> {
+    while (!state.done) {
+      // Taken before dispatching: reports that arrive while children start (one activation can
+      // carry both after a worker crash) must wake the wait below, or their slots stay empty.
+      const seen = legacy.version;
+      if (dispatcher.startError) throw dispatcher.startError;
+      const now = Date.now();
+      circuits.tick(now);
+      // Patched: the page is read after dispatch, so queued items do not wait for it.
+      if (!ahead) await refill(state);
+      const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, item));
+      const paged = ahead && (await refill(state));
+      details();
+      if (state.done) break;
+      if (shouldContinueAsNew()) {
+        await dispatcher.settle();
+        await alerts.drain();
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof batchPipeline>({ carry: state.carry() });
+      }
+      const timers = [paceFor, circuits.nextChange(now)].filter((x): x is number => x !== undefined);
+      const timeout = timers.length ? Math.min(...timers) : undefined;
+      if (predicates) {
+        if (!paged) await condition(actionable(circuits.nextHalfOpen), timeout);
+      } else if (!dispatcher.needsPage() && !paged) {
+        await condition(() => legacy.version !== seen, timeout);
+      }
     }
   }
-  await dispatcher.settle();
-  await alerts.drain();
-  await condition(allHandlersFinished);
-  return state.summary(new Date().toISOString(), 'completed');
 }
 
 function withHandled<T>(result: T, handled: (changed: boolean) => void): T {

@@ -4,7 +4,7 @@
  * it records why, tells the batch and waits for a human (`review`), with the
  * spec's timeout and default decision. It persists its own row, then reports.
  */
-import { condition, getExternalWorkflowHandle, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ItemInput, ItemOutcome } from '../src/shared/types.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { ItemRun } from './item-run.ts';
@@ -21,21 +21,30 @@ export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
   setHandler(reviewUpdate, (d) => (gate.receive(d), { accepted: true as const, itemId: input.item.id }), { validator: (d) => gate.validate(d) });
   setHandler(itemStateQuery, () => ({ status: run.status, errorType: run.lastError?.type ?? null, reason: run.lastError?.message ?? null, tier: run.tier }));
 
-  await run.execute(0);
-  while (run.status === 'failed') {
-    const decision = await awaitReview(run, gate);
-    if (decision.decision === 'skip') run.status = 'skipped';
-    else if (decision.decision === 'approve') run.approve(decision.output);
-    else {
-      run.retried += 1;
-      if (decision.input) run.editInput(decision.input);
-      await run.execute(decision.provider === undefined ? 0 : (resolveTier(input.pipeline, decision.provider) ?? 0));
+  try {
+    await run.execute(0);
+    while (run.status === 'failed') {
+      const decision = await awaitReview(run, gate);
+      if (decision.decision === 'skip') run.status = 'skipped';
+      else if (decision.decision === 'approve') run.approve(decision.output);
+      else {
+        run.retried += 1;
+        if (decision.input) run.editInput(decision.input);
+        await run.execute(decision.provider === undefined ? 0 : (resolveTier(input.pipeline, decision.provider) ?? 0));
+      }
     }
+  } catch (err) {
+    // The batch (or an operator) cancelled this item: its in-flight call was cancelled with it.
+    // The row says so and the batch hears of it; nothing after this point may be cancelled.
+    if (!isCancellation(err)) throw err;
+    run.status = 'cancelled';
   }
-  await run.persist();
-  upsertSearchAttributes([{ key: ITEM_STATUS, value: run.status }, ...(run.providerName ? [{ key: PROVIDER, value: run.providerName }] : [])]);
-  await report(input, () => getExternalWorkflowHandle(input.parentWorkflowId!).signal(itemDoneSignal, run.outcome()));
-  return run.outcome();
+  return await CancellationScope.nonCancellable(async () => {
+    await run.persist();
+    upsertSearchAttributes([{ key: ITEM_STATUS, value: run.status }, ...(run.providerName ? [{ key: PROVIDER, value: run.providerName }] : [])]);
+    await report(input, () => getExternalWorkflowHandle(input.parentWorkflowId!).signal(itemDoneSignal, run.outcome()));
+    return run.outcome();
+  });
 }
 
 /** Records the failure, tells the batch, and waits for a decision or the review timeout. */

@@ -13,6 +13,8 @@ import type { GlobalOptions, Io } from './cli/context.ts';
 import { CliError, ExitCode, messageOf, usageError } from './cli/errors.ts';
 import { EXPORT_FORMATS, exportBatch } from './cli/export.ts';
 import type { ExportFormat } from './cli/export.ts';
+import { cancelCommand } from './cli/cancel.ts';
+import type { CancelOptions } from './cli/cancel.ts';
 import { resumeCommand, reviewBulkCommand, reviewDecisionCommand, reviewListCommand } from './cli/review.ts';
 import type { BulkOptions, DecisionOptions } from './cli/review.ts';
 import { runCommand } from './cli/run.ts';
@@ -130,6 +132,19 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
     .action(async (batchId: string, _opts: unknown, cmd: Command) => {
       const c = config(cmd);
       done(await withClient(c, (client) => resumeCommand(client, c, batchId, io)));
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a batch: nothing new starts, running items stop, their rows say cancelled (the hard stop is temporal workflow terminate)')
+    .argument('<batchId>')
+    .option('--reason <text>', 'why; kept in the summary and the alert')
+    .option('--rollback <mode>', "rows the batch wrote: none (keep), mark (status rolled_back) or delete; default: the spec's batch.rollbackOnCancel")
+    .option('--wait', 'wait until every item stopped and print the summary')
+    .addOption(new Option('--timeout <seconds>', 'how long to wait for the batch to accept the cancel').default(30).argParser(positiveSeconds))
+    .action(async (batchId: string, opts: CancelOptions, cmd: Command) => {
+      const c = config(cmd);
+      done(await withClient(c, (client) => cancelCommand(client, c, batchId, opts, io)));
     });
 
   program

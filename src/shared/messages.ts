@@ -111,6 +111,28 @@ export interface BulkReviewResult {
 /** A bulk decision as an Update (`steadfast review skip <batch> --all`): validated, then applied to every matching item. */
 export const reviewManyUpdate = defineUpdate<BulkReviewResult, [BulkReviewDecision]>('reviewMany');
 
+/** A request to cancel a batch. */
+export interface CancelRequest {
+  reason?: string;
+  /** Overrides the spec's `batch.rollbackOnCancel` for this cancel. */
+  rollback?: 'none' | 'mark' | 'delete';
+}
+
+/** What a cancel found: the items it stops (running or awaiting review) and those it never starts. */
+export interface CancelAccepted {
+  batchId: string;
+  stopping: number;
+  /** Items not started yet; null when the source was not read to its end. */
+  notStarted: number | null;
+  rollback: 'none' | 'mark' | 'delete';
+}
+
+/** Cancel the batch as an Update (`steadfast cancel`): no new item starts, running ones are cancelled, their rows say so. */
+export const cancelUpdate = defineUpdate<CancelAccepted, [CancelRequest]>('cancel');
+
+/** The same as a fire-and-forget signal (`temporal workflow signal --name cancel`). */
+export const cancelSignal = defineSignal<[CancelRequest]>('cancel');
+
 /** Resume a paused batch (after too many consecutive failures). */
 export const resumeSignal = defineSignal<[]>('resume');
 

@@ -121,9 +121,14 @@ export const PipelineSpec = z
         /** Stop or pause after this many consecutive failed items; 0 disables. */
         maxConsecutiveFailures: z.number().int().min(0).default(0),
         onTooManyFailures: z.enum(['pause', 'stop']).default('pause'),
+        /**
+         * On cancel, what happens to the rows this batch wrote: `none` keeps them, `mark` sets
+         * their status to `rolled_back`, `delete` removes them. @default none
+         */
+        rollbackOnCancel: z.enum(['none', 'mark', 'delete']).default('none'),
       })
       .strict()
-      .default({ concurrency: 10, maxConsecutiveFailures: 0, onTooManyFailures: 'pause' }),
+      .default({ concurrency: 10, maxConsecutiveFailures: 0, onTooManyFailures: 'pause', rollbackOnCancel: 'none' }),
     circuitBreaker: z
       .object({
         failureThreshold: z.number().int().min(1).default(5),
@@ -137,9 +142,11 @@ export const PipelineSpec = z
         /** Env var on the workers holding the webhook URL (keeps tokens out of history). */
         webhookUrlEnv: z.string().regex(ENV_NAME).optional(),
         errorRateThreshold: z.number().min(0).max(1).default(0.05),
+        /** Items entering review are posted as one digest per interval (counts by error type), not one post each. @default 10m */
+        reviewDigestInterval: Duration.default(600_000),
       })
       .strict()
-      .default({ errorRateThreshold: 0.05 }),
+      .default({ errorRateThreshold: 0.05, reviewDigestInterval: 600_000 }),
     /** Item fields that are secret: scrubbed from logs, errors and the results store. */
     secretFields: z.array(z.string()).default([]),
   })

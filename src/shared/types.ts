@@ -80,7 +80,11 @@ export interface TruncateResult {
   fits: boolean;
 }
 
-export type ItemStatus = 'succeeded' | 'failed' | 'skipped' | 'approved' | 'awaiting_review';
+/**
+ * A row's status. `cancelled`: the batch was cancelled before the item finished;
+ * `rolled_back`: the batch was cancelled with `batch.rollbackOnCancel: mark`.
+ */
+export type ItemStatus = 'succeeded' | 'failed' | 'skipped' | 'approved' | 'awaiting_review' | 'cancelled' | 'rolled_back';
 
 /** Error context stored for post-mortems. Never holds secrets. */
 export interface ErrorContext {
@@ -143,7 +147,7 @@ export interface ItemOutcome {
 /** A Slack-compatible alert. */
 export interface Alert {
   batchId: string;
-  kind: 'error_rate' | 'circuit_open' | 'awaiting_review' | 'batch_paused' | 'batch_done';
+  kind: 'error_rate' | 'circuit_open' | 'awaiting_review' | 'batch_paused' | 'batch_done' | 'batch_cancelled';
   text: string;
   fields?: Record<string, string | number>;
 }
@@ -168,5 +172,12 @@ export interface BatchSummary {
   tierUse: Record<string, number>;
   startedAt: string;
   finishedAt: string;
-  status: 'completed' | 'stopped';
+  /** `cancelled`: a cancel stopped it; items that never finished are counted in `cancelled` and `notStarted`. */
+  status: 'completed' | 'stopped' | 'cancelled';
+  /** Items a cancel stopped while they ran or waited for review (their rows say `cancelled`). */
+  cancelled?: number;
+  /** Items never started because the batch was cancelled or stopped (no row); null when the source was not read to its end. */
+  notStarted?: number | null;
+  /** The cancel's reason and what happened to the batch's rows. */
+  cancel?: { reason: string; rollback: 'none' | 'mark' | 'delete'; rowsRolledBack: number };
 }

@@ -111,6 +111,16 @@ export function summaryTable(s: BatchSummary): string {
     ['approved', int(s.approved)],
     ['failed', int(s.failed)],
     ['skipped', int(s.skipped)],
+    ...(s.cancelled !== undefined ? ([['cancelled', int(s.cancelled)]] as [string, string][]) : []),
+    ...(s.notStarted !== undefined ? ([['not started', s.notStarted === null ? 'the rest of the source' : int(s.notStarted)]] as [string, string][]) : []),
+    ...(s.cancel
+      ? ([
+          [
+            'cancel',
+            `${s.cancel.reason}; rows ${s.cancel.rollback === 'none' ? 'kept' : `${s.cancel.rollback === 'mark' ? 'marked rolled_back' : 'deleted'} (${s.cancel.rowsRolledBack})`}`,
+          ],
+        ] as [string, string][])
+      : []),
     ['success rate', `${(s.successRate * 100).toFixed(1)}%`],
     ['attempts', int(s.attempts)],
     ['review retries', int(s.retried ?? 0)],
