@@ -59,7 +59,12 @@ function items() {
 const rows = (page: Page) => page.locator('#queue-body tr[data-item]');
 
 async function waitRows(page: Page, n: number): Promise<void> {
-  await page.waitForFunction(`document.querySelectorAll('#queue-body tr[data-item]').length === ${n}`, undefined, { timeout: 30_000 });
+  // Polled through locators: the page's CSP (script-src 'self') forbids string evaluation.
+  const deadline = Date.now() + 30_000;
+  while ((await rows(page).count()) !== n) {
+    if (Date.now() > deadline) throw new Error(`the queue shows ${await rows(page).count()} rows, not ${n}, after 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -127,6 +132,7 @@ describe.runIf(haveChromium())('review console (browser)', () => {
       await page.fill('#output-editor', '{"category": "refund"}');
       await page.locator('#output-check ul.errors').waitFor();
       expect(await page.locator('#output-check').textContent()).toContain('category');
+      await page.locator('#approve-submit').scrollIntoViewIfNeeded();
       await shot(page, 'item');
       await page.click('#approve-submit');
       await page.locator('#decision-result', { hasText: 'Not sent' }).waitFor();
