@@ -18,6 +18,7 @@ const FOLDER = {
   workflows: '(^|/)workflows/',
   worker: '(^|/)worker/',
   client: '(^|/)client/',
+  console: '(^|/)console/',
   dev: '(^|/)dev/',
   provider: '(^|/)provider/',
 };
@@ -32,7 +33,9 @@ const LAYERS = [
   { files: ['src/common/**/*.ts'], forbid: ['activities', 'workflows', 'worker', 'client', 'dev', 'provider'] },
   { files: ['activities/**/*.ts'], forbid: ['workflows', 'worker', 'client', 'dev', 'provider'] },
   { files: ['src/worker/**/*.ts'], forbid: ['client', 'dev', 'provider'], types: ['workflows'] },
+  // The CLI starts the console (`steadfast console`); the console never imports the CLI.
   { files: ['src/client/**/*.ts'], forbid: ['activitiesButStore', 'worker', 'dev', 'provider'], types: ['workflows'] },
+  { files: ['src/console/**/*.ts'], forbid: ['activitiesButStore', 'workflows', 'worker', 'client', 'dev', 'provider'] },
   { files: ['src/provider/**/*.ts'], forbid: ['shared', 'common', 'activities', 'workflows', 'worker', 'client', 'dev'] },
 ];
 
@@ -72,7 +75,8 @@ function layer({ files, sandbox = false, forbid, types = [] }) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tools/', '.cache/', 'data/', 'dist/', 'coverage/', 'bench-results/'] },
+  // Browser scripts of the console (no Node, no TypeScript project): kept tiny, checked by the browser test.
+  { ignores: ['src/console/static/', 'node_modules/', '.tools/', '.cache/', 'data/', 'dist/', 'coverage/', 'bench-results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

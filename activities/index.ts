@@ -97,7 +97,12 @@ export function createActivities(deps: ActivityDeps) {
     async persistResult(rec: PersistRequest): Promise<void> {
       const { secretFields, secretValues, firstFailureAt, ...row } = rec;
       const opts = { fields: secretFields ?? [], values: secretValues ?? [], env };
-      const clean: ResultRecord = { ...row, output: scrubValue(row.output, opts), error: row.error ? scrubValue(row.error, opts) : null };
+      const clean: ResultRecord = {
+        ...row,
+        output: scrubValue(row.output, opts),
+        error: row.error ? scrubValue(row.error, opts) : null,
+        ...(row.review ? { review: scrubValue(row.review, opts) } : {}),
+      };
       let outcome;
       try {
         outcome = await deps.store.upsert(clean);

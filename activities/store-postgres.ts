@@ -76,7 +76,9 @@ export async function openPostgresStore(url: string, poolSize = 10): Promise<Res
     },
     async rollback(batchId: string, mode: 'mark' | 'delete'): Promise<number> {
       const sql =
-        mode === 'delete' ? 'DELETE FROM results WHERE batch_id = $1' : "UPDATE results SET status = 'rolled_back', write_count = write_count + 1 WHERE batch_id = $1 AND status <> 'rolled_back'";
+        mode === 'delete'
+          ? 'DELETE FROM results WHERE batch_id = $1'
+          : "UPDATE results SET status = 'rolled_back', write_count = write_count + 1 WHERE batch_id = $1 AND status <> 'rolled_back'";
       return (await pool.query(sql, [batchId])).rowCount ?? 0;
     },
     async close(): Promise<void> {

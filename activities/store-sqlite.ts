@@ -74,7 +74,10 @@ export function openSqliteStore(path: string): ResultStore {
       return r ? Number(r['write_count']) : null;
     },
     async rollback(batchId: string, mode: 'mark' | 'delete'): Promise<number> {
-      const sql = mode === 'delete' ? 'DELETE FROM results WHERE batch_id = ?' : "UPDATE results SET status = 'rolled_back', write_count = write_count + 1 WHERE batch_id = ? AND status <> 'rolled_back'";
+      const sql =
+        mode === 'delete'
+          ? 'DELETE FROM results WHERE batch_id = ?'
+          : "UPDATE results SET status = 'rolled_back', write_count = write_count + 1 WHERE batch_id = ? AND status <> 'rolled_back'";
       return Number(db.prepare(sql).run(batchId).changes);
     },
     async close(): Promise<void> {

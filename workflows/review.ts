@@ -24,6 +24,8 @@ export function reviewProblem(d: unknown, spec: PipelineSpec, awaiting: boolean)
   if (typeof d !== 'object' || d === null) return 'a review must be an object like {"decision":"approve"}';
   const r = d as Partial<ReviewDecision>;
   if (!DECISIONS.includes(r.decision as (typeof DECISIONS)[number])) return `decision must be one of ${DECISIONS.join(', ')}; got ${JSON.stringify(r.decision)}`;
+  if (r.reviewer !== undefined && (typeof r.reviewer !== 'string' || r.reviewer.length > 200)) return 'reviewer must be a name of at most 200 characters';
+  if (r.note !== undefined && typeof r.note !== 'string') return 'note must be a text';
   if (!awaiting) return 'the item is not awaiting review';
   if (r.decision === 'approve' && r.output !== undefined && spec.output.format === 'json' && spec.output.schema) {
     if (!checkOutput) return 'the output check is not loaded yet; try again';

@@ -10,7 +10,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { Config } from '../common/config.ts';
 import { configFrom, connect, processIo } from './cli/context.ts';
 import type { GlobalOptions, Io } from './cli/context.ts';
-import { CliError, ExitCode, messageOf, usageError } from './cli/errors.ts';
+import { CliError, ExitCode, failure, messageOf, usageError } from './cli/errors.ts';
 import { EXPORT_FORMATS, exportBatch } from './cli/export.ts';
 import type { ExportFormat } from './cli/export.ts';
 import { cancelCommand } from './cli/cancel.ts';
@@ -145,6 +145,33 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
     .action(async (batchId: string, opts: CancelOptions, cmd: Command) => {
       const c = config(cmd);
       done(await withClient(c, (client) => cancelCommand(client, c, batchId, opts, io)));
+    });
+
+  program
+    .command('console')
+    .description('serve the review console (web page): batches, the review queue, decisions; env STEADFAST_CONSOLE_HOST/PORT/TOKEN')
+    .option('--host <host>', 'interface to bind (default: env STEADFAST_CONSOLE_HOST or 127.0.0.1)')
+    .option('--port <port>', 'port (default: env STEADFAST_CONSOLE_PORT or 8590)')
+    .action(async (opts: { host?: string; port?: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { runConsole } = await import('../console/server.ts');
+      const env = {
+        ...process.env,
+        ...(g.address ? { TEMPORAL_ADDRESS: g.address } : {}),
+        ...(g.namespace ? { TEMPORAL_NAMESPACE: g.namespace } : {}),
+        ...(g.taskQueue ? { STEADFAST_TASK_QUEUE: g.taskQueue } : {}),
+        ...(opts.host ? { STEADFAST_CONSOLE_HOST: opts.host } : {}),
+        ...(opts.port ? { STEADFAST_CONSOLE_PORT: opts.port } : {}),
+      };
+      try {
+        await runConsole(env, (line) => io.err(`${line}\n`));
+      } catch (err) {
+        // Bad settings (the environment, a non-loopback host without a token) are usage errors.
+        const msg = messageOf(err);
+        throw /invalid environment|STEADFAST_CONSOLE_/.test(msg) ? usageError(msg) : failure(`cannot start the console: ${msg}`);
+      }
+      // Serves until SIGINT/SIGTERM; the process stays up on the server's handle.
+      await new Promise<never>(() => undefined);
     });
 
   program

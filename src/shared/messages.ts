@@ -15,6 +15,8 @@ export interface ReviewDecision {
   /** With `retry`: the name (or index) of the tier to start from. */
   provider?: string;
   note?: string;
+  /** Who decided (a person's name, or the auth proxy's user); kept in the item's row and history. */
+  reviewer?: string;
 }
 
 /** On the batch workflow the decision names its item. */
@@ -139,4 +141,52 @@ export const resumeSignal = defineSignal<[]>('resume');
 export const progressQuery = defineQuery<Progress>('progress');
 
 /** Item state for the CLI: its status and why it waits. */
+/** One call of a tier, as the review console shows it: the tier, the model, why it failed and what it cost. */
+export interface AttemptRecord {
+  tier: number;
+  tierName: string;
+  model: string;
+  /** `ok`, or the failure type (RateLimited, InvalidOutput, ...). */
+  outcome: string;
+  /** The failure's message (truncated, secrets masked); empty on success. */
+  reason: string;
+  costUsd: number;
+  at: string;
+}
+
+/** Everything a reviewer needs about one item, with secret field values masked (reviewDetails query). */
+export interface ReviewDetails {
+  batchId: string;
+  itemId: string;
+  status: string;
+  /** The item's current fields; secret fields masked, long texts truncated. */
+  input: Record<string, unknown>;
+  /** The prompt as rendered from the masked fields. */
+  messages: { role: string; content: string }[];
+  attempts: AttemptRecord[];
+  /** Calls beyond the recorded ones (the list keeps the latest). */
+  attemptsDropped: number;
+  /** The last output a model gave (text), valid or not; null when none. */
+  bestOutput: string | null;
+  /** The schema's complaints about `bestOutput`, as the validator gave them. */
+  bestOutputErrors: string[];
+  lastError: { type: string; message: string; provider?: string } | null;
+  output: { format: 'text' | 'json'; schema?: Record<string, unknown> };
+  tiers: { name: string; model: string }[];
+  secretFields: string[];
+  retried: number;
+  review: ReviewRecord | null;
+}
+
+/** The last decision an item received, kept in its row (`review` column). */
+export interface ReviewRecord {
+  decision: ReviewDecision['decision'];
+  reviewer: string | null;
+  note: string | null;
+  at: string;
+}
+
+/** Item: what a reviewer needs, bounded in size (see src/shared/review-details.ts). */
+export const reviewDetailsQuery = defineQuery<ReviewDetails>('reviewDetails');
+
 export const itemStateQuery = defineQuery<{ status: string; errorType: string | null; reason: string | null; tier: number | null }>('itemState');

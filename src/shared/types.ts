@@ -2,6 +2,7 @@
  * Types shared by workflows, activities, the CLI and tests. Pure: no runtime imports.
  */
 import type { FailureType } from './failures.ts';
+import type { ReviewRecord } from './messages.ts';
 import type { Item, PipelineSpec, ProviderSpec } from './spec.ts';
 
 export interface ChatMessage {
@@ -113,6 +114,8 @@ export interface ResultRecord {
   error: ErrorContext | null;
   startedAt: string;
   finishedAt: string;
+  /** The last human decision (decision, reviewer, note, time); absent when there was none. */
+  review?: ReviewRecord | null;
 }
 
 /** Input of the `itemPipeline` child workflow. */
