@@ -6,6 +6,7 @@
  * fails at once with a non-retryable error that names the field.
  */
 import { z } from 'zod';
+import { schemaProblem } from './validate.ts';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -70,8 +71,15 @@ export const PipelineSpec = z
     output: z
       .object({
         format: z.enum(['text', 'json']).default('text'),
-        /** JSON Schema the parsed output must satisfy (format `json`). */
-        schema: z.record(z.string(), z.unknown()).optional(),
+        /** JSON Schema the parsed output must satisfy (format `json`): drafts 07, 2019-09, 2020-12 (the default). */
+        schema: z
+          .record(z.string(), z.unknown())
+          .superRefine((schema, ctx) => {
+            // Compiled here (and cached) so an unusable schema fails the batch before any item runs.
+            const problem = schemaProblem(schema);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem.replace(/^output\.schema /, '') });
+          })
+          .optional(),
       })
       .strict()
       .default({ format: 'text' }),
