@@ -10,6 +10,7 @@
  * so no wake-up can be lost.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   ParentClosePolicy,
   allHandlersFinished,
@@ -53,6 +54,27 @@ import { loadOutputCheck } from './review.ts';
 import { BATCH_ID } from '../src/shared/search-attributes.ts';
 
 const source = proxyActivities<Activities>(sourceCall);
+
+/**
+ * Patch: a new batch checks its spec on a worker before its first item: the worker's
+ * endpoint policy (baseURL hosts, apiKeyEnv names) decides, and a spec it refuses fails
+ * the batch at once instead of sending every item to review.
+ */
+export const SPEC_CHECK_PATCH = 'spec-check-v1';
+const checks = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.InvalidSpec] } });
+
+/** Runs the worker-side spec check; its InvalidSpec fails the batch with the same message. */
+async function checkOnWorker(pipeline: BatchInput['pipeline']): Promise<void> {
+  try {
+    await checks.checkPipeline({ providers: pipeline.providers, output: pipeline.output });
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === FailureType.InvalidSpec) {
+      throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: `invalid batch input: ${cause.message}`, nonRetryable: true });
+    }
+    throw err;
+  }
+}
 
 /** Continue as new past this many events, well under the 10,000 the design allows. */
 const HISTORY_EVENT_BUDGET = 8_000;
@@ -108,6 +130,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     carry = { ...input.carry, runs: input.carry.runs + 1 };
   } else {
     const parsed = await parseBatchInput(input);
+    if (patched(SPEC_CHECK_PATCH)) await checkOnWorker(parsed.pipeline);
     const batchId = parsed.batchId ?? workflowInfo().workflowId;
     carry = initialCarry(batchId, parsed.pipeline, parsed.items, parsed.source, new Date().toISOString());
   }

@@ -152,7 +152,7 @@ describe('a worker process under the flaky profile', () => {
 
   beforeAll(async () => {
     provider = await startProvider({ port: 0, profile: 'flaky', seed: 7, latencyScale: 0 });
-    worker = await spawnWorker({ STEADFAST_PROVIDER_URL: provider.url });
+    worker = await spawnWorker({ STEADFAST_SIMULATED_PROVIDER_URL: provider.url });
     await worker.waitReady();
   }, 120_000);
   afterAll(async () => {
@@ -347,7 +347,7 @@ describe('secrets in a worker process', () => {
   });
 
   it("keeps an API key from the environment and the spec's secret fields out of logs, histories, errors and rows", async () => {
-    const worker = await spawnWorker({ STEADFAST_PROVIDER_URL: provider.url, OPENAI_API_KEY: KEY, STEADFAST_LOG_LEVEL: 'debug' });
+    const worker = await spawnWorker({ STEADFAST_SIMULATED_PROVIDER_URL: provider.url, OPENAI_API_KEY: KEY, STEADFAST_LOG_LEVEL: 'debug' });
     try {
       await worker.waitReady();
       const pipeline = pipelineWith(
