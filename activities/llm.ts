@@ -52,8 +52,6 @@ export interface AdapterOptions {
   onLooseSchema?: (reason: string) => void;
 }
 
-
-
 /** Builds the adapter of an endpoint. */
 export function createAdapter(ep: Endpoint, opts: AdapterOptions = {}): ChatAdapter {
   return ep.kind === 'anthropic' ? anthropicAdapter(ep, opts) : openaiAdapter(ep, opts);
@@ -223,7 +221,12 @@ export function openaiUsage(u: OpenAI.CompletionUsage | undefined): TokenUsage {
 }
 
 /** Anthropic usage: `input_tokens` excludes cache reads and writes, so they are added to the total. */
-export function anthropicUsage(u: { input_tokens: number; output_tokens: number; cache_read_input_tokens?: number | null; cache_creation_input_tokens?: number | null }): TokenUsage {
+export function anthropicUsage(u: {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens?: number | null;
+  cache_creation_input_tokens?: number | null;
+}): TokenUsage {
   const read = u.cache_read_input_tokens ?? 0;
   const write = u.cache_creation_input_tokens ?? 0;
   return {

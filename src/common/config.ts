@@ -21,7 +21,10 @@ const EnvConfig = z.object({
   /** Extra keys a tier may name as apiKeyEnv, each with the only hosts it may go to: `NAME=host,host;NAME=host`. */
   STEADFAST_KEY_HOSTS: z
     .string()
-    .regex(/^\s*(?:[A-Za-z_][A-Za-z0-9_]*\s*=\s*[^;=\s][^;=]*)(?:;\s*[A-Za-z_][A-Za-z0-9_]*\s*=\s*[^;=\s][^;=]*)*;?\s*$/, 'NAME=host[,host][;NAME=host...] (e.g. OPENROUTER_API_KEY=openrouter.ai)')
+    .regex(
+      /^\s*(?:[A-Za-z_][A-Za-z0-9_]*\s*=\s*[^;=\s][^;=]*)(?:;\s*[A-Za-z_][A-Za-z0-9_]*\s*=\s*[^;=\s][^;=]*)*;?\s*$/,
+      'NAME=host[,host][;NAME=host...] (e.g. OPENROUTER_API_KEY=openrouter.ai)',
+    )
     .optional(),
   /** Extra hosts a tier's baseURL may name (keyless), comma-separated; `*.example.com` wildcards. */
   STEADFAST_ALLOWED_HOSTS: z.string().optional(),

@@ -78,7 +78,12 @@ function cachePrefixOf(tools: unknown[], system: unknown, messages: Record<strin
   for (const m of messages) add(m['content']);
   const last = blocks.findLastIndex((b) => b.mark);
   if (last < 0) return {};
-  return { cachePrefix: blocks.slice(0, last + 1).map((b) => b.text).join('\n') };
+  return {
+    cachePrefix: blocks
+      .slice(0, last + 1)
+      .map((b) => b.text)
+      .join('\n'),
+  };
 }
 
 function success(req: ChatRequest, answer: Answer, usage: Usage, id: string): unknown {

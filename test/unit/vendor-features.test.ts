@@ -31,10 +31,18 @@ describe('OpenAI strict mode', () => {
 
 describe('cached tokens', () => {
   it('reads OpenAI cached_tokens (included in prompt_tokens)', () => {
-    expect(openaiUsage({ prompt_tokens: 2000, completion_tokens: 10, total_tokens: 2010, prompt_tokens_details: { cached_tokens: 1536 } })).toEqual({ inputTokens: 2000, outputTokens: 10, cachedInputTokens: 1536 });
+    expect(openaiUsage({ prompt_tokens: 2000, completion_tokens: 10, total_tokens: 2010, prompt_tokens_details: { cached_tokens: 1536 } })).toEqual({
+      inputTokens: 2000,
+      outputTokens: 10,
+      cachedInputTokens: 1536,
+    });
   });
   it('reads Anthropic cache reads and writes (not included in input_tokens)', () => {
-    expect(anthropicUsage({ input_tokens: 50, output_tokens: 10, cache_read_input_tokens: 1500, cache_creation_input_tokens: 0 })).toEqual({ inputTokens: 1550, outputTokens: 10, cachedInputTokens: 1500 });
+    expect(anthropicUsage({ input_tokens: 50, output_tokens: 10, cache_read_input_tokens: 1500, cache_creation_input_tokens: 0 })).toEqual({
+      inputTokens: 1550,
+      outputTokens: 10,
+      cachedInputTokens: 1500,
+    });
     expect(anthropicUsage({ input_tokens: 50, output_tokens: 10, cache_creation_input_tokens: 1500 })).toEqual({ inputTokens: 1550, outputTokens: 10, cacheWriteTokens: 1500 });
   });
   it('prices cached and cache-write tokens at their own prices, the input price by default', () => {
@@ -47,6 +55,8 @@ describe('cached tokens', () => {
 describe('readable provider messages', () => {
   it('shows the provider message, status and type instead of escaped JSON', () => {
     expect(readableMessage(401, { type: 'authentication_error', message: 'invalid x-api-key' })).toBe('invalid x-api-key (HTTP 401, authentication_error)');
-    expect(readableMessage(429, { type: 'rate_limit_exceeded', code: 'rate_limit_exceeded', message: 'Rate limit reached' })).toBe('Rate limit reached (HTTP 429, rate_limit_exceeded)');
+    expect(readableMessage(429, { type: 'rate_limit_exceeded', code: 'rate_limit_exceeded', message: 'Rate limit reached' })).toBe(
+      'Rate limit reached (HTTP 429, rate_limit_exceeded)',
+    );
   });
 });
