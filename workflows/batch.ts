@@ -126,11 +126,12 @@ class LegacyWake {
 
 export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }): Promise<BatchSummary> {
   let carry: BatchCarry;
+  let fresh = false;
   if ('carry' in input) {
     carry = { ...input.carry, runs: input.carry.runs + 1 };
   } else {
     const parsed = await parseBatchInput(input);
-    if (patched(SPEC_CHECK_PATCH)) await checkOnWorker(parsed.pipeline);
+    fresh = true;
     const batchId = parsed.batchId ?? workflowInfo().workflowId;
     carry = initialCarry(batchId, parsed.pipeline, parsed.items, parsed.source, new Date().toISOString());
   }
@@ -167,6 +168,8 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   setHandler(reviewManyUpdate, async (d) => withHandled(await reviews.forwardMany(d), handled), { validator: (d) => reviews.validateBulk(d) });
   setHandler(resumeSignal, () => handled(resume(state)));
   setHandler(progressQuery, () => state.progress(Date.now()));
+  // After the handlers: the batch answers its queries while a worker checks the spec.
+  if (fresh && patched(SPEC_CHECK_PATCH)) await checkOnWorker(carry.pipeline);
 
   /**
    * Something the loop must act on now (the predicate of the wait): the batch is done, a start
