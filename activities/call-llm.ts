@@ -18,7 +18,9 @@ import type { LlmCallRecord } from './metrics.ts';
 import { costOf, tierName } from '../src/shared/tiers.ts';
 import type { InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/shared/types.ts';
 import { classifyError } from './classify.ts';
-import { createAdapter, resolveEndpoint } from './llm.ts';
+import { createAdapter } from './llm.ts';
+import { resolveEndpoint } from './endpoints.ts';
+import type { EndpointPolicy } from './endpoints.ts';
 import type { AdapterOptions, ChatAdapter } from './llm.ts';
 import { attemptTimeoutMs } from '../src/shared/policies.ts';
 import type { BackoffPolicy } from '../src/shared/policies.ts';
@@ -31,7 +33,8 @@ export const HEARTBEAT_EVERY_MS = 5_000;
 
 /** What `callLlm` needs from the activity dependencies. */
 export interface CallLlmDeps {
-  providerUrl: string;
+  /** Where tiers may go and which keys they may carry (activities/endpoints.ts). */
+  policy: EndpointPolicy;
   env: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
 }
@@ -96,7 +99,10 @@ function outputFailure(type: FailureType, message: string, details: InvalidOutpu
 /** Builds the `callLlm` activity; adapters (and their HTTP connections) are reused per endpoint. */
 export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<LlmResult> {
   const adapters = new Map<string, ChatAdapter>();
-  const adapterOpts: AdapterOptions = deps.fetch ? { fetch: deps.fetch } : {};
+  const adapterOpts: AdapterOptions = {
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    onLooseSchema: (reason) => Context.current().log.warn('output schema sent with strict: false (outside OpenAI strict mode); the answer is validated here', { reason }),
+  };
 
   return async function callLlm(req: LlmRequest): Promise<LlmResult> {
     const ctx = Context.current();
@@ -111,8 +117,17 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
         throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: errorMessage(err), nonRetryable: true });
       }
     }
-    const ep = resolveEndpoint(p, deps.providerUrl, deps.env);
-    const key = `${ep.kind}|${ep.baseURL ?? ''}|${ep.apiKey}`;
+    let ep;
+    try {
+      ep = resolveEndpoint(p, req.tier, deps.policy, deps.env);
+    } catch (err: unknown) {
+      const type = err instanceof ApplicationFailure ? err.type : undefined;
+      steadfastMetrics(ctx.metricMeter).llmCall({ provider: tier, model: p.model, tier: req.tier, outcome: type ?? FailureType.Unknown, attempt, latencyMs: 0 });
+      ctx.log.warn('tier not callable on this worker', { tier, model: p.model, type, error: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+    const endpoint = { vendor: ep.vendor, host: ep.host, simulated: ep.simulated };
+    const key = `${ep.kind}|${ep.baseURL ?? ''}|${ep.keyEnv ?? ''}|${ep.apiKey}`;
     let adapter = adapters.get(key);
     if (!adapter) adapters.set(key, (adapter = createAdapter(ep, adapterOpts)));
 
@@ -134,20 +149,28 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     } catch (err: unknown) {
       let failure: ApplicationFailure;
       try {
-        failure = classifyError(err, { provider: tier, model: p.model, attempt, backoff: backoffOf(ctx.info.retryPolicy), signal: ctx.cancellationSignal, env: deps.env });
+        failure = classifyError(err, {
+          provider: tier,
+          model: p.model,
+          attempt,
+          backoff: backoffOf(ctx.info.retryPolicy),
+          signal: ctx.cancellationSignal,
+          env: deps.env,
+          secrets: ep.apiKey.length >= 6 ? [ep.apiKey] : [],
+        });
       } catch (cancelled: unknown) {
         if (cancelled instanceof CancelledFailure) record(CANCELLED_OUTCOME);
         throw cancelled;
       }
       record(failure.type ?? FailureType.Unknown);
-      ctx.log.warn('llm call failed', { tier, model: p.model, attempt, type: failure.type, nextRetryDelay: failure.nextRetryDelay, target: ep.target });
+      ctx.log.warn('llm call failed', { tier, model: p.model, attempt, type: failure.type, nextRetryDelay: failure.nextRetryDelay, endpoint: `${ep.vendor} ${ep.host}` });
       throw failure;
     } finally {
       stop();
     }
     const latencyMs = Date.now() - started;
     const usage = raw.usage;
-    const scrub = (s: string): string => scrubSecrets(s, [], deps.env);
+    const scrub = (s: string): string => scrubSecrets(s, ep.apiKey.length >= 6 ? [ep.apiKey] : [], deps.env);
 
     if (raw.finishReason === 'refusal' || raw.finishReason === 'content_filter') {
       const text = raw.refusal ?? raw.text;
@@ -186,6 +209,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       model: raw.model,
       latencyMs,
       attempt,
+      endpoint: raw.simulated ? { ...endpoint, vendor: 'simulated', simulated: true } : endpoint,
       ...(raw.rateLimit ? { rateLimit: raw.rateLimit } : {}),
     };
   };

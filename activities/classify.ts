@@ -147,6 +147,7 @@ export function classifyError(err: unknown, ctx: ClassifyContext): ApplicationFa
   let type: FailureType;
   const details: ProviderErrorDetails = { provider: ctx.provider, model: ctx.model };
   let headers: HeaderSource | undefined;
+  let readable: string | undefined;
 
   if (e instanceof OpenAI.APIConnectionTimeoutError || e instanceof Anthropic.APIConnectionTimeoutError || e.name === 'TimeoutError') {
     type = FailureType.Timeout;
@@ -159,6 +160,7 @@ export function classifyError(err: unknown, ctx: ClassifyContext): ApplicationFa
     type = classifyStatus(e.status, body);
     headers = e.headers;
     Object.assign(details, dropUndefined({ status: e.status, code: body.code ?? undefined, errorType: body.type ?? undefined, requestId: e.requestID ?? undefined }));
+    readable = readableMessage(e.status, body);
   } else {
     // Anything else (a 2xx body that is not JSON, a proxy page, an SDK surprise) is
     // treated as a transient provider fault: bounded retries, then the next tier.
@@ -180,7 +182,7 @@ export function classifyError(err: unknown, ctx: ClassifyContext): ApplicationFa
   }
 
   const scrub = (s: string): string => scrubSecrets(s, ctx.secrets, ctx.env);
-  const message = scrub(`${ctx.provider} ${ctx.model}: ${e.message || e.name}`);
+  const message = scrub(`${ctx.provider} ${ctx.model}: ${readable ?? (e.message || e.name)}`);
   // The cause is serialised into history with its message and stack: send a scrubbed copy, never the SDK object.
   const cause = new Error(scrub(e.message));
   cause.name = e.constructor?.name && e.constructor.name !== 'Error' ? e.constructor.name : e.name;
@@ -197,10 +199,32 @@ export function classifyError(err: unknown, ctx: ClassifyContext): ApplicationFa
   });
 }
 
-/** The `code`, `type` and message of an SDK error body, for either vendor. */
+/** Longest provider message kept in a failure message. */
+const MAX_PROVIDER_MESSAGE = 500;
+
+/** The `code`, `type` and the provider's own message of an SDK error body, for either vendor. */
 function sdkBody(e: OpenAI.APIError | Anthropic.APIError): { code?: string | null; type?: string | null; message?: string } {
-  if (e instanceof Anthropic.APIError) return { code: e.errorCode, type: e.type, message: e.apiMessage ?? e.message };
-  return { code: e.code, type: e.type, message: e.message };
+  if (e instanceof Anthropic.APIError) return { code: e.errorCode, type: e.type, message: e.apiMessage ?? stripStatus(e.message) };
+  const err: unknown = e.error;
+  const own = typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string' ? (err as { message: string }).message : undefined;
+  return { code: e.code, type: e.type, message: own ?? stripStatus(e.message) };
+}
+
+/** The SDKs prefix the status to the message (`401 {...}`); the status is reported on its own. */
+function stripStatus(message: string): string {
+  return message.replace(/^\d{3}\s+/, '');
+}
+
+/**
+ * What a reviewer reads: the provider's own message, then the HTTP status and the
+ * error type/code (`Incorrect API key provided (HTTP 401, invalid_request_error, invalid_api_key)`),
+ * instead of the SDK's `<status> <escaped JSON body>`.
+ */
+export function readableMessage(status: number, body: { code?: string | null; type?: string | null; message?: string }): string {
+  let text = (body.message ?? '').replace(/\s+/g, ' ').trim() || 'no message';
+  if (text.length > MAX_PROVIDER_MESSAGE) text = `${text.slice(0, MAX_PROVIDER_MESSAGE)}...`;
+  const tags = [`HTTP ${status}`, body.type, body.code].filter((t): t is string => typeof t === 'string' && t !== '');
+  return `${text} (${[...new Set(tags)].join(', ')})`;
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

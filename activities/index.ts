@@ -15,6 +15,10 @@ import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { recoverySeconds, steadfastMetrics } from './metrics.ts';
 import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/shared/types.ts';
 import { makeCallLlm } from './call-llm.ts';
+import { checkEndpoints, describeEndpoint, endpointPolicy } from './endpoints.ts';
+import { schemaProblem } from '../src/shared/validate.ts';
+import type { PipelineSpec } from '../src/shared/spec.ts';
+import type { EndpointInfo } from '../src/shared/types.ts';
 import { postAlert, webhookUrlOf } from './notify.ts';
 import type { NotifyRequest } from './notify.ts';
 import { scrubSecrets, scrubValue } from './scrub.ts';
@@ -38,9 +42,12 @@ export interface ActivityLogger {
 /** What the activities need from the outside world. */
 export interface ActivityDeps {
   store: ResultStore;
-  /** The local fault-injecting provider, used by tiers with neither baseURL nor API key. */
-  providerUrl: string;
-  /** Where API keys and webhook URLs are read. @default process.env */
+  /**
+   * The fault-injecting provider, when this worker is switched to it: tiers without a
+   * baseURL are answered by it and recorded as simulated. @default env.STEADFAST_SIMULATED_PROVIDER_URL
+   */
+  simulatedProviderUrl?: string | undefined;
+  /** Where API keys, the endpoint allow-lists and webhook URLs are read. @default process.env */
   env?: NodeJS.ProcessEnv;
   /** Default alert webhook. @default env.STEADFAST_WEBHOOK_URL */
   webhookUrl?: string;
@@ -74,11 +81,25 @@ export function createActivities(deps: ActivityDeps) {
       message: scrubSecrets(`results store ${op} failed: ${errorMessage(err)}`, [], env),
       nonRetryable: false,
     });
-  const callLlm = makeCallLlm({ providerUrl: deps.providerUrl, env, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const policy = endpointPolicy(env);
+  if (deps.simulatedProviderUrl) policy.simulatedUrl = deps.simulatedProviderUrl;
+  const callLlm = makeCallLlm({ policy, env, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
 
   return {
     /** One attempt of one tier; see call-llm.ts. Options: `llmCallFor(provider, spec.retry)`. */
     callLlm,
+
+    /**
+     * Checks a spec's tiers under this worker's endpoint policy (hosts, key names) and
+     * compiles its output schema, calling nothing: the batch runs it before its first item.
+     * @throws InvalidSpec (non-retryable) naming the field
+     */
+    async checkPipeline(spec: Pick<PipelineSpec, 'providers' | 'output'>): Promise<{ tiers: EndpointInfo[] }> {
+      checkEndpoints(spec.providers, policy);
+      const problem = spec.output.format === 'json' && spec.output.schema ? schemaProblem(spec.output.schema) : null;
+      if (problem) throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: `pipeline.${problem}`, nonRetryable: true });
+      return { tiers: spec.providers.map((p, i) => describeEndpoint(p, i, policy)) };
+    },
 
     /** Counts the messages for the tier's tokenizer and truncates them to its window minus the output reserve. */
     async countAndTruncate(req: TruncateRequest): Promise<TruncateResult> {
@@ -180,7 +201,7 @@ export async function createDefaultDeps(config: Config = loadConfig()): Promise<
   const webhookUrl = config.webhookUrl;
   return {
     store,
-    providerUrl: config.providerUrl,
+    simulatedProviderUrl: config.simulatedProviderUrl,
     ...(webhookUrl ? { webhookUrl } : {}),
     close: () => store.close(),
   };

@@ -7,8 +7,15 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import type { ProviderSpec } from '../src/shared/spec.ts';
 import type { LlmRequest, RateLimitInfo, TokenUsage } from '../src/shared/types.ts';
+import type { Endpoint } from './endpoints.ts';
+import { strictSchemaProblem } from './strict-schema.ts';
+import { RESERVED_HEADERS } from '../src/shared/spec.ts';
+
+export type { Endpoint } from './endpoints.ts';
+
+/** Header the fault-injecting provider sets on every answer (src/provider/server.ts). */
+const SIMULATED_HEADER = 'x-steadfast-simulated';
 
 /** What a provider answered, before validation. */
 export interface RawCompletion {
@@ -23,6 +30,8 @@ export interface RawCompletion {
   model: string;
   /** The provider's advertised limits, from its rate-limit headers (for pacing). */
   rateLimit?: RateLimitInfo;
+  /** The answer carried the fault-injecting provider's header. */
+  simulated?: boolean;
 }
 
 /** Per-attempt call options. */
@@ -36,43 +45,11 @@ export interface ChatAdapter {
   complete(req: LlmRequest, opts: CallOptions): Promise<RawCompletion>;
 }
 
-/** Where a tier's calls go. */
-export interface Endpoint {
-  kind: ProviderSpec['kind'];
-  /** Undefined means the vendor's default API URL. */
-  baseURL: string | undefined;
-  apiKey: string;
-  /** `custom`: the spec's baseURL; `vendor`: the real API (a key is set); `local`: the fault-injecting provider. */
-  target: 'custom' | 'vendor' | 'local';
-}
-
-const DEFAULT_KEY_ENV: Record<ProviderSpec['kind'], string> = {
-  openai: 'OPENAI_API_KEY',
-  anthropic: 'ANTHROPIC_API_KEY',
-  'openai-compatible': 'OPENAI_API_KEY',
-};
-
-/** Placeholder key for endpoints that need none (local model servers, the fault provider). */
-export const LOCAL_API_KEY = 'local';
-
-/**
- * Resolves endpoint and key: the spec's `baseURL` wins (key from `apiKeyEnv`, or
- * a placeholder); else the vendor API when its key env var is set; else the
- * local fault-injecting provider, so nothing reaches a paid API by accident.
- */
-export function resolveEndpoint(provider: ProviderSpec, providerUrl: string, env: NodeJS.ProcessEnv): Endpoint {
-  const keyEnv = provider.apiKeyEnv ?? DEFAULT_KEY_ENV[provider.kind];
-  const key = env[keyEnv];
-  if (provider.baseURL) return { kind: provider.kind, baseURL: provider.baseURL, apiKey: key || LOCAL_API_KEY, target: 'custom' };
-  // An openai-compatible tier names a server of its own; without a baseURL only the local provider fits.
-  if (key && provider.kind !== 'openai-compatible') return { kind: provider.kind, baseURL: undefined, apiKey: key, target: 'vendor' };
-  const local = providerUrl.replace(/\/+$/, '');
-  return { kind: provider.kind, baseURL: provider.kind === 'anthropic' ? local : `${local}/v1`, apiKey: LOCAL_API_KEY, target: 'local' };
-}
-
 /** Options shared by both SDK clients. */
 export interface AdapterOptions {
   fetch?: typeof fetch;
+  /** Told once per schema when OpenAI's strict mode cannot take it (the reason). */
+  onLooseSchema?: (reason: string) => void;
 }
 
 /** Builds the adapter of an endpoint. */
@@ -90,18 +67,41 @@ function withJsonHint(req: LlmRequest): LlmRequest['messages'] {
   return [{ role: 'system', content: JSON_HINT }, ...req.messages];
 }
 
+/** Per-tier headers (OpenAI-Organization, OpenRouter's HTTP-Referer, ...), without the reserved ones. */
+function tierHeaders(req: LlmRequest): Record<string, string> | undefined {
+  const h = req.provider.headers;
+  if (!h) return undefined;
+  return Object.fromEntries(Object.entries(h).filter(([k]) => !RESERVED_HEADERS.includes(k.toLowerCase())));
+}
+
+/** Strict mode per schema text, computed once: OpenAI then guarantees the shape instead of trying. */
+const strictness = new Map<string, string | null>();
+
 function openaiAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
   const client = new OpenAI({ apiKey: ep.apiKey, ...(ep.baseURL ? { baseURL: ep.baseURL } : {}), maxRetries: 0, ...(opts.fetch ? { fetch: opts.fetch } : {}) });
   return {
     async complete(req, { timeoutMs, signal }) {
       const p = req.provider;
       const schema = req.output.format === 'json' ? req.output.schema : undefined;
+      let strict = false;
+      if (schema) {
+        const key = JSON.stringify(schema);
+        let problem = strictness.get(key);
+        if (problem === undefined) {
+          problem = strictSchemaProblem(schema);
+          if (strictness.size > 100) strictness.clear();
+          strictness.set(key, problem);
+          if (problem) opts.onLooseSchema?.(problem);
+        }
+        strict = problem === null;
+      }
       const responseFormat =
         req.output.format !== 'json'
           ? undefined
           : schema
-            ? ({ type: 'json_schema', json_schema: { name: 'output', schema, strict: false } } as const)
+            ? ({ type: 'json_schema', json_schema: { name: 'output', schema, strict } } as const)
             : ({ type: 'json_object' } as const);
+      const headers = tierHeaders(req);
       const { data: r, response } = await client.chat.completions
         .create(
           {
@@ -112,7 +112,7 @@ function openaiAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
             ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
             ...(responseFormat ? { response_format: responseFormat } : {}),
           },
-          { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}) },
+          { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}), ...(headers ? { headers } : {}) },
         )
         .withResponse();
       const choice = r.choices[0];
@@ -123,9 +123,10 @@ function openaiAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
         text: choice.message.content ?? '',
         finishReason: finish,
         ...(refusal ? { refusal } : {}),
-        usage: { inputTokens: r.usage?.prompt_tokens ?? 0, outputTokens: r.usage?.completion_tokens ?? 0 },
+        usage: openaiUsage(r.usage),
         model: r.model || p.model,
         ...rateLimitOf(response.headers, 'x-ratelimit-limit-requests', 'x-ratelimit-limit-tokens'),
+        ...(response.headers.get(SIMULATED_HEADER) === 'true' ? { simulated: true } : {}),
       };
     },
   };
@@ -145,11 +146,35 @@ function anthropicAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
     async complete(req, { timeoutMs, signal }) {
       const p = req.provider;
       const messages = withJsonHint(req);
-      const system = messages
+      const systemText = messages
         .filter((m) => m.role === 'system')
         .map((m) => m.content)
         .join('\n\n');
-      const turns = messages.filter((m) => m.role !== 'system').map((m) => ({ role: m.role as 'user' | 'assistant', content: m.content }));
+      // Every item of a batch shares the system prompt (after the tool definition) and the
+      // template's leading text: both are cache breakpoints, so the provider bills them at
+      // the cache-read price from the second item on (a prefix under the model's minimum is
+      // simply not cached).
+      const system = systemText ? [{ type: 'text' as const, text: systemText, cache_control: { type: 'ephemeral' as const } }] : undefined;
+      let firstUser = true;
+      const turns = messages
+        .filter((m) => m.role !== 'system')
+        .map((m) => {
+          const role = m.role as 'user' | 'assistant';
+          const cut = req.sharedPrefixChars ?? 0;
+          if (role !== 'user' || !firstUser || cut <= 0 || cut >= m.content.length) {
+            if (role === 'user') firstUser = false;
+            return { role, content: m.content };
+          }
+          firstUser = false;
+          return {
+            role,
+            content: [
+              { type: 'text' as const, text: m.content.slice(0, cut), cache_control: { type: 'ephemeral' as const } },
+              { type: 'text' as const, text: m.content.slice(cut) },
+            ],
+          };
+        });
+      const headers = tierHeaders(req);
       const schema = req.output.format === 'json' ? req.output.schema : undefined;
       const tool = schema ? toolSchema(schema) : undefined;
       const { data: r, response } = await client.messages
@@ -169,15 +194,16 @@ function anthropicAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
                 }
               : {}),
           },
-          { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}) },
+          { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}), ...(headers ? { headers } : {}) },
         )
         .withResponse();
       const use = r.content.find((b) => b.type === 'tool_use' && b.name === OUTPUT_TOOL);
       const text = r.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('');
-      const usage = { inputTokens: r.usage.input_tokens, outputTokens: r.usage.output_tokens };
+      const usage = anthropicUsage(r.usage);
       const finishReason = STOP_REASONS[r.stop_reason ?? ''] ?? r.stop_reason ?? 'stop';
       const limits = rateLimitOf(response.headers, 'anthropic-ratelimit-requests-limit', 'anthropic-ratelimit-tokens-limit');
-      const base = { finishReason, usage, model: r.model || p.model, ...limits, ...(finishReason === 'refusal' ? { refusal: text } : {}) };
+      const simulated = response.headers.get(SIMULATED_HEADER) === 'true' ? { simulated: true } : {};
+      const base = { finishReason, usage, model: r.model || p.model, ...limits, ...simulated, ...(finishReason === 'refusal' ? { refusal: text } : {}) };
       if (use && use.type === 'tool_use') {
         const input = use.input as Record<string, unknown> | null;
         const value = tool?.wrapped && input && typeof input === 'object' ? input['value'] : input;
@@ -185,6 +211,29 @@ function anthropicAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
       }
       return { ...base, text };
     },
+  };
+}
+
+/** OpenAI usage: `prompt_tokens` includes the cached ones (`prompt_tokens_details.cached_tokens`). */
+export function openaiUsage(u: OpenAI.CompletionUsage | undefined): TokenUsage {
+  const cached = u?.prompt_tokens_details?.cached_tokens ?? 0;
+  return { inputTokens: u?.prompt_tokens ?? 0, outputTokens: u?.completion_tokens ?? 0, ...(cached > 0 ? { cachedInputTokens: cached } : {}) };
+}
+
+/** Anthropic usage: `input_tokens` excludes cache reads and writes, so they are added to the total. */
+export function anthropicUsage(u: {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens?: number | null;
+  cache_creation_input_tokens?: number | null;
+}): TokenUsage {
+  const read = u.cache_read_input_tokens ?? 0;
+  const write = u.cache_creation_input_tokens ?? 0;
+  return {
+    inputTokens: u.input_tokens + read + write,
+    outputTokens: u.output_tokens,
+    ...(read > 0 ? { cachedInputTokens: read } : {}),
+    ...(write > 0 ? { cacheWriteTokens: write } : {}),
   };
 }
 

@@ -25,19 +25,25 @@ const SECRET_PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
   [/https:\/\/hooks\.slack\.com\/services\/[A-Za-z0-9/_-]+/g, 'https://hooks.slack.com/services/[redacted]'],
 ];
 
+import { keyEnvNames } from './endpoints.ts';
+
 /** Values shorter than this are not treated as secrets: redacting "1" everywhere would destroy messages. */
 const MIN_SECRET_LENGTH = 6;
 
 const envSecretCache = new WeakMap<object, readonly string[]>();
 
-/** The secret values held in env vars named `*_API_KEY`, `*_TOKEN`, `*_SECRET`, ... (longest first). */
+/**
+ * The secret values held in env vars named `*_API_KEY`, `*_TOKEN`, `*_SECRET`, ..., and in
+ * every variable a tier may read as its key (STEADFAST_KEY_HOSTS), whatever its name (longest first).
+ */
 export function envSecrets(env: NodeJS.ProcessEnv = process.env): readonly string[] {
   // process.env is live (tests and operators change it), so only handed-in env objects are cached.
   const cacheable = env !== process.env;
   const cached = cacheable ? envSecretCache.get(env) : undefined;
   if (cached) return cached;
+  const keyNames = new Set(keyEnvNames(env));
   const values = Object.entries(env)
-    .filter(([name, value]) => SECRET_ENV_NAME.test(name) && typeof value === 'string' && value.length >= MIN_SECRET_LENGTH)
+    .filter(([name, value]) => (SECRET_ENV_NAME.test(name) || keyNames.has(name)) && typeof value === 'string' && value.length >= MIN_SECRET_LENGTH)
     .map(([, value]) => value as string)
     .sort((a, b) => b.length - a.length);
   if (cacheable) envSecretCache.set(env, values);

@@ -98,6 +98,10 @@ export const COLUMNS = [
   'started_at',
   'finished_at',
   'record_hash',
+  // 003_endpoint.sql
+  'endpoint_vendor',
+  'endpoint_host',
+  'simulated',
   'created_at',
   'updated_at',
 ] as const;
@@ -144,8 +148,13 @@ export function rowValues(rec: ResultRecord, now: string): (string | number | nu
     iso(rec.startedAt),
     iso(rec.finishedAt),
   ];
-  const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
-  return [...body, hash, now, now];
+  const ep = rec.endpoint ?? null;
+  const endpoint = [ep?.vendor ?? null, ep?.host ?? null, ep ? (ep.simulated ? 1 : 0) : null];
+  const hash = createHash('sha256')
+    // Without an endpoint the hash is the one rows had before 003_endpoint.sql: a re-delivery stays a no-op.
+    .update(JSON.stringify(ep ? [...body, ...endpoint] : body))
+    .digest('hex');
+  return [...body, hash, ...endpoint, now, now];
 }
 
 /** A stored row as read back (column names), before parsing. */
@@ -173,6 +182,10 @@ export function fromRow(r: Row): ResultRecord {
     startedAt: String(r['started_at']),
     finishedAt: String(r['finished_at']),
     ...(review ? { review } : {}),
+    endpoint:
+      r['endpoint_vendor'] === null || r['endpoint_vendor'] === undefined
+        ? null
+        : { vendor: String(r['endpoint_vendor']), host: String(r['endpoint_host'] ?? ''), simulated: Number(r['simulated']) === 1 },
   };
 }
 

@@ -10,7 +10,8 @@
  *   and on a 429 each sleeps for `retry-after(-ms)` and tries again.
  */
 import OpenAI from 'openai';
-import { createAdapter, resolveEndpoint } from '../activities/llm.ts';
+import { createAdapter } from '../activities/llm.ts';
+import { endpointPolicy, resolveEndpoint } from '../activities/endpoints.ts';
 import type { ResultStore } from '../activities/store.ts';
 import { parseJsonOutput, validateOutput } from '../src/shared/validate.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
@@ -27,7 +28,7 @@ export interface PoolResult {
 
 function adapterFor(spec: PipelineSpec) {
   const provider = spec.providers[0]!;
-  return { provider, adapter: createAdapter(resolveEndpoint(provider, 'http://unused.invalid', {})) };
+  return { provider, adapter: createAdapter(resolveEndpoint(provider, 0, endpointPolicy({}), {})) };
 }
 
 /** Runs every item through `concurrency` promise workers; resolves with the wall time. */

@@ -273,7 +273,7 @@ export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc>
     STEADFAST_TASK_QUEUE: o.taskQueue,
     STEADFAST_DB_PATH: o.dbPath,
     DATABASE_URL: '',
-    STEADFAST_PROVIDER_URL: o.providerUrl,
+    STEADFAST_SIMULATED_PROVIDER_URL: o.providerUrl,
     STEADFAST_METRICS_PORT: '0',
     // Several workers share this host: no fixed probe port.
     STEADFAST_HEALTH_PORT: '0',

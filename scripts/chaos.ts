@@ -321,7 +321,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** The bench workload with no baseURL: calls go to STEADFAST_PROVIDER_URL, i.e. each worker's proxy slot. */
+/** The bench workload with no baseURL: calls go to STEADFAST_SIMULATED_PROVIDER_URL, i.e. each worker's proxy slot. */
 function chaosPipeline() {
   const spec = benchPipeline({ providerUrl: 'http://unused.invalid', concurrency: Number(args.concurrency), timeoutMs: 5_000 });
   const [primary] = spec.providers;

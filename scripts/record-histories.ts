@@ -26,7 +26,7 @@ const config = loadConfig({
   TEMPORAL_ADDRESS: env.address,
   STEADFAST_TASK_QUEUE: 'record',
   STEADFAST_DB_PATH: join(dir, 'r.db'),
-  STEADFAST_PROVIDER_URL: provider.url,
+  STEADFAST_SIMULATED_PROVIDER_URL: provider.url,
 });
 const deps = await createDefaultDeps(config);
 const worker = await createWorker({ connection: env.nativeConnection, config, deps });

@@ -32,6 +32,10 @@ export interface BatchCarry {
   costUsd: number;
   truncated: number;
   tierUse: Record<string, number>;
+  /** Items answered per endpoint (`<vendor> <host>`); absent in batches carried over from before it existed. */
+  endpoints?: Record<string, number>;
+  /** Items answered by the fault-injecting provider. */
+  simulated?: number;
   pendingReviews: PendingReview[];
   consecutiveFailures: number;
   /** Why dispatch is paused (too many consecutive failures); null while running. */
@@ -261,6 +265,11 @@ export class BatchState {
     if (o.provider && (o.status === 'succeeded' || o.status === 'approved')) {
       this.s.tierUse[o.provider] = (this.s.tierUse[o.provider] ?? 0) + 1;
     }
+    if (o.endpoint && (o.status === 'succeeded' || o.status === 'approved')) {
+      const key = `${o.endpoint.vendor} ${o.endpoint.host}`;
+      this.s.endpoints = { ...this.s.endpoints, [key]: (this.s.endpoints?.[key] ?? 0) + 1 };
+      if (o.endpoint.simulated) this.s.simulated = (this.s.simulated ?? 0) + 1;
+    }
     return true;
   }
 
@@ -350,6 +359,8 @@ export class BatchState {
       costUsd: Math.round(this.s.costUsd * 1e6) / 1e6,
       truncated: this.s.truncated,
       tierUse,
+      endpoints: { ...this.s.endpoints },
+      simulated: this.s.simulated ?? 0,
       startedAt: this.s.startedAt,
       finishedAt,
       status: this.cancelled ? 'cancelled' : this.s.stopped ? 'stopped' : status,

@@ -10,6 +10,7 @@
  * so no wake-up can be lost.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   ParentClosePolicy,
@@ -58,6 +59,27 @@ import { loadOutputCheck } from './review.ts';
 import { BATCH_ID } from '../src/shared/search-attributes.ts';
 
 const source = proxyActivities<Activities>(sourceCall);
+
+/**
+ * Patch: a new batch checks its spec on a worker before its first item: the worker's
+ * endpoint policy (baseURL hosts, apiKeyEnv names) decides, and a spec it refuses fails
+ * the batch at once instead of sending every item to review.
+ */
+export const SPEC_CHECK_PATCH = 'spec-check-v1';
+const checks = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.InvalidSpec] } });
+
+/** Runs the worker-side spec check; its InvalidSpec fails the batch with the same message. */
+async function checkOnWorker(pipeline: BatchInput['pipeline']): Promise<void> {
+  try {
+    await checks.checkPipeline({ providers: pipeline.providers, output: pipeline.output });
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === FailureType.InvalidSpec) {
+      throw ApplicationFailure.create({ type: FailureType.InvalidSpec, message: `invalid batch input: ${cause.message}`, nonRetryable: true });
+    }
+    throw err;
+  }
+}
 
 /** Continue as new past this many events, well under the 10,000 the design allows. */
 const HISTORY_EVENT_BUDGET = 8_000;
@@ -109,10 +131,12 @@ class LegacyWake {
 
 export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }): Promise<BatchSummary> {
   let carry: BatchCarry;
+  let fresh = false;
   if ('carry' in input) {
     carry = { ...input.carry, runs: input.carry.runs + 1 };
   } else {
     const parsed = await parseBatchInput(input);
+    fresh = true;
     const batchId = parsed.batchId ?? workflowInfo().workflowId;
     carry = initialCarry(batchId, parsed.pipeline, parsed.items, parsed.source, new Date().toISOString());
   }
@@ -159,6 +183,8 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     handled((await cancel.request(r), true));
   });
   setHandler(progressQuery, () => state.progress(Date.now()));
+  // After the handlers: the batch answers its queries while a worker checks the spec.
+  if (fresh && patched(SPEC_CHECK_PATCH)) await checkOnWorker(carry.pipeline);
 
   /**
    * Something the loop must act on now (the predicate of the wait): the batch is done, a start

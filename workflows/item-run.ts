@@ -22,7 +22,19 @@ import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { contextWindowOf, costOf, tierName } from '../src/shared/tiers.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
 import { renderMessages, validateItem } from '../src/shared/template.ts';
-import type { ChatMessage, ErrorContext, InvalidOutputDetails, ItemInput, ItemOutcome, LlmResult, RateLimitInfo, TruncateResult, TruncationInfo } from '../src/shared/types.ts';
+import type {
+  ChatMessage,
+  EndpointInfo,
+  ErrorContext,
+  InvalidOutputDetails,
+  ItemInput,
+  ItemOutcome,
+  LlmResult,
+  RateLimitInfo,
+  TierFailure,
+  TruncateResult,
+  TruncationInfo,
+} from '../src/shared/types.ts';
 import { tierResultSignal } from '../src/shared/messages.ts';
 import type { AttemptRecord, ReviewDecision, ReviewDetails, ReviewRecord } from '../src/shared/messages.ts';
 import { pushAttempt, reviewDetails } from '../src/shared/review-details.ts';
@@ -117,6 +129,10 @@ export class ItemRun {
   /** The last human decision, stored in the row. */
   review: ReviewRecord | null = null;
   model: string | null = null;
+  /** Which endpoint gave the answer. */
+  endpoint: EndpointInfo | null = null;
+  /** The last failure of each tier tried in this run of the chain. */
+  tierFailures: TierFailure[] = [];
   /** Limits the first tier's provider advertised (its rate-limit headers). */
   rateLimit: RateLimitInfo | undefined;
   /** Tiers closed to this item by the batch's circuit breakers. */
@@ -184,12 +200,33 @@ export class ItemRun {
 
   private fail(type: string, message: string, provider?: string): void {
     const now = new Date().toISOString();
-    this.lastError = { type, message, attempts: this.attempts, provider, firstAt: this.lastError?.firstAt ?? now, lastAt: now };
+    if (provider !== undefined) {
+      // One line per tier (its latest failure), bounded: the reason travels in the batch's state.
+      const entry = { provider, type, message: message.length > MAX_REASON_CHARS ? `${message.slice(0, MAX_REASON_CHARS)}...` : message };
+      this.tierFailures = [...this.tierFailures.filter((f) => f.provider !== provider), entry];
+    }
+    this.lastError = {
+      type,
+      message,
+      attempts: this.attempts,
+      provider,
+      firstAt: this.lastError?.firstAt ?? now,
+      lastAt: now,
+      ...(this.tierFailures.length > 0 ? { tiers: this.tierFailures } : {}),
+    };
+  }
+
+  /** What a reviewer reads: every tier tried, each with its own failure. */
+  get reviewReason(): string {
+    if (!this.lastError) return '';
+    if (this.tierFailures.length <= 1) return this.lastError.message;
+    return this.tierFailures.map((f) => `${f.provider}: ${f.type}: ${f.message}`).join(' | ');
   }
 
   /** Runs the chain from `startTier` to a final state: succeeded, or failed (then a human decides). */
   async execute(startTier: number): Promise<void> {
     this.status = 'failed';
+    this.tierFailures = [];
     const problems = validateItem(this.item, this.spec);
     if (problems.length > 0) return this.fail(FailureType.InvalidItem, problems.join('; '));
     const messages = renderMessages(this.spec, this.item);
@@ -206,6 +243,7 @@ export class ItemRun {
         this.tier = t;
         this.model = result.model;
         this.output = result.json !== undefined ? result.json : result.text;
+        this.endpoint = result.endpoint ?? null;
         return;
       }
     }
@@ -232,6 +270,7 @@ export class ItemRun {
     const llm = proxyActivities<Activities>({ ...llmCallFor(provider, this.spec.retry), summary: `${name}: ${provider.model}` });
     let repairs = 0;
     let refits = 0;
+    const sharedPrefix = staticPrefixLength(this.spec.prompt.template);
     for (;;) {
       try {
         const scope = new CancellationScope();
@@ -244,6 +283,7 @@ export class ItemRun {
             provider,
             messages,
             output: this.spec.output,
+            ...(sharedPrefix > 0 ? { sharedPrefixChars: sharedPrefix } : {}),
             ...(this.input.parentWorkflowId ? { reportTo: this.input.parentWorkflowId } : {}),
           }),
         );
@@ -329,6 +369,7 @@ export class ItemRun {
       truncation: this.truncation,
       error: this.status === 'succeeded' ? null : this.lastError,
       ...(this.review ? { review: this.review } : {}),
+      endpoint: ok ? this.endpoint : null,
       startedAt: this.startedAt,
       finishedAt: new Date().toISOString(),
       secretFields: this.spec.secretFields,
@@ -351,6 +392,16 @@ export class ItemRun {
       errorType: this.status === 'succeeded' ? null : (this.lastError?.type ?? null),
       retried: this.retried,
       ...(this.rateLimit ? { rateLimit: this.rateLimit } : {}),
+      ...(this.endpoint && this.status === 'succeeded' ? { endpoint: this.endpoint } : {}),
     };
   }
+}
+
+/** Longest failure message kept per tier in the review reason. */
+const MAX_REASON_CHARS = 400;
+
+/** Characters of a template before its first placeholder: the part every item's prompt shares. */
+export function staticPrefixLength(template: string): number {
+  const i = template.indexOf('{{');
+  return i < 0 ? 0 : i;
 }

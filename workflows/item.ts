@@ -20,7 +20,7 @@ export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
   setHandler(reviewSignal, (d) => gate.receive(d));
   setHandler(reviewUpdate, (d) => (gate.receive(d), { accepted: true as const, itemId: input.item.id }), { validator: (d) => gate.validate(d) });
   setHandler(reviewDetailsQuery, () => run.details());
-  setHandler(itemStateQuery, () => ({ status: run.status, errorType: run.lastError?.type ?? null, reason: run.lastError?.message ?? null, tier: run.tier }));
+  setHandler(itemStateQuery, () => ({ status: run.status, errorType: run.lastError?.type ?? null, reason: run.lastError ? run.reviewReason : null, tier: run.tier }));
 
   try {
     await run.execute(0);
@@ -57,7 +57,7 @@ async function awaitReview(run: ItemRun, gate: ReviewGate): Promise<ReviewDecisi
   gate.open();
   await run.persist();
   upsertSearchAttributes([{ key: ITEM_STATUS, value: 'awaiting_review' }]);
-  const pending = { itemId: run.itemId, errorType: run.lastError?.type ?? FailureType.Unknown, reason: run.lastError?.message ?? '', since: new Date().toISOString() };
+  const pending = { itemId: run.itemId, errorType: run.lastError?.type ?? FailureType.Unknown, reason: run.reviewReason, since: new Date().toISOString() };
   await report(run.input, () => getExternalWorkflowHandle(run.input.parentWorkflowId!).signal(itemAwaitingSignal, pending));
   const decided = await condition(() => gate.decision !== null, review.timeout);
   const decision = gate.take();

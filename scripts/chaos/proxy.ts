@@ -1,6 +1,6 @@
 /**
  * A counting HTTP proxy in front of the provider. Each worker gets its own
- * prefix (`http://127.0.0.1:PORT/w/<slot>`, used as STEADFAST_PROVIDER_URL), so
+ * prefix (`http://127.0.0.1:PORT/w/<slot>`, used as STEADFAST_SIMULATED_PROVIDER_URL), so
  * every LLM call is attributed to the worker process that made it: which calls
  * were in flight when that worker was killed, and which item each call was for.
  */

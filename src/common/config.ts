@@ -12,8 +12,22 @@ const EnvConfig = z.object({
   /** PostgreSQL results store; when unset, the SQLite file below is used. */
   DATABASE_URL: z.string().url().optional(),
   STEADFAST_DB_PATH: z.string().min(1).default('data/results.db'),
-  /** The local fault-injecting provider, used by tiers with no baseURL and no API key. */
-  STEADFAST_PROVIDER_URL: z.string().url().default('http://127.0.0.1:8787'),
+  /**
+   * The explicit switch to the fault-injecting provider (tests, demo, bench, compose):
+   * tiers without a baseURL are answered by it and recorded as simulated. Unset: they
+   * call their vendor's API with its key, and a missing key is AuthFailed.
+   */
+  STEADFAST_SIMULATED_PROVIDER_URL: z.string().url().optional(),
+  /** Extra keys a tier may name as apiKeyEnv, each with the only hosts it may go to: `NAME=host,host;NAME=host`. */
+  STEADFAST_KEY_HOSTS: z
+    .string()
+    .regex(
+      /^\s*(?:[A-Za-z_][A-Za-z0-9_]*\s*=\s*[^;=\s][^;=]*)(?:;\s*[A-Za-z_][A-Za-z0-9_]*\s*=\s*[^;=\s][^;=]*)*;?\s*$/,
+      'NAME=host[,host][;NAME=host...] (e.g. OPENROUTER_API_KEY=openrouter.ai)',
+    )
+    .optional(),
+  /** Extra hosts a tier's baseURL may name (keyless), comma-separated; `*.example.com` wildcards. */
+  STEADFAST_ALLOWED_HOSTS: z.string().optional(),
   /** Default alert webhook (Slack-compatible) for batches whose spec names none. */
   STEADFAST_WEBHOOK_URL: z.string().url().optional(),
   /** Port of the worker's Prometheus /metrics; 0 disables. */
@@ -32,7 +46,8 @@ export type Config = {
   databaseUrl: string | undefined;
   webhookUrl: string | undefined;
   dbPath: string;
-  providerUrl: string;
+  /** The fault-injecting provider when the worker is switched to it (STEADFAST_SIMULATED_PROVIDER_URL). */
+  simulatedProviderUrl: string | undefined;
   metricsPort: number;
   healthPort: number;
   logLevel: z.output<typeof EnvConfig>['STEADFAST_LOG_LEVEL'];
@@ -42,7 +57,14 @@ export type Config = {
 /** Reads and validates the configuration; an error names the variable and the fix. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means unset (docker compose writes `KEY: ${KEY:-}` that way).
-  const r = EnvConfig.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
+  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  // The old name routed every keyless tier to the fault provider silently; refuse it rather than guess.
+  if (set['STEADFAST_PROVIDER_URL'] && !set['STEADFAST_SIMULATED_PROVIDER_URL']) {
+    throw new Error(
+      'invalid environment: STEADFAST_PROVIDER_URL was renamed: set STEADFAST_SIMULATED_PROVIDER_URL to route tiers without a baseURL to the fault-injecting provider, or unset it to call the vendors',
+    );
+  }
+  const r = EnvConfig.safeParse(set);
   if (!r.success) throw new Error(`invalid environment: ${formatIssues(r.error)}`);
   const c = r.data;
   return {
@@ -52,7 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: c.DATABASE_URL,
     webhookUrl: c.STEADFAST_WEBHOOK_URL,
     dbPath: c.STEADFAST_DB_PATH,
-    providerUrl: c.STEADFAST_PROVIDER_URL,
+    simulatedProviderUrl: c.STEADFAST_SIMULATED_PROVIDER_URL,
     metricsPort: c.STEADFAST_METRICS_PORT,
     healthPort: c.STEADFAST_HEALTH_PORT,
     logLevel: c.STEADFAST_LOG_LEVEL,

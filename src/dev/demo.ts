@@ -1,8 +1,9 @@
 /**
  * `npm run demo` (or `./sf demo` on a fresh machine): one batch end to end on
  * the embedded defaults — the local Temporal dev server (started unless one
- * runs), the fault-injecting provider (`flaky` profile, unless API keys are
- * set), a worker in this process, and SQLite results in data/results.db.
+ * runs), the fault-injecting provider (`flaky` profile) as the worker's explicit
+ * simulated endpoint (every row says `simulated`), a worker in this process, and
+ * SQLite results in data/results.db. Real vendors: run `npm run worker` with the keys.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -47,10 +48,12 @@ async function main(): Promise<void> {
 
   const server = await ensureDevServer(config, say);
   say(server === 'running' ? `Temporal server at ${config.temporalAddress}` : `Temporal dev server started at ${config.temporalAddress}`);
-  const provider = await startLocalProvider(config.providerUrl, process.env.STEADFAST_DEMO_PROFILE ?? 'flaky');
+  // The demo is simulated on purpose: its worker is switched to the fault provider explicitly.
+  const simulatedUrl = config.simulatedProviderUrl ?? 'http://127.0.0.1:8787';
+  const provider = await startLocalProvider(simulatedUrl, process.env.STEADFAST_DEMO_PROFILE ?? 'flaky');
 
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
-  const deps = await createDefaultDeps(config);
+  const deps = await createDefaultDeps({ ...config, simulatedProviderUrl: simulatedUrl });
   const worker = await createWorker({ connection, config, deps });
   const client = await connectClient(config);
   const started = Date.now();

@@ -60,6 +60,29 @@ function parse(body: unknown): ChatRequest | { error: string; param?: string } {
     schema,
     toolName,
     identitySource: JSON.stringify([model, system, messages, schema ?? null, toolName ?? null]),
+    ...cachePrefixOf(tools, body['system'], messages),
+  };
+}
+
+/**
+ * The prompt up to its last `cache_control` breakpoint, in Anthropic's order (tools,
+ * system, messages): what the cache holds. Nothing when no block carries one.
+ */
+function cachePrefixOf(tools: unknown[], system: unknown, messages: Record<string, unknown>[]): { cachePrefix?: string } {
+  const blocks: Array<{ text: string; mark: boolean }> = tools.map((t) => ({ text: JSON.stringify(t), mark: isRecord(t) && t['cache_control'] !== undefined }));
+  const add = (content: unknown): void => {
+    if (typeof content === 'string') blocks.push({ text: content, mark: false });
+    else if (Array.isArray(content)) for (const b of content) blocks.push({ text: textOf([b]), mark: isRecord(b) && b['cache_control'] !== undefined });
+  };
+  add(system);
+  for (const m of messages) add(m['content']);
+  const last = blocks.findLastIndex((b) => b.mark);
+  if (last < 0) return {};
+  return {
+    cachePrefix: blocks
+      .slice(0, last + 1)
+      .map((b) => b.text)
+      .join('\n'),
   };
 }
 
@@ -89,7 +112,14 @@ function success(req: ChatRequest, answer: Answer, usage: Usage, id: string): un
     content,
     stop_reason: stop,
     stop_sequence: null,
-    usage: { input_tokens: usage.input, output_tokens: usage.output, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, service_tier: 'standard' },
+    // input_tokens excludes what was read from or written to the cache, as Anthropic reports it.
+    usage: {
+      input_tokens: usage.input - (usage.cachedInput ?? 0) - (usage.cacheWrite ?? 0),
+      output_tokens: usage.output,
+      cache_creation_input_tokens: usage.cacheWrite ?? 0,
+      cache_read_input_tokens: usage.cachedInput ?? 0,
+      service_tier: 'standard',
+    },
   };
 }
 

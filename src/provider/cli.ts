@@ -13,7 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import type { FaultProfile } from './faults.ts';
 import { startProvider } from './server.ts';
 
-const DEFAULT_URL = process.env['STEADFAST_PROVIDER_URL'] ?? 'http://127.0.0.1:8787';
+const DEFAULT_URL = process.env['STEADFAST_SIMULATED_PROVIDER_URL'] ?? 'http://127.0.0.1:8787';
 
 function num(v: string): number {
   const n = Number(v);

@@ -25,6 +25,11 @@ export interface ChatRequest {
   toolName: string | undefined;
   /** Canonical JSON of (model, messages, schema): hashed into the request identity. */
   identitySource: string;
+  /**
+   * The request's cacheable prefix: OpenAI caches the leading system message by itself,
+   * Anthropic everything up to the last `cache_control` breakpoint. Undefined: nothing to cache.
+   */
+  cachePrefix?: string;
 }
 
 /** The content the engine decided on, before the dialect renders it. */
@@ -38,8 +43,13 @@ export interface Answer {
 
 /** Token counts billed for one call. */
 export interface Usage {
+  /** All prompt tokens, cached and cache-written ones included. */
   input: number;
   output: number;
+  /** Prompt tokens read from the prompt cache. */
+  cachedInput?: number;
+  /** Prompt tokens written to the prompt cache. */
+  cacheWrite?: number;
 }
 
 /** An HTTP answer: status, extra headers and a JSON body. */

@@ -29,6 +29,8 @@ export interface EngineOptions {
   models: readonly ModelConfig[];
   apiKey?: string;
   latencyScale: number;
+  /** A prefix shorter than this is not cached, as with the vendors. @default 1024 */
+  cacheMinTokens?: number;
   /** Clock for outages and the rate limiter. @default Date.now */
   now?: () => number;
 }
@@ -42,6 +44,8 @@ export class ProviderEngine {
   private activatedAt: number;
   private limiter: RateLimiter | undefined;
   private attempts = new Map<string, number>();
+  /** Cached prompt prefixes, by hash of (model, prefix). */
+  private promptCache = new Set<string>();
   private down = new Set<string>();
   private counter = new StatsCounter();
   private seq = 0;
@@ -90,6 +94,7 @@ export class ProviderEngine {
 
   /** Clears counters, attempt memory and rate-limit buckets; keeps profile and models down. */
   reset(): void {
+    this.promptCache.clear();
     this.attempts.clear();
     this.counter = new StatsCounter();
     this.limiter = this.makeLimiter();
@@ -106,6 +111,18 @@ export class ProviderEngine {
       inFlight: this.inFlight,
       maxInFlight: this.maxInFlight,
     });
+  }
+
+  /** Prompt-cache accounting of one answered request: a prefix seen before is read, a new one written. */
+  private cacheUsage(model: string, req: ChatRequest): { cachedInput?: number; cacheWrite?: number } {
+    if (req.cachePrefix === undefined) return {};
+    const tokens = countPromptTokens([req.cachePrefix]);
+    if (tokens < (this.opts.cacheMinTokens ?? 1024)) return {};
+    const key = hashHex('cache', model, req.cachePrefix);
+    if (this.promptCache.has(key)) return { cachedInput: tokens };
+    if (this.promptCache.size > 10_000) this.promptCache.clear();
+    this.promptCache.add(key);
+    return { cacheWrite: tokens };
   }
 
   /** Counts a written HTTP status. */
@@ -229,7 +246,7 @@ export class ProviderEngine {
 
     const answer = buildAnswer(req, kind);
     const output = answer.stop === 'length' && req.maxTokens !== undefined ? Math.min(req.maxTokens, countTokensApprox(answer.text)) : countTokensApprox(answer.text);
-    const usage = { input: promptTokens, output };
+    const usage = { input: promptTokens, output, ...this.cacheUsage(model.id, req) };
     const id = hashHex('response', this.opts.seed, identity, attempt);
     const reply: Reply = { status: 200, headers: { ...base, ...(rate ? d.rateHeaders(rate) : {}) }, body: d.success(req, answer, usage, id) };
     const onSent = (): void => this.counter.success(identity, usage.input, usage.output, costOf(model, usage.input, usage.output));

@@ -61,6 +61,8 @@ function parse(body: unknown): ChatRequest | { error: string; param?: string } {
     schema,
     toolName,
     identitySource: JSON.stringify([model, messages, schema ?? null, toolName ?? null]),
+    // Automatic prompt caching: the leading system message (and the tools before it) is the shared prefix.
+    ...(messages[0]?.['role'] === 'system' || messages[0]?.['role'] === 'developer' ? { cachePrefix: JSON.stringify([tools, texts[0]]) } : {}),
   };
 }
 
@@ -87,7 +89,7 @@ function success(req: ChatRequest, answer: Answer, usage: Usage, id: string): un
       prompt_tokens: usage.input,
       completion_tokens: usage.output,
       total_tokens: usage.input + usage.output,
-      prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+      prompt_tokens_details: { cached_tokens: usage.cachedInput ?? 0, audio_tokens: 0 },
       completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
     },
     service_tier: 'default',

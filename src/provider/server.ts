@@ -34,6 +34,8 @@ export interface ProviderOptions {
   apiKey?: string;
   /** Multiplies model latencies; 0 removes latency. @default 1 */
   latencyScale?: number;
+  /** Shortest prompt prefix (tokens) the prompt cache keeps. @default 1024 */
+  cacheMinTokens?: number;
   /** Clock for outages and rate limits (tests). @default Date.now */
   now?: () => number;
 }
@@ -54,13 +56,17 @@ export interface RunningProvider {
   reset(): void;
 }
 
+/** Response header on every answer of this provider: clients record the answer as simulated. */
+export const SIMULATED_HEADER = 'x-steadfast-simulated';
+
 /** Largest accepted request body. */
 const MAX_BODY = 32 * 1024 * 1024;
 
 function send(res: ServerResponse, r: Reply): void {
   if (res.destroyed || res.writableEnded) return;
   const text = JSON.stringify(r.body);
-  res.writeHead(r.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...r.headers });
+  // Every answer says it is simulated, so a client pointed here by URL records it as such.
+  res.writeHead(r.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), [SIMULATED_HEADER]: 'true', ...r.headers });
   res.end(text);
 }
 
@@ -165,6 +171,7 @@ export async function startProvider(opts: ProviderOptions = {}): Promise<Running
     models: opts.models ?? DEFAULT_MODELS,
     ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
     latencyScale: opts.latencyScale ?? 1,
+    ...(opts.cacheMinTokens !== undefined ? { cacheMinTokens: opts.cacheMinTokens } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
   const server = createServer((req, res) => {

@@ -6,6 +6,7 @@
  * fails at once with a non-retryable error that names the field.
  */
 import { z } from 'zod';
+import { schemaProblem } from './validate.ts';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -23,6 +24,9 @@ export const Duration = z.union([z.number().nonnegative(), z.string().regex(DURA
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** Headers a tier may not set: keys travel only through apiKeyEnv and the worker's policy. */
+export const RESERVED_HEADERS: readonly string[] = ['authorization', 'x-api-key', 'api-key', 'cookie', 'proxy-authorization'];
+
 /** One tier of the provider chain. API keys are named by env var, never inlined. */
 export const ProviderSpec = z
   .object({
@@ -30,12 +34,24 @@ export const ProviderSpec = z
     name: z.string().min(1).optional(),
     kind: z.enum(['openai', 'anthropic', 'openai-compatible']),
     model: z.string().min(1),
-    /** Endpoint; omitted means the vendor's API when its key is set, else the local fault-injecting provider. */
+    /**
+     * Endpoint; omitted means the vendor's API (or, on a worker switched to it, the
+     * fault-injecting provider). The worker allows only its operator's hosts.
+     */
     baseURL: z.string().url().optional(),
-    /** Name of the env var that holds the API key on the workers. */
+    /** Name of the env var that holds the API key on the workers; the worker allows only its operator's names. */
     apiKeyEnv: z.string().regex(ENV_NAME, 'an environment variable name').optional(),
-    /** Context window in tokens. @default 128000 (openai), 200000 (anthropic), 8192 (compatible) */
+    /** Context window in tokens. @default 128000 (openai), 200000 (anthropic), 32768 (compatible) */
     contextWindow: z.number().int().positive().optional(),
+    /** Extra HTTP headers of this tier (OpenAI-Organization, OpenAI-Project, OpenRouter's HTTP-Referer / X-Title); never keys. */
+    headers: z
+      .record(z.string().regex(/^[A-Za-z0-9-]+$/, 'an HTTP header name'), z.string().max(1_000))
+      .superRefine((h, ctx) => {
+        for (const name of Object.keys(h)) {
+          if (RESERVED_HEADERS.includes(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: `${name} carries a key: name the key with apiKeyEnv instead` });
+        }
+      })
+      .optional(),
     /** Output tokens requested per call. @default 1024 */
     maxOutputTokens: z.number().int().positive().default(1024),
     temperature: z.number().min(0).max(2).optional(),
@@ -44,7 +60,17 @@ export const ProviderSpec = z
     /** Factor applied to the timeout on each further attempt. @default 1.5 */
     timeoutGrowth: z.number().min(1).max(4).default(1.5),
     /** USD per million tokens. @default 0 */
-    pricing: z.object({ inputPerMTok: z.number().nonnegative().default(0), outputPerMTok: z.number().nonnegative().default(0) }).default({ inputPerMTok: 0, outputPerMTok: 0 }),
+    pricing: z
+      .object({
+        inputPerMTok: z.number().nonnegative().default(0),
+        outputPerMTok: z.number().nonnegative().default(0),
+        /** Prompt tokens read from the provider's cache. @default inputPerMTok */
+        cachedInputPerMTok: z.number().nonnegative().optional(),
+        /** Prompt tokens written to the cache (Anthropic). @default inputPerMTok */
+        cacheWritePerMTok: z.number().nonnegative().optional(),
+      })
+      .strict()
+      .default({ inputPerMTok: 0, outputPerMTok: 0 }),
     /** Pacing targets; adapted from the provider's rate-limit headers. */
     rateLimit: z
       .object({
@@ -70,8 +96,15 @@ export const PipelineSpec = z
     output: z
       .object({
         format: z.enum(['text', 'json']).default('text'),
-        /** JSON Schema the parsed output must satisfy (format `json`). */
-        schema: z.record(z.string(), z.unknown()).optional(),
+        /** JSON Schema the parsed output must satisfy (format `json`): drafts 07, 2019-09, 2020-12 (the default). */
+        schema: z
+          .record(z.string(), z.unknown())
+          .superRefine((schema, ctx) => {
+            // Compiled here (and cached) so an unusable schema fails the batch before any item runs.
+            const problem = schemaProblem(schema);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem.replace(/^output\.schema /, '') });
+          })
+          .optional(),
       })
       .strict()
       .default({ format: 'text' }),

@@ -16,12 +16,35 @@ export function tierName(p: ProviderSpec, index: number): string {
   return p.name ?? `tier${index + 1}:${p.kind}:${p.model}`;
 }
 
-/** Cost in USD of a call under the tier's pricing (USD per million tokens). */
-export function costOf(pricing: { inputPerMTok: number; outputPerMTok: number }, usage: { inputTokens: number; outputTokens: number }): number {
-  return (usage.inputTokens * pricing.inputPerMTok + usage.outputTokens * pricing.outputPerMTok) / 1_000_000;
+/** A tier's prices in USD per million tokens; the cache prices default to the input price. */
+export interface Pricing {
+  inputPerMTok: number;
+  outputPerMTok: number;
+  cachedInputPerMTok?: number | undefined;
+  cacheWritePerMTok?: number | undefined;
 }
+
+/**
+ * Cost in USD of a call under the tier's pricing. `inputTokens` counts all prompt
+ * tokens; those read from or written to the prompt cache are billed at their own prices.
+ */
+export function costOf(pricing: Pricing, usage: { inputTokens: number; outputTokens: number; cachedInputTokens?: number; cacheWriteTokens?: number }): number {
+  const cached = usage.cachedInputTokens ?? 0;
+  const written = usage.cacheWriteTokens ?? 0;
+  const plain = Math.max(0, usage.inputTokens - cached - written);
+  return (
+    (plain * pricing.inputPerMTok +
+      cached * (pricing.cachedInputPerMTok ?? pricing.inputPerMTok) +
+      written * (pricing.cacheWritePerMTok ?? pricing.inputPerMTok) +
+      usage.outputTokens * pricing.outputPerMTok) /
+    1_000_000
+  );
+}
+
+/** The default context window of an openai-compatible tier: set `contextWindow` to the served model's. */
+export const COMPATIBLE_CONTEXT_WINDOW = 32_768;
 
 /** The default context window of a provider kind, in tokens. */
 export function contextWindowOf(p: ProviderSpec): number {
-  return p.contextWindow ?? (p.kind === 'anthropic' ? 200_000 : p.kind === 'openai' ? 128_000 : 8_192);
+  return p.contextWindow ?? (p.kind === 'anthropic' ? 200_000 : p.kind === 'openai' ? 128_000 : COMPATIBLE_CONTEXT_WINDOW);
 }

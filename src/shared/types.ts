@@ -19,13 +19,33 @@ export interface LlmRequest {
   provider: ProviderSpec;
   messages: ChatMessage[];
   output: PipelineSpec['output'];
+  /**
+   * Length of the first user message's part that every item shares (the template's
+   * text before its first placeholder): Anthropic tiers mark it for prompt caching.
+   */
+  sharedPrefixChars?: number;
   /** The batch workflow to tell when the call succeeded (it frees the item's concurrency slot). */
   reportTo?: string;
 }
 
 export interface TokenUsage {
+  /** All prompt tokens, cached and cache-written ones included. */
   inputTokens: number;
   outputTokens: number;
+  /** Prompt tokens read from the provider's prompt cache (OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`). */
+  cachedInputTokens?: number;
+  /** Prompt tokens written to the cache (Anthropic `cache_creation_input_tokens`). */
+  cacheWriteTokens?: number;
+}
+
+/** Which endpoint answered a call: recorded on every result row and counted in the summary. */
+export interface EndpointInfo {
+  /** `openai`, `anthropic`, `openai-compatible` or `simulated` (the fault-injecting provider). */
+  vendor: string;
+  /** Host (and port) of the base URL. */
+  host: string;
+  /** True when the answer came from the fault-injecting provider. */
+  simulated: boolean;
 }
 
 /** Per-minute limits a provider advertises in its headers. */
@@ -47,6 +67,8 @@ export interface LlmResult {
   attempt: number;
   /** The provider's advertised limits, when its headers carry them. */
   rateLimit?: RateLimitInfo;
+  /** Which endpoint answered. */
+  endpoint?: EndpointInfo;
 }
 
 /** Details attached to an InvalidOutput failure so the workflow can ask for a repair. */
@@ -95,6 +117,16 @@ export interface ErrorContext {
   provider?: string;
   firstAt: string;
   lastAt: string;
+  /** The last failure of each tier tried, in order: what a reviewer reads. */
+  tiers?: TierFailure[];
+}
+
+/** How one tier failed for an item. */
+export interface TierFailure {
+  provider: string;
+  type: string;
+  /** The provider's own message, with HTTP status and error type when it sent them. */
+  message: string;
 }
 
 /** One row of the results store, keyed by (batchId, itemId). */
@@ -116,6 +148,8 @@ export interface ResultRecord {
   finishedAt: string;
   /** The last human decision (decision, reviewer, note, time); absent when there was none. */
   review?: ReviewRecord | null;
+  /** Which endpoint gave the stored answer; null when no call answered. */
+  endpoint?: EndpointInfo | null;
 }
 
 /** Input of the `itemPipeline` child workflow. */
@@ -145,6 +179,8 @@ export interface ItemOutcome {
   retried: number;
   /** Limits the tier-0 provider advertised on this item's calls (pacing adapts to them). */
   rateLimit?: RateLimitInfo;
+  /** Which endpoint gave the item's answer. */
+  endpoint?: EndpointInfo;
 }
 
 /** A Slack-compatible alert. */
@@ -173,6 +209,10 @@ export interface BatchSummary {
   truncated: number;
   /** Items finished by each tier name. */
   tierUse: Record<string, number>;
+  /** Items answered by each endpoint, keyed `<vendor> <host>` (e.g. `openai api.openai.com`). */
+  endpoints: Record<string, number>;
+  /** Items whose answer came from the fault-injecting provider. */
+  simulated: number;
   startedAt: string;
   finishedAt: string;
   /** `cancelled`: a cancel stopped it; items that never finished are counted in `cancelled` and `notStarted`. */

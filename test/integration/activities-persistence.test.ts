@@ -96,6 +96,7 @@ function record(batchId: string, itemId: string, over: Partial<ResultRecord> = {
     error: null,
     startedAt: '2025-06-01T10:00:00.000Z',
     finishedAt: '2025-06-01T10:00:05.000Z',
+    endpoint: { vendor: 'openai', host: 'api.openai.com', simulated: false },
     ...over,
   };
 }
@@ -199,7 +200,7 @@ for (const t of targets) {
       const store = await t.open();
       try {
         const key = 'sk-test-0123456789abcdefghijklmnop';
-        const acts = createActivities({ store, providerUrl: 'http://127.0.0.1:1', env: { OPENAI_API_KEY: key, CRM_TOKEN: 'crm-token-value-77' } });
+        const acts = createActivities({ store, simulatedProviderUrl: 'http://127.0.0.1:1', env: { OPENAI_API_KEY: key, CRM_TOKEN: 'crm-token-value-77' } });
         const b = batch();
         const error = {
           type: 'AuthFailed',

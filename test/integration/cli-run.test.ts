@@ -242,7 +242,7 @@ describe('steadfast CLI against a real Temporal server', () => {
       expect(table.stdout).toMatch(/^bad1 +AuthFailed +\S+ ago +\S/m);
       expect(table.stdout).toContain('npx steadfast review approve cli-review <itemId>');
       const status = await cli('status', 'cli-review');
-      expect(status.stdout).toMatch(/^awaiting review +2$/m);
+      expect(status.stdout).toMatch(/^awaiting review +2 \(AuthFailed 2\)$/m);
 
       const rejected = await cli('review', 'approve', 'cli-review', 'nope');
       expect(rejected.code).toBe(1);

@@ -152,7 +152,7 @@ describe('a worker process under the flaky profile', () => {
 
   beforeAll(async () => {
     provider = await startProvider({ port: 0, profile: 'flaky', seed: 7, latencyScale: 0 });
-    worker = await spawnWorker({ STEADFAST_PROVIDER_URL: provider.url });
+    worker = await spawnWorker({ STEADFAST_SIMULATED_PROVIDER_URL: provider.url });
     await worker.waitReady();
   }, 120_000);
   afterAll(async () => {
@@ -312,7 +312,20 @@ describe('a worker process that cannot reach Temporal', () => {
 });
 
 describe('secrets in a worker process', () => {
-  const KEY = 'sk-test-SECRET-123-do-not-log-4f9a7c';
+  // A canary in a custom apiKeyEnv whose name and value match no secret pattern: only the
+  // worker's key allow-list (STEADFAST_KEY_HOSTS) tells the scrubber it is a secret.
+  const KEY = 'canary-7f3e9d1c-llmkey-value-0042';
+  const webhookBodies: string[] = [];
+  const keysSeen: string[] = [];
+  const hook = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      webhookBodies.push(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200).end('ok');
+    });
+  });
+  let hookUrl = '';
   const SSN = '078-05-1120';
   let provider: RunningProvider;
   /** An OpenAI-compatible endpoint that, like some proxies, echoes the key it got into its 401. */
@@ -320,6 +333,7 @@ describe('secrets in a worker process', () => {
     req.resume();
     req.on('end', () => {
       const auth = String(req.headers['authorization'] ?? '');
+      keysSeen.push(auth);
       res.writeHead(401, { 'content-type': 'application/json', 'x-request-id': 'req_echo' });
       res.end(
         JSON.stringify({
@@ -339,27 +353,32 @@ describe('secrets in a worker process', () => {
     provider = await startProvider({ port: 0, profile: 'none', seed: 1, latencyScale: 0, apiKey: 'the-provider-wants-another-key' });
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     echoUrl = `http://127.0.0.1:${(echo.address() as AddressInfo).port}/v1`;
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+    hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
   });
   afterAll(async () => {
     await provider?.close();
     echo.close();
     echo.closeAllConnections();
+    hook.close();
+    hook.closeAllConnections();
   });
 
   it("keeps an API key from the environment and the spec's secret fields out of logs, histories, errors and rows", async () => {
-    const worker = await spawnWorker({ STEADFAST_PROVIDER_URL: provider.url, OPENAI_API_KEY: KEY, STEADFAST_LOG_LEVEL: 'debug' });
+    const worker = await spawnWorker({ STEADFAST_SIMULATED_PROVIDER_URL: provider.url, LLM_KEY: KEY, STEADFAST_KEY_HOSTS: 'LLM_KEY=127.0.0.1', STEADFAST_LOG_LEVEL: 'debug' });
     try {
       await worker.waitReady();
       const pipeline = pipelineWith(
         [
-          { name: 'echoing', kind: 'openai', model: 'gpt-4o-mini', baseURL: echoUrl, timeout: '2s' },
-          { name: 'refusing', kind: 'openai', model: 'gpt-4o-mini', baseURL: `${provider.url}/v1`, timeout: '2s' },
+          { name: 'echoing', kind: 'openai-compatible', model: 'gpt-4o-mini', baseURL: echoUrl, apiKeyEnv: 'LLM_KEY', timeout: '2s' },
+          { name: 'refusing', kind: 'openai', model: 'gpt-4o-mini', baseURL: `${provider.url}/v1`, apiKeyEnv: 'LLM_KEY', timeout: '2s' },
         ],
         {
           prompt: { template: 'Customer {{customer}} (ssn {{ssn}}) writes: {{text}}' },
           input: { required: ['ssn'] },
           secretFields: ['ssn'],
           review: { timeout: '1s', defaultDecision: 'skip' },
+          alerts: { webhookUrl: hookUrl, errorRateThreshold: 0.05 },
         },
       );
       const handle = await startBatch(worker.taskQueue, { pipeline, items: [{ id: 's1', customer: 'Ann', ssn: SSN, text: 'Where is my refund?' }] });
@@ -367,12 +386,24 @@ describe('secrets in a worker process', () => {
       expect(summary).toMatchObject({ total: 1, skipped: 1 });
       // The key really was sent and refused on both tiers.
       expect(provider.stats().byStatus['401']).toBeGreaterThan(0);
+      expect(keysSeen).toContain(`Bearer ${KEY}`);
+      // Alerts went out (awaiting review, with the reason in the text).
+      expect(webhookBodies.some((b) => b.includes('awaits review'))).toBe(true);
 
       const store = await openStore({ dbPath: worker.dbPath });
       const rows = await store.list(handle.workflowId);
       await store.close();
       expect(rows).toHaveLength(1);
       expect(rows[0]!.error).toMatchObject({ type: 'AuthFailed', provider: 'refusing' });
+      // The reviewer reads every tier's own failure: the provider's message, status and type.
+      expect(rows[0]!.error!.tiers).toEqual([
+        {
+          provider: 'echoing',
+          type: 'AuthFailed',
+          message: expect.stringMatching(/^echoing gpt-4o-mini: Incorrect API key provided: \[redacted\]\..*\(HTTP 401, invalid_request_error, invalid_api_key\)$/),
+        },
+        { provider: 'refusing', type: 'AuthFailed', message: expect.stringContaining('(HTTP 401, invalid_request_error, invalid_api_key)') },
+      ]);
 
       /** History as text: payload bytes (base64 `data`) decoded, failure messages and stack traces as they are. */
       const historyText = async (workflowId: string) =>
@@ -394,6 +425,7 @@ describe('secrets in a worker process', () => {
         ['batch history', batchHistory],
         ['item history', itemHistory],
         ['results rows', JSON.stringify(rows)],
+        ['webhook bodies', webhookBodies.join('\n')],
       ] as const) {
         expect(text.includes(KEY), `key in ${where}`).toBe(false);
         expect(text.includes(KEY.slice(0, 20)), `key prefix in ${where}`).toBe(false);

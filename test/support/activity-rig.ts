@@ -35,7 +35,7 @@ export async function createActivityRig(seed: number, into = {} as ActivityRig):
   Object.assign(rig, {
     provider,
     store,
-    acts: createActivities({ store, providerUrl: provider.url, env: {}, fetch: faultFetch }),
+    acts: createActivities({ store, simulatedProviderUrl: provider.url, env: {}, fetch: faultFetch }),
     fault: undefined,
     lastHeaders: undefined,
     async close() {

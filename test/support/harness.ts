@@ -55,7 +55,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     TEMPORAL_ADDRESS: address,
     STEADFAST_TASK_QUEUE: taskQueue,
     STEADFAST_DB_PATH: join(dir, 'results.db'),
-    STEADFAST_PROVIDER_URL: provider.url,
+    STEADFAST_SIMULATED_PROVIDER_URL: provider.url,
     DATABASE_URL: '',
     ...opts.env,
   });
@@ -65,7 +65,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     createWorker({
       connection: nativeConnection,
       config,
-      deps: { store, providerUrl: provider.url, ...opts.deps },
+      deps: { store, simulatedProviderUrl: provider.url, ...opts.deps },
       workflowBundle: { codePath: inject('workflowBundlePath') },
       overrides: { shutdownGraceTime: '1 s', ...opts.worker, ...overrides },
     });

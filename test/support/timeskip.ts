@@ -38,11 +38,11 @@ export async function createTimeSkipping(): Promise<TimeSkipping> {
     provider,
     store,
     worker: (taskQueue) => {
-      const config = loadConfig({ ...process.env, STEADFAST_TASK_QUEUE: taskQueue, STEADFAST_PROVIDER_URL: provider.url, DATABASE_URL: '' });
+      const config = loadConfig({ ...process.env, STEADFAST_TASK_QUEUE: taskQueue, STEADFAST_SIMULATED_PROVIDER_URL: provider.url, DATABASE_URL: '' });
       return createWorker({
         connection: env.nativeConnection,
         config,
-        deps: { store, providerUrl: provider.url },
+        deps: { store, simulatedProviderUrl: provider.url },
         workflowBundle: { codePath: inject('workflowBundlePath') },
         overrides: { shutdownGraceTime: '1 s' },
       });

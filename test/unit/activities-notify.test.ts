@@ -62,7 +62,7 @@ async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
 
 describe('notify', () => {
   it('POSTs Slack-compatible JSON to the webhook', async () => {
-    const acts = createActivities({ store, providerUrl: base, env: {} });
+    const acts = createActivities({ store, simulatedProviderUrl: base, env: {} });
     const r = await quiet().run(acts.notify, { ...alert, webhookUrl: `${base}/services/T0/B0/secret` });
     expect(r).toEqual({ delivered: true });
     expect(received).toHaveLength(1);
@@ -86,7 +86,7 @@ describe('notify', () => {
   });
 
   it('finds the webhook in the named env var, then the default', async () => {
-    const acts = createActivities({ store, providerUrl: base, env: { ALERT_HOOK: `${base}/from-env` }, webhookUrl: `${base}/default` });
+    const acts = createActivities({ store, simulatedProviderUrl: base, env: { ALERT_HOOK: `${base}/from-env` }, webhookUrl: `${base}/default` });
     const env = quiet();
     await env.run(acts.notify, { ...alert, webhookUrlEnv: 'ALERT_HOOK' });
     await env.run(acts.notify, alert);
@@ -94,14 +94,14 @@ describe('notify', () => {
   });
 
   it('returns delivered:false when no webhook is configured', async () => {
-    const acts = createActivities({ store, providerUrl: base, env: {} });
+    const acts = createActivities({ store, simulatedProviderUrl: base, env: {} });
     expect(await quiet().run(acts.notify, alert)).toEqual({ delivered: false });
     expect(received).toHaveLength(0);
   });
 
   it('throws a retryable WebhookFailed on an HTTP error, without the URL', async () => {
     answers = [{ status: 500 }];
-    const acts = createActivities({ store, providerUrl: base, env: {} });
+    const acts = createActivities({ store, simulatedProviderUrl: base, env: {} });
     const f = await failureOf(quiet().run(acts.notify, { ...alert, webhookUrl: `${base}/services/T0/B0/secret` }));
     expect(f.type).toBe(FailureType.WebhookFailed);
     expect(f.nonRetryable).toBe(false);
@@ -111,14 +111,14 @@ describe('notify', () => {
 
   it('honours Retry-After on a 429', async () => {
     answers = [{ status: 429, headers: { 'retry-after': '3' } }];
-    const acts = createActivities({ store, providerUrl: base, env: {} });
+    const acts = createActivities({ store, simulatedProviderUrl: base, env: {} });
     const f = await failureOf(quiet().run(acts.notify, { ...alert, webhookUrl: `${base}/hook` }));
     expect(f.type).toBe(FailureType.WebhookFailed);
     expect(f.nextRetryDelay).toBe(3000);
   });
 
   it('throws a retryable WebhookFailed when the receiver is unreachable', async () => {
-    const acts = createActivities({ store, providerUrl: base, env: {} });
+    const acts = createActivities({ store, simulatedProviderUrl: base, env: {} });
     const f = await failureOf(quiet().run(acts.notify, { ...alert, webhookUrl: 'http://127.0.0.1:1/hook' }));
     expect(f.type).toBe(FailureType.WebhookFailed);
     expect(f.nonRetryable).toBe(false);
@@ -126,7 +126,7 @@ describe('notify', () => {
   });
 
   it('fails for good on a malformed webhook URL', async () => {
-    const acts = createActivities({ store, providerUrl: base, env: {} });
+    const acts = createActivities({ store, simulatedProviderUrl: base, env: {} });
     const f = await failureOf(quiet().run(acts.notify, { ...alert, webhookUrl: 'not a url' }));
     expect(f.type).toBe(FailureType.WebhookFailed);
     expect(f.nonRetryable).toBe(true);

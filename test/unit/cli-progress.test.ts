@@ -46,6 +46,8 @@ const summary: BatchSummary = {
   costUsd: 0.00123,
   truncated: 1,
   tierUse: { primary: 1, secondary: 1 },
+  endpoints: { 'simulated 127.0.0.1:8787': 2 },
+  simulated: 2,
   startedAt: '2026-11-24T01:30:00.000Z',
   finishedAt: '2026-11-24T01:31:05.000Z',
   status: 'completed',

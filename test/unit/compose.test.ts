@@ -36,7 +36,8 @@ describe('docker-compose.yml', () => {
     expect(env.TEMPORAL_ADDRESS).toBe('temporal:7233');
     expect(env.STEADFAST_TASK_QUEUE).toBe('steadfast');
     expect(new URL(env.DATABASE_URL!).hostname).toBe('results-db');
-    expect(new URL(env.STEADFAST_PROVIDER_URL!).hostname).toBe('provider');
+    // The fault provider is an explicit, overridable switch (empty in .env: the vendors answer).
+    expect(env.STEADFAST_SIMULATED_PROVIDER_URL).toBe('${STEADFAST_SIMULATED_PROVIDER_URL-http://provider:8787}');
     // Keys come from the user's shell; none is written into the file.
     expect(env.OPENAI_API_KEY).toBe('${OPENAI_API_KEY:-}');
   });

@@ -128,6 +128,13 @@ export function summaryTable(s: BatchSummary): string {
     ['cost', `$${s.costUsd.toFixed(4)}`],
     ['truncated', int(s.truncated)],
     ['tier use', tiers.length ? tiers.map(([t, n]) => `${t} ${int(n)}`).join(', ') : '-'],
+    [
+      'endpoints',
+      Object.entries(s.endpoints ?? {})
+        .map(([e, n]) => `${e} ${int(n)}`)
+        .join(', ') || '-',
+    ],
+    ...((s.simulated ?? 0) > 0 ? [['simulated', `${int(s.simulated)} answers from the fault-injecting provider`] as [string, string]] : []),
     ['duration', formatDuration(seconds)],
   ]);
 }

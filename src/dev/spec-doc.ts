@@ -1,0 +1,162 @@
+/**
+ * Generates docs/spec.md, the pipeline spec reference, from the zod schema itself
+ * (`z.toJSONSchema` of `PipelineSpec`): every field with its type, default, a
+ * description and an example. test/unit/spec-doc.test.ts fails when the file is not
+ * what this prints or a field has no description, so the reference cannot drift.
+ *
+ *   node src/dev/spec-doc.ts > docs/spec.md
+ */
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { PipelineSpec } from '../shared/spec.ts';
+
+/** Description and example of each field, by path (`providers[].pricing.inputPerMTok`). */
+export const FIELDS: Record<string, [description: string, example: string]> = {
+  name: ['Name of the pipeline, shown in summaries and logs.', '"ticket-triage"'],
+  prompt: ['The prompt: an optional system message and the user template.', '{ "template": "Classify: {{text}}" }'],
+  'prompt.system': [
+    'System message; `{{field}}` placeholders are filled from the item. Shared by every item (prompt-cached on Anthropic).',
+    '"You are a support triage assistant."',
+  ],
+  'prompt.template': [
+    "User message; `{{field}}` / `{{ field.sub }}` placeholders are replaced with the item's fields (each must be present). The text before the first placeholder is prompt-cached on Anthropic.",
+    '"Ticket {{id}}: {{text}}"',
+  ],
+  output: ['What the answer must be.', '{ "format": "json", "schema": { "type": "object" } }'],
+  'output.format': ['`text`: any answer; `json`: a JSON value, parsed and validated against `schema`.', '"json"'],
+  'output.schema': [
+    'JSON Schema the parsed answer must satisfy, validated by Ajv with ajv-formats. Drafts 07, 2019-09 and 2020-12 (`$schema`; without one, 2020-12). An unusable schema, an unknown keyword or format, or a dangling `$ref` fails the batch at once. Sent to OpenAI with `strict: true` when it is inside the strict subset, else `strict: false`.',
+    '{ "type": "object", "properties": { "label": { "enum": ["billing", "other"] } }, "required": ["label"], "additionalProperties": false }',
+  ],
+  input: ['Checks on each item before any call.', '{ "required": ["text"] }'],
+  'input.required': ["Fields every item must have besides `id` (the template's placeholders are required too).", '["text", "customer"]'],
+  'input.maxChars': ['Largest item, in characters of its JSON; a larger item goes to review as InvalidItem.', '20000'],
+  providers: ['The provider chain, tried in order (1 to 5 tiers).', '[{ "name": "primary", "kind": "openai", "model": "gpt-4o-mini" }]'],
+  'providers[].name': ['Label of the tier in results, metrics and reviews. Default `tier<N>:<kind>:<model>`.', '"primary"'],
+  'providers[].kind': [
+    'API dialect: `openai` (Chat Completions), `anthropic` (Messages) or `openai-compatible` (any server speaking Chat Completions: vLLM, Ollama, LM Studio, Gemini, OpenRouter, Azure v1).',
+    '"anthropic"',
+  ],
+  'providers[].model': ['Model id as the endpoint knows it.', '"claude-haiku-4-5"'],
+  'providers[].baseURL': [
+    "Endpoint URL. Omitted: the vendor's API (or, on a worker with STEADFAST_SIMULATED_PROVIDER_URL, the fault-injecting provider). The worker allows only the vendors' hosts, loopback and its operator's STEADFAST_ALLOWED_HOSTS / STEADFAST_KEY_HOSTS; anything else fails the batch at once. Required for `openai-compatible`.",
+    '"http://127.0.0.1:8000/v1"',
+  ],
+  'providers[].apiKeyEnv': [
+    "Name of the worker's env var holding the key. Default `OPENAI_API_KEY` / `ANTHROPIC_API_KEY` for the vendor's own host, none elsewhere. The worker lends only the names in its STEADFAST_KEY_HOSTS (plus the two defaults), and each only to its listed hosts.",
+    '"OPENROUTER_API_KEY"',
+  ],
+  'providers[].contextWindow': [
+    "Context window in tokens, for counting and truncation. Default 128000 (openai), 200000 (anthropic), 32768 (openai-compatible: set it to the served model's).",
+    '131072',
+  ],
+  'providers[].headers': [
+    "Extra HTTP headers of the tier (OpenAI-Organization, OpenAI-Project, OpenRouter's HTTP-Referer and X-Title). Never keys: Authorization, x-api-key, api-key and cookies are refused.",
+    '{ "OpenAI-Project": "proj_abc" }',
+  ],
+  'providers[].maxOutputTokens': ['Output tokens requested per call (`max_completion_tokens` on OpenAI, `max_tokens` elsewhere).', '512'],
+  'providers[].temperature': ["Sampling temperature, 0 to 2 (capped at 1 for Anthropic). Default: the endpoint's.", '0'],
+  'providers[].timeout': ['Timeout of one attempt (`30s`, `2m` or milliseconds); grows by `timeoutGrowth` per attempt.', '"60s"'],
+  'providers[].timeoutGrowth': ['Factor applied to the timeout on each further attempt (1 to 4).', '1.5'],
+  'providers[].pricing': ['USD per million tokens, for the cost in rows, summaries and metrics.', '{ "inputPerMTok": 0.15, "outputPerMTok": 0.6, "cachedInputPerMTok": 0.075 }'],
+  'providers[].pricing.inputPerMTok': ['Prompt tokens not read from or written to the cache.', '0.15'],
+  'providers[].pricing.outputPerMTok': ['Output tokens.', '0.6'],
+  'providers[].pricing.cachedInputPerMTok': [
+    "Prompt tokens read from the provider's cache (OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`). Default: `inputPerMTok`.",
+    '0.075',
+  ],
+  'providers[].pricing.cacheWritePerMTok': ['Prompt tokens written to the cache (Anthropic `cache_creation_input_tokens`). Default: `inputPerMTok`.', '1.25'],
+  'providers[].rateLimit': ["Pacing targets for the batch's dispatch; the provider's rate-limit headers tighten them.", '{ "requestsPerMinute": 500 }'],
+  'providers[].rateLimit.requestsPerMinute': ['Requests per minute.', '500'],
+  'providers[].rateLimit.tokensPerMinute': ['Tokens (in + out) per minute.', '200000'],
+  retry: ['Per-tier retries of transient failures (Temporal RetryPolicy).', '{ "maxAttempts": 5 }'],
+  'retry.maxAttempts': ['Attempts per tier before the next tier is tried.', '5'],
+  'retry.initialInterval': ["First backoff (jittered); a provider's Retry-After wins.", '"1s"'],
+  'retry.maxInterval': ['Longest backoff.', '"60s"'],
+  'retry.backoffCoefficient': ['Backoff growth per attempt.', '2'],
+  truncation: ["What to do when the prompt does not fit a tier's window.", '{ "strategy": "truncate" }'],
+  'truncation.strategy': [
+    '`truncate` (drop oldest turns, then trim the longest user text), `larger-model` (next tier with a larger window first) or `fail` (review).',
+    '"larger-model"',
+  ],
+  repair: ['Re-asking the model after an invalid answer.', '{ "maxRepairs": 2 }'],
+  'repair.maxRepairs': ['Repair prompts (with the validation errors) per tier before the next tier.', '2'],
+  review: ['Human review of items that failed for good.', '{ "timeout": "24h", "defaultDecision": "skip" }'],
+  'review.timeout': ['How long an item waits for a decision.', '"24h"'],
+  'review.defaultDecision': ['Applied when the review times out: `skip` or `approve` (the best output).', '"skip"'],
+  batch: ['Batch dispatch.', '{ "concurrency": 20 }'],
+  'batch.concurrency': ['LLM calls in flight at once (1 to 500).', '20'],
+  'batch.maxConsecutiveFailures': ['Pause or stop after this many consecutive failed items; 0 disables.', '25'],
+  'batch.onTooManyFailures': ['`pause` (resume by signal) or `stop`.', '"pause"'],
+  'batch.rollbackOnCancel': ['On cancel, the rows this batch wrote: `none` keeps them, `mark` sets their status to `rolled_back`, `delete` removes them.', '"mark"'],
+  circuitBreaker: ['Per-tier circuit breaker, durable across workers.', '{ "failureThreshold": 5, "cooldown": "60s" }'],
+  'circuitBreaker.failureThreshold': ['Consecutive provider failures that open the circuit.', '5'],
+  'circuitBreaker.cooldown': ['How long the circuit stays open before one probe.', '"60s"'],
+  alerts: ['Slack-compatible webhook alerts.', '{ "webhookUrlEnv": "SLACK_WEBHOOK_URL" }'],
+  'alerts.webhookUrl': ['Webhook URL (kept in history: prefer `webhookUrlEnv` for URLs carrying a token).', '"https://hooks.example.com/steadfast"'],
+  'alerts.webhookUrlEnv': ['Env var on the workers holding the webhook URL.', '"SLACK_WEBHOOK_URL"'],
+  'alerts.errorRateThreshold': ["Alert when the batch's error rate passes this fraction.", '0.05'],
+  'alerts.reviewDigestInterval': ['Items entering review are posted as one digest per interval, with counts by error type.', '"10m"'],
+  secretFields: ['Item fields that are secret: redacted from logs, errors and the results store.', '["ssn"]'],
+};
+
+interface Node {
+  type?: string | string[];
+  enum?: unknown[];
+  default?: unknown;
+  properties?: Record<string, Node>;
+  required?: string[];
+  items?: Node;
+  anyOf?: Node[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+}
+
+/** Every field of the spec as (path, node, required), depth first. */
+export function specFields(): Array<{ path: string; node: Node; required: boolean }> {
+  const root = z.toJSONSchema(PipelineSpec, { io: 'input', unrepresentable: 'any' }) as Node;
+  const out: Array<{ path: string; node: Node; required: boolean }> = [];
+  const walk = (n: Node, prefix: string): void => {
+    for (const [k, child] of Object.entries(n.properties ?? {})) {
+      const path = prefix ? `${prefix}.${k}` : k;
+      out.push({ path, node: child, required: (n.required ?? []).includes(k) });
+      if (child.properties) walk(child, path);
+      if (child.items?.properties) walk(child.items, `${path}[]`);
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+function typeOf(n: Node): string {
+  if (n.enum) return n.enum.map((v) => JSON.stringify(v)).join(', ');
+  if (n.anyOf) return [...new Set(n.anyOf.map(typeOf))].join(' or ');
+  const t = Array.isArray(n.type) ? n.type.join(' or ') : (n.type ?? 'any');
+  return t === 'array' && n.items ? `array of ${typeOf(n.items)}` : t;
+}
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** The Markdown of docs/spec.md. */
+export function renderSpecDoc(): string {
+  const lines = [
+    '# Pipeline spec reference',
+    '',
+    'Generated from the zod schema (`src/shared/spec.ts`) by `node src/dev/spec-doc.ts > docs/spec.md`;',
+    'test/unit/spec-doc.test.ts fails when this file and the schema disagree. Durations are milliseconds',
+    'or strings such as `500ms`, `30s`, `5m`, `24h`, `7d`. Unknown fields are rejected, naming the field.',
+    'Where keys, hosts and the fault-injecting provider are decided: docs/providers.md.',
+    '',
+    '| Field | Type | Required | Default | Description | Example |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const { path, node, required } of specFields()) {
+    const [description, example] = FIELDS[path] ?? ['(undocumented)', ''];
+    const def = node.default === undefined ? '' : `\`${JSON.stringify(node.default)}\``;
+    lines.push(`| \`${path}\` | ${cell(typeOf(node))} | ${required ? 'yes' : ''} | ${cell(def)} | ${cell(description)} | \`${cell(example)}\` |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) process.stdout.write(renderSpecDoc());
