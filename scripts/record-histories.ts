@@ -15,10 +15,10 @@ import { startProvider } from '../src/provider/index.ts';
 import type { BatchInputRaw } from '../src/shared/spec.ts';
 import { devServerExecutable, temporalCliPath } from '../src/dev/temporal-tools.ts';
 import { createWorker } from '../src/worker/worker.ts';
-import { BATCH_ID, ITEM_STATUS, PROVIDER } from '../src/shared/search-attributes.ts';
+import { ALL_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes.ts';
 
 const tag = process.argv[2] ?? 'v1';
-const env = await TestWorkflowEnvironment.createLocal({ server: { executable: devServerExecutable(), searchAttributes: [BATCH_ID, ITEM_STATUS, PROVIDER] } });
+const env = await TestWorkflowEnvironment.createLocal({ server: { executable: devServerExecutable(), searchAttributes: ALL_SEARCH_ATTRIBUTES } });
 const provider = await startProvider({ port: 0, profile: 'none', seed: 1, latencyScale: 0 });
 const dir = mkdtempSync(join(tmpdir(), 'steadfast-record-'));
 const config = loadConfig({

@@ -12,7 +12,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { devServerExecutable } from '../src/dev/temporal-tools.ts';
 import { WORKFLOWS_PATH } from '../src/worker/worker.ts';
-import { BATCH_ID, ITEM_STATUS, PROVIDER } from '../src/shared/search-attributes.ts';
+import { ALL_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -45,7 +45,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     server: {
       executable: devServerExecutable(),
       ip: '127.0.0.1',
-      searchAttributes: [BATCH_ID, ITEM_STATUS, PROVIDER],
+      searchAttributes: ALL_SEARCH_ATTRIBUTES,
       // Small histories suggest continue-as-new early, so tests exercise it.
       extraArgs: ['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=300', '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal'],
     },

@@ -28,10 +28,41 @@ import { reviewProblem } from './review.ts';
 export class Reviews {
   private readonly state: BatchState;
   private readonly alerts: Alerts;
+  /** Review alerts as one digest per interval (new batches) rather than one post per item (older ones replay that). */
+  private readonly digest: boolean;
 
-  constructor(state: BatchState, alerts: Alerts) {
+  constructor(state: BatchState, alerts: Alerts, digest: boolean) {
     this.state = state;
     this.alerts = alerts;
+    this.digest = digest;
+  }
+
+  /** The digest interval of this batch's spec (ms). */
+  private get digestInterval(): number {
+    return this.state.view.pipeline.alerts.reviewDigestInterval ?? 600_000;
+  }
+
+  /** When the next review digest is due (epoch ms), or null. */
+  get digestDueAt(): number | null {
+    return this.digest ? this.state.digestDueAt(this.digestInterval) : null;
+  }
+
+  /** Posts the review digest when it is due: one post with the counts by error type. */
+  sendDigestIfDue(now: number, force = false): void {
+    const due = this.digestDueAt;
+    if (due === null || (!force && due > now)) return;
+    const s = this.state.view;
+    const entered = this.state.takeDigest(now);
+    const n = Object.values(entered).reduce((a, b) => a + b, 0);
+    const byType = Object.entries(entered)
+      .sort((a, b) => b[1] - a[1])
+      .map(([t, k]) => `${t} ${k}`)
+      .join(', ');
+    this.alerts.send('awaiting_review', `${n} item${n === 1 ? '' : 's'} of batch ${s.batchId} entered review (${byType}); ${s.pendingReviews.length} await a decision.`, {
+      entered: n,
+      awaiting: s.pendingReviews.length,
+      ...entered,
+    });
   }
 
   /** An item waits for review. False when it is not one of ours or already listed. */
@@ -44,7 +75,12 @@ export class Reviews {
       this.state.halt(onTooManyFailures === 'stop' ? 'stop' : 'pause', why);
       this.alerts.send('batch_paused', `Batch ${s.batchId} ${onTooManyFailures === 'stop' ? 'stopped' : 'paused'}: ${why}.`);
     }
-    this.alerts.send('awaiting_review', `Item ${p.itemId} of batch ${s.batchId} awaits review (${p.errorType}): ${p.reason}`, { awaiting: s.pendingReviews.length });
+    if (this.digest) {
+      this.state.noteForDigest(p.errorType);
+      this.sendDigestIfDue(Date.now());
+    } else {
+      this.alerts.send('awaiting_review', `Item ${p.itemId} of batch ${s.batchId} awaits review (${p.errorType}): ${p.reason}`, { awaiting: s.pendingReviews.length });
+    }
     return true;
   }
 

@@ -53,6 +53,8 @@ export interface BatchCarry {
   startedAt: string;
   /** Set by a cancel: no item starts any more, running ones are being cancelled. */
   cancel?: { reason: string; rollback: 'none' | 'mark' | 'delete'; at: string; rowsRolledBack?: number };
+  /** Items that entered review since the last review digest, by error type, and when that digest went out (epoch ms). */
+  reviewDigest?: { since: Record<string, number>; lastAt: number | null };
   /** When the last item finished (ISO); the rate stops at it while only reviews are left. */
   lastFinishedAt?: string;
   runs: number;
@@ -156,6 +158,27 @@ export class BatchState {
     this.s.paused = null;
     this.s.consecutiveFailures = 0;
     return true;
+  }
+
+  /** Counts an item that entered review for the next digest. */
+  noteForDigest(errorType: string): void {
+    const d = (this.s.reviewDigest ??= { since: {}, lastAt: null });
+    d.since[errorType] = (d.since[errorType] ?? 0) + 1;
+  }
+
+  /** When the next digest is due (epoch ms); null when nothing waits to be told. */
+  digestDueAt(intervalMs: number): number | null {
+    const d = this.s.reviewDigest;
+    if (!d || Object.keys(d.since).length === 0) return null;
+    return d.lastAt === null ? 0 : d.lastAt + intervalMs;
+  }
+
+  /** Takes the counts of a digest that goes out now. */
+  takeDigest(now: number): Record<string, number> {
+    const d = (this.s.reviewDigest ??= { since: {}, lastAt: null });
+    const since = d.since;
+    this.s.reviewDigest = { since: {}, lastAt: now };
+    return since;
   }
 
   /** Marks the error-rate alert as sent (it fires once per batch). */

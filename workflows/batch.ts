@@ -54,6 +54,7 @@ import {
   reviewSignal,
   reviewUpdate,
   tierResultSignal,
+  described,
 } from '../src/shared/messages.ts';
 import { loadOutputCheck } from './review.ts';
 import { BATCH_ID } from '../src/shared/search-attributes.ts';
@@ -145,10 +146,10 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   const state = new BatchState(carry);
   const alerts = new Alerts(state);
   const circuits = new Circuits(state, alerts);
-  const reviews = new Reviews(state, alerts);
   upsertSearchAttributes([{ key: BATCH_ID, value: state.view.batchId }]);
   const ahead = patched(DISPATCH_AHEAD_PATCH);
   const predicates = ahead && patched(WAIT_ON_PREDICATES_PATCH);
+  const reviews = new Reviews(state, alerts, predicates);
   const dispatcher = new Dispatcher(state, circuits, ahead);
   const cancel = new Cancel(state, dispatcher, alerts);
   const legacy = new LegacyWake();
@@ -160,39 +161,53 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   };
 
   dispatcher.onStartFailed = () => handled(true);
-  setHandler(itemDoneSignal, (o) => {
-    if (!state.applyOutcome(o)) return (log.warn('ignored a report from an unknown or finished item', { itemId: o.itemId }), handled(false));
-    circuits.onItemDone(o);
-    alerts.checkErrorRate();
-    handled(true);
-  });
-  setHandler(callDoneSignal, ({ itemId }) => handled(state.release(itemId)));
-  setHandler(itemAwaitingSignal, (p) => handled(reviews.onAwaiting(p)));
-  setHandler(tierResultSignal, (r) => handled(circuits.onTierResult(r, Date.now())));
-  setHandler(reviewSignal, async (d) => handled(await reviews.bySignal(d)));
-  setHandler(reviewUpdate, async (d) => withHandled(await reviews.forward(d), handled), { validator: (d) => reviews.validate(d) });
-  setHandler(reviewManyUpdate, async (d) => withHandled(await reviews.forwardMany(d), handled), { validator: (d) => reviews.validateBulk(d) });
-  setHandler(resumeSignal, () => handled(resume(state)));
-  setHandler(cancelUpdate, async (r) => withHandled(await cancel.request(r), handled), { validator: (r) => cancel.validate(r) });
-  setHandler(cancelSignal, async (r) => {
-    try {
-      cancel.validate(r);
-    } catch (err) {
-      return log.warn('cancel ignored', { problem: String(err) });
-    }
-    handled((await cancel.request(r), true));
-  });
-  setHandler(progressQuery, () => state.progress(Date.now()));
+  setHandler(
+    itemDoneSignal,
+    (o) => {
+      if (!state.applyOutcome(o)) return (log.warn('ignored a report from an unknown or finished item', { itemId: o.itemId }), handled(false));
+      circuits.onItemDone(o);
+      alerts.checkErrorRate();
+      handled(true);
+    },
+    described(itemDoneSignal),
+  );
+  setHandler(callDoneSignal, ({ itemId }) => handled(state.release(itemId)), described(callDoneSignal));
+  setHandler(itemAwaitingSignal, (p) => handled(reviews.onAwaiting(p)), described(itemAwaitingSignal));
+  setHandler(tierResultSignal, (r) => handled(circuits.onTierResult(r, Date.now())), described(tierResultSignal));
+  setHandler(reviewSignal, async (d) => handled(await reviews.bySignal(d)), described(reviewSignal));
+  setHandler(reviewUpdate, async (d) => withHandled(await reviews.forward(d), handled), { ...described(reviewUpdate), validator: (d) => reviews.validate(d) });
+  setHandler(reviewManyUpdate, async (d) => withHandled(await reviews.forwardMany(d), handled), { ...described(reviewManyUpdate), validator: (d) => reviews.validateBulk(d) });
+  setHandler(resumeSignal, () => handled(resume(state)), described(resumeSignal));
+  setHandler(cancelUpdate, async (r) => withHandled(await cancel.request(r), handled), { ...described(cancelUpdate), validator: (r) => cancel.validate(r) });
+  setHandler(
+    cancelSignal,
+    async (r) => {
+      try {
+        cancel.validate(r);
+      } catch (err) {
+        return log.warn('cancel ignored', { problem: String(err) });
+      }
+      handled((await cancel.request(r), true));
+    },
+    described(cancelSignal),
+  );
+  setHandler(progressQuery, () => state.progress(Date.now()), described(progressQuery));
   // After the handlers: the batch answers its queries while a worker checks the spec.
   if (fresh && patched(SPEC_CHECK_PATCH)) await checkOnWorker(carry.pipeline);
 
   /**
    * Something the loop must act on now (the predicate of the wait): the batch is done, a start
    * failed, an item can start, a page is needed, history asks for continue-as-new, or a circuit
-   * opened or closed since the wait began (its cool-down timer must be planned anew).
+   * opened or closed or a review digest became due since the wait began (their timers must be planned anew).
    */
-  const actionable = (planned: number | null) => (): boolean =>
-    state.done || dispatcher.startError !== null || dispatcher.canStart(Date.now()) || dispatcher.needsPage() || shouldContinueAsNew() || circuits.nextHalfOpen !== planned;
+  const actionable = (planned: number | null, plannedDigest: number | null) => (): boolean =>
+    state.done ||
+    dispatcher.startError !== null ||
+    dispatcher.canStart(Date.now()) ||
+    dispatcher.needsPage() ||
+    shouldContinueAsNew() ||
+    circuits.nextHalfOpen !== planned ||
+    reviews.digestDueAt !== plannedDigest;
 
   try {
     await runLoop();
@@ -206,6 +221,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   }
   return await CancellationScope.nonCancellable(async () => {
     await cancel.finish();
+    reviews.sendDigestIfDue(Date.now(), true);
     await dispatcher.settle();
     await alerts.drain();
     await condition(allHandlersFinished);
@@ -232,10 +248,12 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
         await condition(allHandlersFinished);
         await continueAsNew<typeof batchPipeline>({ carry: state.carry() });
       }
-      const timers = [paceFor, circuits.nextChange(now)].filter((x): x is number => x !== undefined);
+      reviews.sendDigestIfDue(now);
+      const digestAt = reviews.digestDueAt;
+      const timers = [paceFor, circuits.nextChange(now), digestAt === null ? undefined : Math.max(digestAt - now, 1)].filter((x): x is number => x !== undefined);
       const timeout = timers.length ? Math.min(...timers) : undefined;
       if (predicates) {
-        if (!paged) await condition(actionable(circuits.nextHalfOpen), timeout);
+        if (!paged) await condition(actionable(circuits.nextHalfOpen, digestAt), timeout);
       } else if (!dispatcher.needsPage() && !paged) {
         await condition(() => legacy.version !== seen, timeout);
       }

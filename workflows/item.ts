@@ -4,23 +4,27 @@
  * it records why, tells the batch and waits for a human (`review`), with the
  * spec's timeout and default decision. It persists its own row, then reports.
  */
-import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ItemInput, ItemOutcome } from '../src/shared/types.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { ItemRun } from './item-run.ts';
-import { circuitSignal, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewDetailsQuery, reviewSignal, reviewUpdate } from '../src/shared/messages.ts';
+import { circuitSignal, described, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewDetailsQuery, reviewSignal, reviewUpdate } from '../src/shared/messages.ts';
 import type { ReviewDecision } from '../src/shared/messages.ts';
 import { loadOutputCheck, ReviewGate, resolveTier } from './review.ts';
-import { ITEM_STATUS, PROVIDER } from '../src/shared/search-attributes.ts';
+import { ERROR_TYPE, ITEM_STATUS, PROVIDER, REVIEW_SINCE } from '../src/shared/search-attributes.ts';
 
 export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
   const run = new ItemRun(input);
   const gate = new ReviewGate(input.pipeline);
-  setHandler(circuitSignal, ({ openTiers }) => run.setOpenTiers(openTiers));
-  setHandler(reviewSignal, (d) => gate.receive(d));
-  setHandler(reviewUpdate, (d) => (gate.receive(d), { accepted: true as const, itemId: input.item.id }), { validator: (d) => gate.validate(d) });
-  setHandler(reviewDetailsQuery, () => run.details());
-  setHandler(itemStateQuery, () => ({ status: run.status, errorType: run.lastError?.type ?? null, reason: run.lastError ? run.reviewReason : null, tier: run.tier }));
+  setHandler(circuitSignal, ({ openTiers }) => run.setOpenTiers(openTiers), described(circuitSignal));
+  setHandler(reviewSignal, (d) => gate.receive(d), described(reviewSignal));
+  setHandler(reviewUpdate, (d) => (gate.receive(d), { accepted: true as const, itemId: input.item.id }), { ...described(reviewUpdate), validator: (d) => gate.validate(d) });
+  setHandler(reviewDetailsQuery, () => run.details(), described(reviewDetailsQuery));
+  setHandler(
+    itemStateQuery,
+    () => ({ status: run.status, errorType: run.lastError?.type ?? null, reason: run.lastError ? run.reviewReason : null, tier: run.tier }),
+    described(itemStateQuery),
+  );
 
   try {
     await run.execute(0);
@@ -56,10 +60,18 @@ async function awaitReview(run: ItemRun, gate: ReviewGate): Promise<ReviewDecisi
   run.status = 'awaiting_review';
   gate.open();
   await run.persist();
-  upsertSearchAttributes([{ key: ITEM_STATUS, value: 'awaiting_review' }]);
-  const pending = { itemId: run.itemId, errorType: run.lastError?.type ?? FailureType.Unknown, reason: run.reviewReason, since: new Date().toISOString() };
+  const errorType = run.lastError?.type ?? FailureType.Unknown;
+  const since = new Date();
+  upsertSearchAttributes([
+    { key: ITEM_STATUS, value: 'awaiting_review' },
+    { key: ERROR_TYPE, value: errorType },
+    { key: REVIEW_SINCE, value: since },
+  ]);
+  const pending = { itemId: run.itemId, errorType, reason: run.reviewReason, since: since.toISOString() };
   await report(run.input, () => getExternalWorkflowHandle(run.input.parentWorkflowId!).signal(itemAwaitingSignal, pending));
-  const decided = await condition(() => gate.decision !== null, review.timeout);
+  const deadline = new Date(since.getTime() + review.timeout).toISOString().replace(/\.\d+Z$/, 'Z');
+  setCurrentDetails(reviewDetailsMarkdown(run, errorType, deadline));
+  const decided = await condition(() => gate.decision !== null, review.timeout, { summary: `waiting for review (${errorType}); default ${review.defaultDecision} at ${deadline}` });
   const decision = gate.take();
   run.status = 'failed';
   if (decided && decision) return decision;
@@ -75,4 +87,25 @@ async function report(input: ItemInput, send: () => Promise<void>): Promise<void
     // The batch was terminated or reset: the row is persisted, so nothing is lost.
     log.warn('could not report to the batch', { parent: input.parentWorkflowId, error: String(err) });
   }
+}
+
+/** The Web UI's current details of an item waiting for review: why, the tiers tried, and how to decide it. */
+export function reviewDetailsMarkdown(run: ItemRun, errorType: string, deadline: string): string {
+  const batch = run.input.parentWorkflowId ?? run.input.batchId;
+  const id = JSON.stringify(run.itemId);
+  const { defaultDecision } = run.spec.review;
+  return [
+    `**waiting for review** (${errorType}); without a decision: ${defaultDecision} at ${deadline}`,
+    `**why**: ${run.reviewReason.slice(0, 1_500)}`,
+    `**decide** with the steadfast CLI:`,
+    '```',
+    `steadfast review approve ${batch} ${run.itemId} [--output output.json]`,
+    `steadfast review retry ${batch} ${run.itemId} [--input fields.json] [--provider <tier>]`,
+    `steadfast review skip ${batch} ${run.itemId} --note "..."`,
+    '```',
+    `or the Temporal CLI (the batch forwards the decision):`,
+    '```',
+    `temporal workflow signal --workflow-id ${batch} --name review --input '{"itemId":${id},"decision":"skip"}'`,
+    '```',
+  ].join('\n\n');
 }

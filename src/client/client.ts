@@ -37,18 +37,31 @@ export function webUiUrl(config: Config, workflowId: string): string | null {
 }
 
 /** IndexedValueType.KEYWORD of the Temporal API. */
-const KEYWORD = 2;
+/** Indexed value types of the operator API (temporal.api.enums.v1.IndexedValueType). */
+const INDEXED_VALUE_TYPE = { Keyword: 2, Datetime: 6 } as const;
 
 /**
- * Registers Steadfast's search attributes on a server that lacks them (the
- * time-skipping test server, a fresh cluster). Existing ones are left as they are.
+ * Registers the search attributes Steadfast's workflows upsert that the server
+ * lacks (a dev server started by an older version, the time-skipping test
+ * server, a fresh cluster); existing ones are left as they are. Returns the
+ * names it added.
  */
-export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<void> {
-  const searchAttributes = Object.fromEntries(Object.keys(SEARCH_ATTRIBUTES).map((name) => [name, KEYWORD]));
+export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+  let existing: Set<string>;
+  try {
+    const r = await connection.operatorService.listSearchAttributes({ namespace });
+    existing = new Set(Object.keys(r.customAttributes ?? {}));
+  } catch {
+    existing = new Set();
+  }
+  const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !existing.has(name));
+  if (missing.length === 0) return [];
+  const searchAttributes = Object.fromEntries(missing.map(([name, type]) => [name, INDEXED_VALUE_TYPE[type]]));
   try {
     await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
   } catch (err) {
-    // ALREADY_EXISTS: registered before (the dev server registers them at start).
+    // ALREADY_EXISTS: another process registered them meanwhile.
     if (!/already exists/i.test(String(err))) throw err;
   }
+  return missing.map(([name]) => name);
 }

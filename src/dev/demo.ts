@@ -5,13 +5,14 @@
  * simulated endpoint (every row says `simulated`), a worker in this process, and
  * SQLite results in data/results.db. Real vendors: run `npm run worker` with the keys.
  */
+import type { Connection } from '@temporalio/client';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection } from '@temporalio/worker';
 import { createDefaultDeps } from '../../activities/index.ts';
 import { progressQuery } from '../shared/messages.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
-import { connectClient, webUiUrl } from '../client/client.ts';
+import { connectClient, registerSearchAttributes, webUiUrl } from '../client/client.ts';
 import { ensureDevServer } from './ensure-dev-server.ts';
 import { loadConfig } from '../common/config.ts';
 import { installRuntime } from '../worker/logger.ts';
@@ -56,6 +57,9 @@ async function main(): Promise<void> {
   const deps = await createDefaultDeps({ ...config, simulatedProviderUrl: simulatedUrl });
   const worker = await createWorker({ connection, config, deps });
   const client = await connectClient(config);
+  // A dev server started by an older version may lack search attributes added since.
+  const added = await registerSearchAttributes(client.connection as Connection, config.namespace);
+  if (added.length) say(`registered search attributes ${added.join(', ')}`);
   const started = Date.now();
 
   const summary = await worker.runUntil(async () => {

@@ -190,3 +190,29 @@ export interface ReviewRecord {
 export const reviewDetailsQuery = defineQuery<ReviewDetails>('reviewDetails');
 
 export const itemStateQuery = defineQuery<{ status: string; errorType: string | null; reason: string | null; tier: number | null }>('itemState');
+
+/**
+ * What each handler does, shown in the Web UI's signal, query and update dialogs. Internal
+ * messages (sent by items and activities, never by people) say so first.
+ */
+export const HANDLER_DESCRIPTIONS: Record<string, string> = {
+  itemDone: 'Internal (item -> batch): the item finished and persisted its row. Do not send by hand.',
+  itemCallDone: "Internal (activity -> batch): an item's LLM call succeeded; its slot is free. Do not send by hand.",
+  itemAwaitingReview: 'Internal (item -> batch): the item failed for good and waits for a person. Do not send by hand.',
+  tierResult: 'Internal (item -> batch): a provider fault on a tier, for the circuit breakers. Do not send by hand.',
+  circuits: 'Internal (batch -> item): tiers closed by the circuit breakers. Do not send by hand.',
+  review:
+    'A person decides an item that waits for review. On the batch: {"itemId":"t7","decision":"approve"|"retry"|"skip","output"?:...,"input"?:{...},"provider"?:"tier","note"?:"..."}; on an item the same without itemId. Ignored (and logged) when the item is not waiting.',
+  reviewItem: 'The review decision as an Update: validated first, rejected with a clear message (bad output, unknown item, not waiting).',
+  reviewMany: 'One decision for every waiting item that matches {"filter":{"errorType"?:"AuthFailed","since"?:"<ISO time>","itemIds"?:[...]}}; answers with how many changed.',
+  cancel: 'Cancel the batch: {"reason"?:"...","rollback"?:"none"|"mark"|"delete"}. Nothing new starts, running and waiting items stop, their rows say cancelled.',
+  resume: 'Resume a batch paused after too many consecutive failures.',
+  progress: 'Counts by state (running apart from awaiting review), rate, ETA, circuits, and the items awaiting review.',
+  itemState: "The item's status, error type, reason and tier.",
+  reviewDetails: 'What a reviewer needs: input fields (secret ones masked), calls, best output, schema errors.',
+};
+
+/** The options of `setHandler` for a message: its description. */
+export function described(def: { name: string }): { description: string } {
+  return { description: HANDLER_DESCRIPTIONS[def.name] ?? def.name };
+}

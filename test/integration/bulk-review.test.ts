@@ -5,6 +5,8 @@
  * age. Progress counts waiting items apart from running ones throughout.
  */
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,14 +47,25 @@ describe('bulk review', () => {
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
 
-  it('decides a filtered group with one command, then the rest with one Update', async () => {
+  it('decides a filtered group with one command, then the rest with one Update; review alerts come as a digest', async () => {
+    const posts: { text: string }[] = [];
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        posts.push(JSON.parse(body) as { text: string });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+    const webhookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
     const items = [
       ...Array.from({ length: 4 }, (_, i) => ({ id: `auth${i}`, text: `key revoked [[fault:auth]]` })),
       ...Array.from({ length: 3 }, (_, i) => ({ id: `bad${i}`, text: `refused [[fault:refusal]]` })),
       ...Array.from({ length: 3 }, (_, i) => ({ id: `ok${i}`, text: 'a fine ticket' })),
     ];
     await h.run(async () => {
-      const handle = await h.startBatch({ pipeline: spec, items }, 'bulk-1');
+      const handle = await h.startBatch({ pipeline: { ...spec, alerts: { webhookUrl, reviewDigestInterval: '1h' } }, items }, 'bulk-1');
       let p: Progress = await handle.query(progressQuery);
       for (let i = 0; i < 200 && !p.waitingOnReviews; i++) {
         await new Promise((r) => setTimeout(r, 100));
@@ -79,6 +92,13 @@ describe('bulk review', () => {
       const summary = await handle.result();
       expect(summary).toMatchObject({ total: 10, succeeded: 3, skipped: 7 });
     });
+    hook.close();
+    // 7 items entered review: the first is told at once, the other 6 in one digest (at the end here), not 7 posts.
+    const review = posts.map((p) => p.text).filter((t) => t.includes('entered review'));
+    expect(review).toEqual([
+      expect.stringContaining('1 item of batch bulk-1 entered review ('),
+      expect.stringMatching(/6 items of batch bulk-1 entered review \((AuthFailed|ContentRefused) \d, (AuthFailed|ContentRefused) \d\)/),
+    ]);
     const rows = await h.store.list('bulk-1', {});
     expect(
       rows
