@@ -11,7 +11,9 @@ import type { Config } from '../common/config.ts';
 import { configFrom, connect, processIo } from './cli/context.ts';
 import type { GlobalOptions, Io } from './cli/context.ts';
 import { CliError, ExitCode, failure, messageOf, usageError } from './cli/errors.ts';
-import { EXPORT_FORMATS, exportBatch } from './cli/export.ts';
+import { EXPORT_FORMATS, exportBatch, exportMerged } from './cli/export.ts';
+import { mergedRows, rerunCommand } from './cli/rerun.ts';
+import type { RerunOptions } from './cli/rerun.ts';
 import type { ExportFormat } from './cli/export.ts';
 import { cancelCommand } from './cli/cancel.ts';
 import type { CancelOptions } from './cli/cancel.ts';
@@ -181,9 +183,36 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
     .addOption(new Option('-f, --format <format>', 'output format').choices(EXPORT_FORMATS).default('jsonl'))
     .option('--failed', 'the dead-letter list: failed, awaiting-review and skipped items with their error context')
     .option('-o, --out <file>', 'write to a file instead of stdout')
-    .action(async (batchId: string, opts: { format: ExportFormat; failed?: boolean; out?: string }, cmd: Command) => {
-      await exportBatch(config(cmd), batchId, { format: opts.format, failed: Boolean(opts.failed), out: opts.out }, (msg) => io.err(`${msg}\n`));
+    .option('--merged', 'one row per item over the batch and all its re-runs: the latest good result, else the latest row, with fromBatch')
+    .action(async (batchId: string, opts: { format: ExportFormat; failed?: boolean; out?: string; merged?: boolean }, cmd: Command) => {
+      const c = config(cmd);
+      if (opts.merged) {
+        if (opts.failed) throw usageError('--merged and --failed do not go together');
+        await withClient(c, async (client) => {
+          const { rows, batches } = await mergedRows(client, c, batchId);
+          io.err(`merged ${batches.length} batch${batches.length === 1 ? '' : 'es'}: ${batches.join(', ')}\n`);
+          await exportMerged(rows, opts.format, opts.out, (msg) => io.err(`${msg}\n`));
+          return ExitCode.Ok;
+        });
+        done(ExitCode.Ok);
+        return;
+      }
+      await exportBatch(c, batchId, { format: opts.format, failed: Boolean(opts.failed), out: opts.out }, (msg) => io.err(`${msg}\n`));
       done(ExitCode.Ok);
+    });
+
+  program
+    .command('rerun')
+    .description('start a new batch of the items that did not succeed (or only --failed, --skipped, or --ids), linked by ParentBatch; then export --merged')
+    .argument('<batchId>')
+    .option('--failed', 'only items that ended without a decision (failed, cancelled, rolled back)')
+    .option('--skipped', 'items that were skipped')
+    .option('--ids <file>', 'items whose ids are in this file, one per line')
+    .option('-p, --pipeline <spec>', "a fixed pipeline spec (.json or .yaml); default: the original batch's")
+    .option('--batch-id <id>', 'id of the new batch (default: <root>-rerun-<time>)')
+    .action(async (batchId: string, opts: RerunOptions, cmd: Command) => {
+      const c = config(cmd);
+      done(await withClient(c, (client) => rerunCommand(client, c, batchId, opts, io)));
     });
 
   return program;

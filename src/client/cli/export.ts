@@ -100,7 +100,7 @@ function jsonCell(v: unknown): string {
   return v === null || v === undefined ? '' : JSON.stringify(v);
 }
 
-function resultCells(r: ResultRecord): string[] {
+export function resultCells(r: ResultRecord): string[] {
   return [
     r.batchId,
     r.itemId,
@@ -230,4 +230,37 @@ export async function exportBatch(config: Config, batchId: string, opts: ExportC
     note(`${rows} row${rows === 1 ? '' : 's'} written to ${opts.out}`);
   }
   return rows;
+}
+
+/** `export <batch> --merged`: one row per item over the batch and its re-runs, with the batch each came from. */
+export async function exportMerged(
+  rows: readonly (ResultRecord & { fromBatch: string })[],
+  format: ExportFormat,
+  outFile: string | undefined,
+  note: (msg: string) => void,
+): Promise<number> {
+  if (!EXPORT_FORMATS.includes(format)) throw usageError(`--format ${JSON.stringify(format)}: use jsonl or csv`);
+  const toFile = outFile !== undefined && outFile !== '-';
+  let out: Writable = process.stdout;
+  if (toFile) {
+    try {
+      out = createWriteStream(outFile, { fd: openSync(outFile, 'w') });
+    } catch (err) {
+      throw failure(`cannot write ${outFile}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
+    }
+  }
+  try {
+    if (format === 'csv') await write(out, `${csvRow([...RESULT_COLUMNS, 'fromBatch'])}\n`);
+    for (let i = 0; i < rows.length; i += PAGE) {
+      const text = rows
+        .slice(i, i + PAGE)
+        .map((r) => (format === 'csv' ? `${csvRow([...resultCells(r), r.fromBatch])}\n` : `${JSON.stringify(r)}\n`))
+        .join('');
+      await write(out, text);
+    }
+  } finally {
+    if (toFile) await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  }
+  if (toFile) note(`${rows.length} row${rows.length === 1 ? '' : 's'} written to ${outFile}`);
+  return rows.length;
 }
