@@ -31,12 +31,22 @@ import { callDoneSignal } from '../src/shared/messages.ts';
 /** Heartbeat at most this often while waiting for a provider (ms). */
 export const HEARTBEAT_EVERY_MS = 5_000;
 
+/**
+ * Largest answer (text, refusal and parsed JSON, UTF-8 bytes) an attempt may return.
+ * The answer travels in the activity result, the item's history, the repair prompt and
+ * the persisted row, each a payload under Temporal's 2 MB limit, so the budget stays
+ * well below it. @default 262144 (256 KiB: about 64k output tokens)
+ */
+export const DEFAULT_MAX_ANSWER_BYTES = 256 * 1024;
+
 /** What `callLlm` needs from the activity dependencies. */
 export interface CallLlmDeps {
   /** Where tiers may go and which keys they may carry (activities/endpoints.ts). */
   policy: EndpointPolicy;
   env: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
+  /** @default DEFAULT_MAX_ANSWER_BYTES */
+  maxAnswerBytes?: number;
 }
 
 /** The activity's retry policy in ms, for the jittered backoff (the server sends durations decompiled to ms). */
@@ -103,6 +113,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     onLooseSchema: (reason) => Context.current().log.warn('output schema sent with strict: false (outside OpenAI strict mode); the answer is validated here', { reason }),
   };
+  const maxAnswerBytes = deps.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
 
   return async function callLlm(req: LlmRequest): Promise<LlmResult> {
     const ctx = Context.current();
@@ -171,6 +182,21 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     const latencyMs = Date.now() - started;
     const usage = raw.usage;
     const scrub = (s: string): string => scrubSecrets(s, ep.apiKey.length >= 6 ? [ep.apiKey] : [], deps.env);
+
+    // Checked before anything carries the text (a result, or an output failure's details):
+    // too large a payload would fail the task after the answer was paid for, and be retried and paid again.
+    const answerBytes = Buffer.byteLength(raw.text) + Buffer.byteLength(raw.refusal ?? '') + (raw.json !== undefined ? Buffer.byteLength(JSON.stringify(raw.json)) : 0);
+    if (answerBytes > maxAnswerBytes) {
+      record(FailureType.PayloadsTooLarge, raw);
+      const errors = [`the answer is ${answerBytes} bytes, over the ${maxAnswerBytes}-byte limit (STEADFAST_MAX_ANSWER_BYTES); lower maxOutputTokens or ask for a shorter answer`];
+      throw ApplicationFailure.create({
+        type: FailureType.PayloadsTooLarge,
+        message: `${tier} ${p.model}: ${errors[0]}`,
+        nonRetryable: true,
+        // No text: it is what does not fit. The usage still counts (the answer was billed).
+        details: [{ errors, usage, bytes: answerBytes, limit: maxAnswerBytes }],
+      });
+    }
 
     if (raw.finishReason === 'refusal' || raw.finishReason === 'content_filter') {
       const text = raw.refusal ?? raw.text;

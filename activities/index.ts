@@ -55,6 +55,8 @@ export interface ActivityDeps {
   fetch?: typeof fetch;
   /** @default the Temporal activity logger (carries the workflow and activity ids) */
   logger?: ActivityLogger;
+  /** Largest LLM answer an attempt may return, in bytes; larger ones fail as `PayloadsTooLarge`. @default 262144 */
+  maxAnswerBytes?: number;
   /** Releases what the deps opened (set by {@link createDefaultDeps}). */
   close?: () => Promise<void>;
 }
@@ -83,7 +85,12 @@ export function createActivities(deps: ActivityDeps) {
     });
   const policy = endpointPolicy(env);
   if (deps.simulatedProviderUrl) policy.simulatedUrl = deps.simulatedProviderUrl;
-  const callLlm = makeCallLlm({ policy, env, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const callLlm = makeCallLlm({
+    policy,
+    env,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
+  });
 
   return {
     /** One attempt of one tier; see call-llm.ts. Options: `llmCallFor(provider, spec.retry)`. */
@@ -202,6 +209,7 @@ export async function createDefaultDeps(config: Config = loadConfig()): Promise<
   return {
     store,
     simulatedProviderUrl: config.simulatedProviderUrl,
+    maxAnswerBytes: config.maxAnswerBytes,
     ...(webhookUrl ? { webhookUrl } : {}),
     close: () => store.close(),
   };

@@ -35,6 +35,13 @@ const EnvConfig = z.object({
   /** Port of the worker's /livez and /readyz (Kubernetes probes); 0 disables. */
   STEADFAST_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   STEADFAST_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Largest LLM answer an attempt may return (bytes); larger ones fail as PayloadsTooLarge. At most 1 MiB: it must fit a payload. */
+  STEADFAST_MAX_ANSWER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1 << 20)
+    .default(256 * 1024),
   /** Concurrent activity executions per worker. */
   STEADFAST_MAX_ACTIVITIES: z.coerce.number().int().min(1).default(200),
 });
@@ -52,6 +59,7 @@ export type Config = {
   healthPort: number;
   logLevel: z.output<typeof EnvConfig>['STEADFAST_LOG_LEVEL'];
   maxActivities: number;
+  maxAnswerBytes: number;
 };
 
 /** Reads and validates the configuration; an error names the variable and the fix. */
@@ -79,5 +87,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     healthPort: c.STEADFAST_HEALTH_PORT,
     logLevel: c.STEADFAST_LOG_LEVEL,
     maxActivities: c.STEADFAST_MAX_ACTIVITIES,
+    maxAnswerBytes: c.STEADFAST_MAX_ANSWER_BYTES,
   };
 }
