@@ -15,7 +15,7 @@ import type { ResultStore } from '../../activities/index.ts';
 import { FailureType } from '../../src/shared/failures.ts';
 import { PipelineSpec, ProviderSpec } from '../../src/shared/spec.ts';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
-import type { LlmRequest } from '../../src/shared/types.ts';
+import type { LlmRequest, LlmResult } from '../../src/shared/types.ts';
 import { createHarness } from '../support/harness.ts';
 
 /** Answers every chat completion with `size` bytes of text; counts the requests. */
@@ -103,7 +103,7 @@ describe('an LLM answer too large for a payload', () => {
       .catch((e: unknown) => e as ApplicationFailure);
     expect((e2 as ApplicationFailure).type).toBe(FailureType.PayloadsTooLarge);
     answerSize = 32 * 1024;
-    const ok = await activityEnv().run(small.callLlm, request());
+    const ok: LlmResult = await activityEnv().run(small.callLlm, request());
     expect(ok.text).toHaveLength(32 * 1024);
   });
 
