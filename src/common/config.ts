@@ -32,6 +32,15 @@ const EnvConfig = z.object({
   STEADFAST_WEBHOOK_URL: z.string().url().optional(),
   /** Port of the worker's Prometheus /metrics; 0 disables. */
   STEADFAST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /**
+   * Address the metrics and probe servers listen on. Loopback by default, so a worker on a
+   * laptop or shared host exposes nothing; the container image sets 0.0.0.0 (Prometheus and
+   * the kubelet reach the pod from outside).
+   */
+  STEADFAST_LISTEN_HOST: z
+    .string()
+    .regex(/^[A-Za-z0-9.:-]+$/, 'an IP address or host name, e.g. 127.0.0.1 or 0.0.0.0')
+    .default('127.0.0.1'),
   /** Port of the worker's /livez and /readyz (Kubernetes probes); 0 disables. */
   STEADFAST_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   STEADFAST_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -57,6 +66,7 @@ export type Config = {
   simulatedProviderUrl: string | undefined;
   metricsPort: number;
   healthPort: number;
+  listenHost: string;
   logLevel: z.output<typeof EnvConfig>['STEADFAST_LOG_LEVEL'];
   maxActivities: number;
   maxAnswerBytes: number;
@@ -85,6 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     simulatedProviderUrl: c.STEADFAST_SIMULATED_PROVIDER_URL,
     metricsPort: c.STEADFAST_METRICS_PORT,
     healthPort: c.STEADFAST_HEALTH_PORT,
+    listenHost: c.STEADFAST_LISTEN_HOST,
     logLevel: c.STEADFAST_LOG_LEVEL,
     maxActivities: c.STEADFAST_MAX_ACTIVITIES,
     maxAnswerBytes: c.STEADFAST_MAX_ANSWER_BYTES,

@@ -117,7 +117,7 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-/** Serves `/livez` and `/readyz` (and `/healthz` as an alias of `/livez`) for `health`. */
+/** Serves `/livez` and `/readyz` (and `/healthz` as an alias of `/livez`) for `health`, on `host` (default loopback). */
 export async function startHealthServer(opts: { port: number; host?: string; health: Pick<WorkerHealth, 'live' | 'ready'> }): Promise<HealthServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -139,7 +139,7 @@ export async function startHealthServer(opts: { port: number; host?: string; hea
   server.keepAliveTimeout = 1_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,

@@ -5,7 +5,8 @@
  *
  * Observability (docs/observability.md): Prometheus `/metrics` on
  * STEADFAST_METRICS_PORT (the SDK's metrics and ours), `/livez` and `/readyz` on
- * STEADFAST_HEALTH_PORT, JSON logs on stderr with secrets scrubbed.
+ * STEADFAST_HEALTH_PORT, both on STEADFAST_LISTEN_HOST (loopback unless set), JSON
+ * logs on stderr with secrets scrubbed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -76,9 +77,9 @@ async function connectWithRetry(config: Config, logger: Logger, health: WorkerHe
  * Starts the probe server. A port already taken (several workers on one host,
  * where each pod of a cluster has its own) is logged and the worker runs without probes.
  */
-async function startProbes(port: number, health: WorkerHealth, logger: Logger): Promise<HealthServer | null> {
+async function startProbes(port: number, host: string, health: WorkerHealth, logger: Logger): Promise<HealthServer | null> {
   try {
-    return await startHealthServer({ port, health });
+    return await startHealthServer({ port, host, health });
   } catch (err: unknown) {
     logger.error('health probes disabled: cannot listen on STEADFAST_HEALTH_PORT', { port, error: errorMessage(err) });
     return null;
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
   const logger = installRuntime(config);
   const health = new WorkerHealth();
   // The probes answer from the start: live at once, ready only once the worker polls.
-  const probes = config.healthPort > 0 ? await startProbes(config.healthPort, health, logger) : null;
+  const probes = config.healthPort > 0 ? await startProbes(config.healthPort, config.listenHost, health, logger) : null;
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     health.markStopping(`received ${signal}; draining`);
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
       taskQueue: config.taskQueue,
       address: config.temporalAddress,
       namespace: config.namespace,
+      listenHost: config.listenHost,
       metricsPort: config.metricsPort,
       healthPort: probes?.port ?? 0,
     });

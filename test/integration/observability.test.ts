@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -262,6 +262,22 @@ describe('a worker process under the flaky profile', () => {
         : undefined;
     });
   }, 60_000);
+
+  it("binds metrics and probes to loopback by default: not reachable on the host's other addresses", async () => {
+    expect((await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).status).toBe(200);
+    expect((await worker.probe('/livez')).status).toBe(200);
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!external) return; // a host with loopback only: nothing more to show
+    for (const port of [worker.metricsPort, worker.healthPort]) {
+      const reached = await fetch(`http://${external}:${port}/`, { signal: AbortSignal.timeout(3_000) }).then(
+        () => true,
+        () => false,
+      );
+      expect(reached, `port ${port} on ${external}`).toBe(false);
+    }
+  });
 
   it('is ready while polling, and not ready (but live) from SIGTERM while it drains', async () => {
     expect(await worker.probe('/readyz')).toMatchObject({ status: 200, body: { status: 'ready', state: 'RUNNING' } });
