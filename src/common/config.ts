@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { formatIssues } from '../shared/spec.ts';
+import { parseSourceHosts, parseSourceRoots } from './source-roots.ts';
 
 const EnvConfig = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
@@ -51,6 +52,10 @@ const EnvConfig = z.object({
     .min(1024)
     .max(1 << 20)
     .default(256 * 1024),
+  /** Directories (`:`-separated) batch sources may be read from. @default data/ under the working directory, and the OS temp dir */
+  STEADFAST_SOURCE_ROOTS: z.string().optional(),
+  /** Hosts (comma-separated) batch source URLs may name. @default none */
+  STEADFAST_SOURCE_HOSTS: z.string().optional(),
   /** Concurrent activity executions per worker. */
   STEADFAST_MAX_ACTIVITIES: z.coerce.number().int().min(1).default(200),
 });
@@ -70,6 +75,8 @@ export type Config = {
   logLevel: z.output<typeof EnvConfig>['STEADFAST_LOG_LEVEL'];
   maxActivities: number;
   maxAnswerBytes: number;
+  sourceRoots: string[];
+  sourceHosts: string[];
 };
 
 /** Reads and validates the configuration; an error names the variable and the fix. */
@@ -99,5 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: c.STEADFAST_LOG_LEVEL,
     maxActivities: c.STEADFAST_MAX_ACTIVITIES,
     maxAnswerBytes: c.STEADFAST_MAX_ANSWER_BYTES,
+    sourceRoots: parseSourceRoots(c.STEADFAST_SOURCE_ROOTS),
+    sourceHosts: parseSourceHosts(c.STEADFAST_SOURCE_HOSTS),
   };
 }
