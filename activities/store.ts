@@ -1,17 +1,20 @@
 /**
  * The results store: one row per (batch id, item id), written by an idempotent
- * upsert. SQLite (node:sqlite) by default, PostgreSQL when `DATABASE_URL` is set.
+ * upsert. SQLite (node:sqlite, on its own thread) by default, PostgreSQL when
+ * `DATABASE_URL` is set.
  *
  * Idempotency: `INSERT ... ON CONFLICT (batch_id, item_id) DO UPDATE ... WHERE`
  * (1) the record's state differs from the stored one (by a hash that leaves
- * out timestamps: a retried, replayed or re-run item writes nothing), and (2) it is not older: a final status is never
- * replaced by `awaiting_review`, and among equals the later `finished_at` wins.
+ * out timestamps: a retried, replayed or re-run item writes nothing), and (2)
+ * it is not older: a final status is never replaced by `awaiting_review`, and
+ * among equals the later `finished_at` wins.
  * The schema lives in `migrations/` and is applied on open, once per version.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ItemStatus, ResultRecord } from '../src/shared/types.ts';
+import type { SqliteStoreOptions } from './store-sqlite.ts';
 
 /** Options of {@link ResultStore.list}. */
 export interface ListOptions {
@@ -44,6 +47,8 @@ export interface StoreOptions {
   /** `postgres://...` or `postgresql://...`; when unset, SQLite at `dbPath`. */
   databaseUrl?: string | undefined;
   dbPath: string;
+  /** Lock timeout and retries of the SQLite store (tests shorten them). */
+  sqlite?: SqliteStoreOptions;
 }
 
 /** Opens the configured store and applies pending migrations. */
@@ -54,7 +59,7 @@ export async function openStore(opts: StoreOptions): Promise<ResultStore> {
   }
   if (opts.databaseUrl) throw new Error(`DATABASE_URL must be a postgres:// URL; unset it to use the SQLite file ${opts.dbPath}`);
   const { openSqliteStore } = await import('./store-sqlite.ts');
-  return openSqliteStore(opts.dbPath);
+  return openSqliteStore(opts.dbPath, opts.sqlite);
 }
 
 /** One migration file. */
