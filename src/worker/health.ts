@@ -50,6 +50,8 @@ export class WorkerHealth {
   private timer: ReturnType<typeof setInterval> | null = null;
   /** Why the worker is not connected yet (the last connection error), for /readyz. */
   connectError: string | null = null;
+  /** Why the results store did not open yet (the last error), for /readyz. */
+  storeError: string | null = null;
 
   constructor(options: WorkerHealthOptions = {}) {
     this.o = { ...HEALTH_DEFAULTS, now: Date.now, ...options };
@@ -91,7 +93,11 @@ export class WorkerHealth {
 
   ready(): ProbeResult {
     const w = this.worker;
-    if (!w) return { ok: false, state: 'STARTING', reason: this.connectError ? `not connected to Temporal: ${this.connectError}` : 'connecting to Temporal' };
+    if (!w) {
+      if (this.connectError) return { ok: false, state: 'STARTING', reason: `not connected to Temporal: ${this.connectError}` };
+      if (this.storeError) return { ok: false, state: 'STARTING', reason: `results store unavailable: ${this.storeError}` };
+      return { ok: false, state: 'STARTING', reason: 'connecting to Temporal' };
+    }
     const state = w.getState();
     if (this.stopping) return { ok: false, state, reason: this.stopping };
     if (state !== 'RUNNING') return { ok: false, state, reason: `worker is ${state}` };

@@ -74,6 +74,29 @@ async function connectWithRetry(config: Config, logger: Logger, health: WorkerHe
 }
 
 /**
+ * Opens the results store (and the other activity deps), retrying with capped backoff
+ * like the Temporal connection: a worker that starts while its database is down or
+ * locked waits, live but not ready, instead of exiting. Gives up only when `signal` aborts.
+ */
+async function depsWithRetry(config: Config, logger: Logger, health: WorkerHealth, signal: AbortSignal): Promise<Awaited<ReturnType<typeof createDefaultDeps>> | null> {
+  health.connectError = null;
+  for (let attempt = 1; !signal.aborted; attempt++) {
+    try {
+      const deps = await createDefaultDeps(config);
+      health.storeError = null;
+      return deps;
+    } catch (err: unknown) {
+      health.storeError = err instanceof Error ? err.message : String(err);
+      const delayMs = Math.min(500 * 2 ** (attempt - 1), 10_000);
+      logger.warn('cannot open the results store; retrying', { store: config.databaseUrl ? 'postgres' : config.dbPath, attempt, delayMs, error: health.storeError });
+      await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+  logger.info('stopped before the results store opened');
+  return null;
+}
+
+/**
  * Starts the probe server. A port already taken (several workers on one host,
  * where each pod of a cluster has its own) is logged and the worker runs without probes.
  */
@@ -105,7 +128,8 @@ async function main(): Promise<void> {
   try {
     connection = await connectWithRetry(config, logger, health, stop.signal);
     if (!connection) return;
-    deps = await createDefaultDeps(config);
+    deps = await depsWithRetry(config, logger, health, stop.signal);
+    if (!deps) return;
     const { code } = await cachedWorkflowBundle(WORKFLOWS_PATH, logger);
     const worker = await createWorker({ connection, config, deps, workflowBundle: { code } });
     health.attach(worker, connection);
