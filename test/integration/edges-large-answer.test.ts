@@ -77,7 +77,7 @@ const activityEnv = () => new MockActivityEnvironment({ attempt: 1, startToClose
 
 describe('an LLM answer too large for a payload', () => {
   it('fails the attempt as a non-retryable PayloadsTooLarge that keeps the usage, over the configured limit', async () => {
-    const acts = createActivities({ store, providerUrl: 'http://127.0.0.1:1', env: {} });
+    const acts = createActivities({ store, env: {} });
     answerSize = MB3;
     const err = await activityEnv()
       .run(acts.callLlm, request())
@@ -96,7 +96,7 @@ describe('an LLM answer too large for a payload', () => {
     expect(details.bytes).toBe(MB3);
 
     // The limit is configurable, and an answer under it passes.
-    const small = createActivities({ store, providerUrl: 'http://127.0.0.1:1', env: {}, maxAnswerBytes: 64 * 1024 });
+    const small = createActivities({ store, env: {}, maxAnswerBytes: 64 * 1024 });
     answerSize = 100 * 1024;
     const e2 = await activityEnv()
       .run(small.callLlm, request())

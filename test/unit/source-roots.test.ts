@@ -29,7 +29,7 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 const store = await openStore({ dbPath: ':memory:' });
 afterAll(() => store.close());
-const acts = createActivities({ store, providerUrl: 'http://127.0.0.1:1', env: {}, sourceRoots: [root], sourceHosts: ['files.internal'] });
+const acts = createActivities({ store, env: {}, sourceRoots: [root], sourceHosts: ['files.internal'] });
 const run = (path: string) =>
   new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') }).run(acts.readItemsPage, { path, offset: 0, limit: 10 }).then(
     (page) => ({ page: page as Page, error: null }),
