@@ -439,8 +439,8 @@ describe('secrets in a worker process', () => {
       // The key really was sent and refused on both tiers.
       expect(provider.stats().byStatus['401']).toBeGreaterThan(0);
       expect(keysSeen).toContain(`Bearer ${KEY}`);
-      // Alerts went out (awaiting review, with the reason in the text).
-      expect(webhookBodies.some((b) => b.includes('awaits review'))).toBe(true);
+      // Alerts went out (the review digest).
+      expect(webhookBodies.some((b) => b.includes('entered review'))).toBe(true);
 
       const store = await openStore({ dbPath: worker.dbPath });
       const rows = await store.list(handle.workflowId);
@@ -547,7 +547,7 @@ describe('secrets in a worker process', () => {
       // Positive controls: the provider did echo the prompt and the model did quote it; both redacted.
       expect(rows[0]!.error!.message).toContain('Request was: Customer Ann (ssn [redacted])');
       expect(rows[1]!.output).toEqual(expect.stringContaining('Answer for: Customer Bob (ssn [redacted]) writes'));
-      expect(webhookBodies.some((b) => b.includes('awaits review'))).toBe(true);
+      expect(webhookBodies.some((b) => b.includes('entered review'))).toBe(true);
 
       const exported = await new Promise<string>((resolve, reject) => {
         const child = spawn(process.execPath, ['src/client/cli.ts', 'export', h1.workflowId, '--failed', '--format', 'jsonl'], {
