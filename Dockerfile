@@ -2,6 +2,8 @@
 FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# Metrics and probes must be reachable from outside the container (the default is loopback).
+ENV STEADFAST_LISTEN_HOST=0.0.0.0
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY src ./src

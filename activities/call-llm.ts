@@ -26,10 +26,19 @@ import { attemptTimeoutMs } from '../src/shared/policies.ts';
 import type { BackoffPolicy } from '../src/shared/policies.ts';
 import { scrubSecrets } from './scrub.ts';
 import { compileSchema, parseJsonOutput, validateOutput } from '../src/shared/validate.ts';
+import { redactValues, redactValuesDeep } from '../src/shared/secrets.ts';
 import { callDoneSignal } from '../src/shared/messages.ts';
 
 /** Heartbeat at most this often while waiting for a provider (ms). */
 export const HEARTBEAT_EVERY_MS = 5_000;
+
+/**
+ * Largest answer (text, refusal and parsed JSON, UTF-8 bytes) an attempt may return.
+ * The answer travels in the activity result, the item's history, the repair prompt and
+ * the persisted row, each a payload under Temporal's 2 MB limit, so the budget stays
+ * well below it. @default 262144 (256 KiB: about 64k output tokens)
+ */
+export const DEFAULT_MAX_ANSWER_BYTES = 256 * 1024;
 
 /** What `callLlm` needs from the activity dependencies. */
 export interface CallLlmDeps {
@@ -37,6 +46,8 @@ export interface CallLlmDeps {
   policy: EndpointPolicy;
   env: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
+  /** @default DEFAULT_MAX_ANSWER_BYTES */
+  maxAnswerBytes?: number;
 }
 
 /** The activity's retry policy in ms, for the jittered backoff (the server sends durations decompiled to ms). */
@@ -92,6 +103,22 @@ function keepAlive(ctx: Context): () => void {
   return () => clearInterval(timer);
 }
 
+/** The failure with the item's secret values redacted from its message and cause (a provider may echo the prompt). */
+function redactFailure(f: ApplicationFailure, secrets: readonly string[]): ApplicationFailure {
+  if (secrets.length === 0) return f;
+  const cause = f.cause
+    ? Object.assign(new Error(redactValues(f.cause.message, secrets)), { name: f.cause.name, stack: f.cause.stack && redactValues(f.cause.stack, secrets) })
+    : undefined;
+  return ApplicationFailure.create({
+    type: f.type ?? FailureType.Unknown,
+    message: redactValues(f.message, secrets),
+    nonRetryable: f.nonRetryable ?? false,
+    details: redactValuesDeep(f.details ?? [], secrets),
+    ...(f.nextRetryDelay !== undefined ? { nextRetryDelay: f.nextRetryDelay } : {}),
+    ...(cause ? { cause } : {}),
+  });
+}
+
 function outputFailure(type: FailureType, message: string, details: InvalidOutputDetails): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true, details: [details] });
 }
@@ -103,12 +130,15 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     onLooseSchema: (reason) => Context.current().log.warn('output schema sent with strict: false (outside OpenAI strict mode); the answer is validated here', { reason }),
   };
+  const maxAnswerBytes = deps.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
 
   return async function callLlm(req: LlmRequest): Promise<LlmResult> {
     const ctx = Context.current();
     const { attempt, startToCloseTimeoutMs } = ctx.info;
     const p = req.provider;
     const tier = tierName(p, req.tier);
+    // The model may quote its input: the item's secret values never leave in an answer or a failure.
+    const secrets = req.secretValues ?? [];
     const schema = req.output.format === 'json' ? req.output.schema : undefined;
     if (schema) {
       try {
@@ -162,6 +192,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
         if (cancelled instanceof CancelledFailure) record(CANCELLED_OUTCOME);
         throw cancelled;
       }
+      failure = redactFailure(failure, secrets);
       record(failure.type ?? FailureType.Unknown);
       ctx.log.warn('llm call failed', { tier, model: p.model, attempt, type: failure.type, nextRetryDelay: failure.nextRetryDelay, endpoint: `${ep.vendor} ${ep.host}` });
       throw failure;
@@ -170,13 +201,28 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     }
     const latencyMs = Date.now() - started;
     const usage = raw.usage;
-    const scrub = (s: string): string => scrubSecrets(s, ep.apiKey.length >= 6 ? [ep.apiKey] : [], deps.env);
+    const scrub = (s: string): string => scrubSecrets(s, ep.apiKey.length >= 6 ? [ep.apiKey, ...secrets] : secrets, deps.env);
+
+    // Checked before anything carries the text (a result, or an output failure's details):
+    // too large a payload would fail the task after the answer was paid for, and be retried and paid again.
+    const answerBytes = Buffer.byteLength(raw.text) + Buffer.byteLength(raw.refusal ?? '') + (raw.json !== undefined ? Buffer.byteLength(JSON.stringify(raw.json)) : 0);
+    if (answerBytes > maxAnswerBytes) {
+      record(FailureType.PayloadsTooLarge, raw);
+      const errors = [`the answer is ${answerBytes} bytes, over the ${maxAnswerBytes}-byte limit (STEADFAST_MAX_ANSWER_BYTES); lower maxOutputTokens or ask for a shorter answer`];
+      throw ApplicationFailure.create({
+        type: FailureType.PayloadsTooLarge,
+        message: `${tier} ${p.model}: ${errors[0]}`,
+        nonRetryable: true,
+        // No text: it is what does not fit. The usage still counts (the answer was billed).
+        details: [{ errors, usage, bytes: answerBytes, limit: maxAnswerBytes }],
+      });
+    }
 
     if (raw.finishReason === 'refusal' || raw.finishReason === 'content_filter') {
       const text = raw.refusal ?? raw.text;
       record(FailureType.ContentRefused, raw);
       throw outputFailure(FailureType.ContentRefused, scrub(`${tier} ${p.model} refused: ${text.slice(0, 200)}`), {
-        text,
+        text: redactValues(text, secrets),
         errors: [`the model refused (${raw.finishReason})`],
         usage,
       });
@@ -184,7 +230,11 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     if (raw.finishReason === 'length') {
       const errors = [`the answer was cut at max tokens (${p.maxOutputTokens}); raise maxOutputTokens or shorten the task`];
       record(FailureType.OutputTruncated, raw);
-      throw outputFailure(FailureType.OutputTruncated, `${tier} ${p.model}: output truncated at ${p.maxOutputTokens} tokens`, { text: raw.text, errors, usage });
+      throw outputFailure(FailureType.OutputTruncated, `${tier} ${p.model}: output truncated at ${p.maxOutputTokens} tokens`, {
+        text: redactValues(raw.text, secrets),
+        errors,
+        usage,
+      });
     }
     let json: unknown;
     if (req.output.format === 'json') {
@@ -193,7 +243,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       if (errors.length > 0) {
         const message = `${tier} ${p.model}: output does not match the schema: ${errors.slice(0, 3).join('; ')}`;
         record(FailureType.InvalidOutput, raw);
-        throw outputFailure(FailureType.InvalidOutput, scrub(message), { text: raw.text, errors, usage });
+        throw outputFailure(FailureType.InvalidOutput, scrub(message), { text: redactValues(raw.text, secrets), errors: errors.map((e) => redactValues(e, secrets)), usage });
       }
       json = parsed.ok ? parsed.value : undefined;
     }
@@ -201,8 +251,8 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     ctx.log.debug('llm call succeeded', { tier, model: raw.model, attempt, latencyMs, ...usage });
     if (req.reportTo) releaseSlot(ctx, req.reportTo, req.itemId);
     return {
-      text: raw.text,
-      ...(json !== undefined ? { json } : {}),
+      text: redactValues(raw.text, secrets),
+      ...(json !== undefined ? { json: redactValuesDeep(json, secrets) } : {}),
       finishReason: raw.finishReason,
       usage,
       costUsd: costOf(p.pricing, usage),

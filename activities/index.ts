@@ -22,7 +22,8 @@ import type { EndpointInfo } from '../src/shared/types.ts';
 import { postAlert, webhookUrlOf } from './notify.ts';
 import type { NotifyRequest } from './notify.ts';
 import { scrubSecrets, scrubValue } from './scrub.ts';
-import { readItemsPage } from './source.ts';
+import { makeReadItemsPage } from './source.ts';
+import { defaultSourceRoots } from '../src/common/source-roots.ts';
 import { openStore } from './store.ts';
 import type { ListOptions, ResultStore } from './store.ts';
 import { fitToWindow } from './tokens.ts';
@@ -55,6 +56,12 @@ export interface ActivityDeps {
   fetch?: typeof fetch;
   /** @default the Temporal activity logger (carries the workflow and activity ids) */
   logger?: ActivityLogger;
+  /** Directories batch sources may be read from. @default data/ under the working directory, and the OS temp dir */
+  sourceRoots?: readonly string[];
+  /** Hosts batch source URLs may name. @default none */
+  sourceHosts?: readonly string[];
+  /** Largest LLM answer an attempt may return, in bytes; larger ones fail as `PayloadsTooLarge`. @default 262144 */
+  maxAnswerBytes?: number;
   /** Releases what the deps opened (set by {@link createDefaultDeps}). */
   close?: () => Promise<void>;
 }
@@ -83,7 +90,12 @@ export function createActivities(deps: ActivityDeps) {
     });
   const policy = endpointPolicy(env);
   if (deps.simulatedProviderUrl) policy.simulatedUrl = deps.simulatedProviderUrl;
-  const callLlm = makeCallLlm({ policy, env, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const callLlm = makeCallLlm({
+    policy,
+    env,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
+  });
 
   return {
     /** One attempt of one tier; see call-llm.ts. Options: `llmCallFor(provider, spec.retry)`. */
@@ -187,8 +199,8 @@ export function createActivities(deps: ActivityDeps) {
       return { delivered: true };
     },
 
-    /** A page of items from a JSONL source (activities/source.ts). */
-    readItemsPage,
+    /** A page of items from a JSONL source under the source roots (activities/source.ts). */
+    readItemsPage: makeReadItemsPage({ roots: deps.sourceRoots ?? defaultSourceRoots(), hosts: deps.sourceHosts ?? [] }),
   };
 }
 
@@ -202,6 +214,9 @@ export async function createDefaultDeps(config: Config = loadConfig()): Promise<
   return {
     store,
     simulatedProviderUrl: config.simulatedProviderUrl,
+    maxAnswerBytes: config.maxAnswerBytes,
+    sourceRoots: config.sourceRoots,
+    sourceHosts: config.sourceHosts,
     ...(webhookUrl ? { webhookUrl } : {}),
     close: () => store.close(),
   };

@@ -2,10 +2,12 @@
  * Reads a batch's items from a JSONL file by reference, a page at a time, so a
  * 100,000-item batch never puts its items in one payload or in history at once.
  * A bad line does not stop the batch: it becomes an item that goes to review
- * with the line number and the reason (nothing is lost).
+ * with the line number and the reason (nothing is lost). Only paths under the
+ * operator's source roots are read (src/common/source-roots.ts).
  */
 import { open } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
+import { checkSourceHost, resolveUnderRoots, SourceNotAllowedError } from '../src/common/source-roots.ts';
 import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { INVALID_LINE_FIELD, Item } from '../src/shared/spec.ts';
 
@@ -82,20 +84,47 @@ async function readLocal(req: PageRequest): Promise<Page> {
   }
 }
 
-/** Activity: the next page of items from a JSONL path (on the workers' filesystem). */
-export async function readItemsPage(req: PageRequest): Promise<Page> {
-  if (/^https?:\/\//.test(req.path)) {
-    throw ApplicationFailure.create({
-      type: FailureType.InvalidInput,
-      message: `source ${req.path}: URLs are not supported yet; give a path readable by the workers`,
-      nonRetryable: true,
-    });
-  }
-  const page = await readLocal(req);
-  // A page that ends exactly at EOF is the last one.
-  if (!page.done && page.items.length === req.limit) {
-    const probe = await readLocal({ ...req, offset: page.nextOffset, limit: 1, line: page.nextLine });
-    if (probe.items.length === 0) page.done = true;
-  }
-  return page;
+/** Where sources may be read from (see src/common/source-roots.ts). */
+export interface SourceAccess {
+  /** Directories a source path must lie under (after resolving symlinks). */
+  roots: readonly string[];
+  /** Host names a source URL may name. */
+  hosts: readonly string[];
+}
+
+function notAllowed(err: unknown): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.InvalidInput, message: errorMessage(err), nonRetryable: true });
+}
+
+/** Builds the activity that reads the next page of items from a JSONL path (on the workers' filesystem) under `access.roots`. */
+export function makeReadItemsPage(access: SourceAccess): (req: PageRequest) => Promise<Page> {
+  return async function readItemsPage(req: PageRequest): Promise<Page> {
+    if (/^https?:\/\//i.test(req.path)) {
+      try {
+        checkSourceHost(req.path, access.hosts);
+      } catch (err: unknown) {
+        throw notAllowed(err);
+      }
+      throw ApplicationFailure.create({
+        type: FailureType.InvalidInput,
+        message: `source ${new URL(req.path).origin}: URLs are not supported yet; give a path readable by the workers`,
+        nonRetryable: true,
+      });
+    }
+    let path: string;
+    try {
+      path = resolveUnderRoots(req.path, access.roots);
+    } catch (err: unknown) {
+      if (err instanceof SourceNotAllowedError) throw notAllowed(err);
+      throw err;
+    }
+    const at = { ...req, path };
+    const page = await readLocal(at);
+    // A page that ends exactly at EOF is the last one.
+    if (!page.done && page.items.length === req.limit) {
+      const probe = await readLocal({ ...at, offset: page.nextOffset, limit: 1, line: page.nextLine });
+      if (probe.items.length === 0) page.done = true;
+    }
+    return page;
+  };
 }

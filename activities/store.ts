@@ -1,17 +1,20 @@
 /**
  * The results store: one row per (batch id, item id), written by an idempotent
- * upsert. SQLite (node:sqlite) by default, PostgreSQL when `DATABASE_URL` is set.
+ * upsert. SQLite (node:sqlite, on its own thread) by default, PostgreSQL when
+ * `DATABASE_URL` is set.
  *
  * Idempotency: `INSERT ... ON CONFLICT (batch_id, item_id) DO UPDATE ... WHERE`
- * (1) the record differs from the stored one (by hash: a retried or replayed
- * activity writes nothing), and (2) it is not older: a final status is never
- * replaced by `awaiting_review`, and among equals the later `finished_at` wins.
+ * (1) the record's state differs from the stored one (by a hash that leaves
+ * out timestamps: a retried, replayed or re-run item writes nothing), and (2)
+ * it is not older: a final status is never replaced by `awaiting_review`, and
+ * among equals the later `finished_at` wins.
  * The schema lives in `migrations/` and is applied on open, once per version.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ItemStatus, ResultRecord } from '../src/shared/types.ts';
+import type { SqliteStoreOptions } from './store-sqlite.ts';
 
 /** Options of {@link ResultStore.list}. */
 export interface ListOptions {
@@ -44,6 +47,8 @@ export interface StoreOptions {
   /** `postgres://...` or `postgresql://...`; when unset, SQLite at `dbPath`. */
   databaseUrl?: string | undefined;
   dbPath: string;
+  /** Lock timeout and retries of the SQLite store (tests shorten them). */
+  sqlite?: SqliteStoreOptions;
 }
 
 /** Opens the configured store and applies pending migrations. */
@@ -54,7 +59,7 @@ export async function openStore(opts: StoreOptions): Promise<ResultStore> {
   }
   if (opts.databaseUrl) throw new Error(`DATABASE_URL must be a postgres:// URL; unset it to use the SQLite file ${opts.dbPath}`);
   const { openSqliteStore } = await import('./store-sqlite.ts');
-  return openSqliteStore(opts.dbPath);
+  return openSqliteStore(opts.dbPath, opts.sqlite);
 }
 
 /** One migration file. */
@@ -150,11 +155,36 @@ export function rowValues(rec: ResultRecord, now: string): (string | number | nu
   ];
   const ep = rec.endpoint ?? null;
   const endpoint = [ep?.vendor ?? null, ep?.host ?? null, ep ? (ep.simulated ? 1 : 0) : null];
-  const hash = createHash('sha256')
-    // Without an endpoint the hash is the one rows had before 003_endpoint.sql: a re-delivery stays a no-op.
-    .update(JSON.stringify(ep ? [...body, ...endpoint] : body))
-    .digest('hex');
-  return [...body, hash, ...endpoint, now, now];
+  return [...body, recordHash(rec), ...endpoint, now, now];
+}
+
+/**
+ * The idempotency hash of a record: its state without timestamps. A re-run of an
+ * item (a crash, a reset, a re-delivery) stamps new `startedAt` / `finishedAt` and
+ * error `firstAt` / `lastAt`; the same state must still be a no-op, not a write.
+ * (Rows stored under the earlier hash, which had the timestamps, are written once
+ * more at most, on their next re-delivery.)
+ */
+export function recordHash(rec: ResultRecord): string {
+  const error = rec.error ? { ...rec.error, firstAt: undefined, lastAt: undefined } : null;
+  const ep = rec.endpoint;
+  const state = [
+    rec.batchId,
+    rec.itemId,
+    rec.status,
+    rec.output ?? null,
+    rec.provider,
+    rec.model,
+    rec.tier,
+    rec.attempts,
+    rec.inputTokens,
+    rec.outputTokens,
+    rec.costUsd,
+    rec.truncation ?? null,
+    error,
+    ...(ep ? [ep.vendor ?? null, ep.host ?? null, ep.simulated ? 1 : 0] : []),
+  ];
+  return createHash('sha256').update(JSON.stringify(state)).digest('hex');
 }
 
 /** A stored row as read back (column names), before parsing. */

@@ -38,6 +38,7 @@ import type {
 import { tierResultSignal } from '../src/shared/messages.ts';
 import type { AttemptRecord, ReviewDecision, ReviewDetails, ReviewRecord } from '../src/shared/messages.ts';
 import { pushAttempt, reviewDetails } from '../src/shared/review-details.ts';
+import { secretValuesOf } from '../src/shared/secrets.ts';
 
 // A local activity: the upsert is short and idempotent, so it runs in the worker that holds the
 // workflow task; no activity task round trip through the server, and one marker event instead of three.
@@ -198,6 +199,12 @@ export class ItemRun {
     this.output = output !== undefined ? output : this.bestOutput;
   }
 
+  /** The item's secret field values, for the activities to redact (a model may quote them back). */
+  private secrets(): { secretValues?: string[] } {
+    const values = secretValuesOf(this.item, this.spec.secretFields);
+    return values.length > 0 ? { secretValues: values } : {};
+  }
+
   private fail(type: string, message: string, provider?: string): void {
     const now = new Date().toISOString();
     if (provider !== undefined) {
@@ -285,6 +292,7 @@ export class ItemRun {
             output: this.spec.output,
             ...(sharedPrefix > 0 ? { sharedPrefixChars: sharedPrefix } : {}),
             ...(this.input.parentWorkflowId ? { reportTo: this.input.parentWorkflowId } : {}),
+            ...this.secrets(),
           }),
         );
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
@@ -373,6 +381,7 @@ export class ItemRun {
       startedAt: this.startedAt,
       finishedAt: new Date().toISOString(),
       secretFields: this.spec.secretFields,
+      ...this.secrets(),
       firstFailureAt: this.lastError?.firstAt ?? null,
     };
     await store.persistResult(rec);

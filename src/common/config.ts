@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { formatIssues } from '../shared/spec.ts';
+import { parseSourceHosts, parseSourceRoots } from './source-roots.ts';
 
 const EnvConfig = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
@@ -32,9 +33,29 @@ const EnvConfig = z.object({
   STEADFAST_WEBHOOK_URL: z.string().url().optional(),
   /** Port of the worker's Prometheus /metrics; 0 disables. */
   STEADFAST_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /**
+   * Address the metrics and probe servers listen on. Loopback by default, so a worker on a
+   * laptop or shared host exposes nothing; the container image sets 0.0.0.0 (Prometheus and
+   * the kubelet reach the pod from outside).
+   */
+  STEADFAST_LISTEN_HOST: z
+    .string()
+    .regex(/^[A-Za-z0-9.:-]+$/, 'an IP address or host name, e.g. 127.0.0.1 or 0.0.0.0')
+    .default('127.0.0.1'),
   /** Port of the worker's /livez and /readyz (Kubernetes probes); 0 disables. */
   STEADFAST_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   STEADFAST_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Largest LLM answer an attempt may return (bytes); larger ones fail as PayloadsTooLarge. At most 1 MiB: it must fit a payload. */
+  STEADFAST_MAX_ANSWER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1 << 20)
+    .default(256 * 1024),
+  /** Directories (`:`-separated) batch sources may be read from. @default data/ under the working directory, and the OS temp dir */
+  STEADFAST_SOURCE_ROOTS: z.string().optional(),
+  /** Hosts (comma-separated) batch source URLs may name. @default none */
+  STEADFAST_SOURCE_HOSTS: z.string().optional(),
   /** Concurrent activity executions per worker. */
   STEADFAST_MAX_ACTIVITIES: z.coerce.number().int().min(1).default(200),
 });
@@ -50,8 +71,12 @@ export type Config = {
   simulatedProviderUrl: string | undefined;
   metricsPort: number;
   healthPort: number;
+  listenHost: string;
   logLevel: z.output<typeof EnvConfig>['STEADFAST_LOG_LEVEL'];
   maxActivities: number;
+  maxAnswerBytes: number;
+  sourceRoots: string[];
+  sourceHosts: string[];
 };
 
 /** Reads and validates the configuration; an error names the variable and the fix. */
@@ -77,7 +102,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     simulatedProviderUrl: c.STEADFAST_SIMULATED_PROVIDER_URL,
     metricsPort: c.STEADFAST_METRICS_PORT,
     healthPort: c.STEADFAST_HEALTH_PORT,
+    listenHost: c.STEADFAST_LISTEN_HOST,
     logLevel: c.STEADFAST_LOG_LEVEL,
     maxActivities: c.STEADFAST_MAX_ACTIVITIES,
+    maxAnswerBytes: c.STEADFAST_MAX_ANSWER_BYTES,
+    sourceRoots: parseSourceRoots(c.STEADFAST_SOURCE_ROOTS),
+    sourceHosts: parseSourceHosts(c.STEADFAST_SOURCE_HOSTS),
   };
 }

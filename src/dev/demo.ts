@@ -42,7 +42,7 @@ async function startLocalProvider(url: string, profile: string): Promise<Running
 async function main(): Promise<void> {
   const config = loadConfig();
   // The demo prints its own progress; the SDK's logs only when something is wrong.
-  installRuntime({ logLevel: process.env.STEADFAST_LOG_LEVEL ? config.logLevel : 'error', metricsPort: 0 });
+  installRuntime({ logLevel: process.env.STEADFAST_LOG_LEVEL ? config.logLevel : 'error', metricsPort: 0, listenHost: config.listenHost });
   const file = process.argv[2] ?? 'examples/batch.json';
   const input = JSON.parse(readFileSync(file, 'utf8')) as BatchInputRaw;
   const batchId = `demo-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;

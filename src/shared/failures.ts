@@ -20,6 +20,8 @@ export const FailureType = {
   OutputTruncated: 'OutputTruncated',
   InvalidOutput: 'InvalidOutput',
   ContentRefused: 'ContentRefused',
+  /** An answer too large to carry in a Temporal payload (over the worker's answer byte limit). */
+  PayloadsTooLarge: 'PayloadsTooLarge',
   // Data errors: the item or the spec is wrong; a human must look.
   InvalidItem: 'InvalidItem',
   InvalidSpec: 'InvalidSpec',
@@ -46,6 +48,7 @@ export const NON_RETRYABLE_TYPES: readonly FailureType[] = [
   FailureType.OutputTruncated,
   FailureType.InvalidOutput,
   FailureType.ContentRefused,
+  FailureType.PayloadsTooLarge,
   FailureType.InvalidItem,
   FailureType.InvalidSpec,
   FailureType.InvalidInput,

@@ -26,6 +26,8 @@ export interface LlmRequest {
   sharedPrefixChars?: number;
   /** The batch workflow to tell when the call succeeded (it frees the item's concurrency slot). */
   reportTo?: string;
+  /** Values of the item's secret fields: redacted from the answer and from failure messages. */
+  secretValues?: string[];
 }
 
 export interface TokenUsage {

@@ -50,6 +50,8 @@ export class WorkerHealth {
   private timer: ReturnType<typeof setInterval> | null = null;
   /** Why the worker is not connected yet (the last connection error), for /readyz. */
   connectError: string | null = null;
+  /** Why the results store did not open yet (the last error), for /readyz. */
+  storeError: string | null = null;
 
   constructor(options: WorkerHealthOptions = {}) {
     this.o = { ...HEALTH_DEFAULTS, now: Date.now, ...options };
@@ -91,7 +93,11 @@ export class WorkerHealth {
 
   ready(): ProbeResult {
     const w = this.worker;
-    if (!w) return { ok: false, state: 'STARTING', reason: this.connectError ? `not connected to Temporal: ${this.connectError}` : 'connecting to Temporal' };
+    if (!w) {
+      if (this.connectError) return { ok: false, state: 'STARTING', reason: `not connected to Temporal: ${this.connectError}` };
+      if (this.storeError) return { ok: false, state: 'STARTING', reason: `results store unavailable: ${this.storeError}` };
+      return { ok: false, state: 'STARTING', reason: 'connecting to Temporal' };
+    }
     const state = w.getState();
     if (this.stopping) return { ok: false, state, reason: this.stopping };
     if (state !== 'RUNNING') return { ok: false, state, reason: `worker is ${state}` };
@@ -117,7 +123,7 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-/** Serves `/livez` and `/readyz` (and `/healthz` as an alias of `/livez`) for `health`. */
+/** Serves `/livez` and `/readyz` (and `/healthz` as an alias of `/livez`) for `health`, on `host` (default loopback). */
 export async function startHealthServer(opts: { port: number; host?: string; health: Pick<WorkerHealth, 'live' | 'ready'> }): Promise<HealthServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -139,7 +145,7 @@ export async function startHealthServer(opts: { port: number; host?: string; hea
   server.keepAliveTimeout = 1_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,

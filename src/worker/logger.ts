@@ -63,8 +63,13 @@ export function pinoLogger(level: Config['logLevel'], destination: NodeJS.Writab
   };
 }
 
-/** Installs the Runtime with scrubbed JSON logs and, when `metricsPort` > 0, Prometheus on that port. */
-export function installRuntime(config: Pick<Config, 'logLevel' | 'metricsPort'>): Logger & { pino: pino.Logger } {
+/** The `host:port` a server listens on; an IPv6 address gets brackets. */
+export function bindAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Installs the Runtime with scrubbed JSON logs and, when `metricsPort` > 0, Prometheus on `listenHost:metricsPort`. */
+export function installRuntime(config: Pick<Config, 'logLevel' | 'metricsPort' | 'listenHost'>): Logger & { pino: pino.Logger } {
   const logger = pinoLogger(config.logLevel);
   const coreLevel =
     config.logLevel === 'trace' ? 'TRACE' : config.logLevel === 'debug' ? 'DEBUG' : config.logLevel === 'info' ? 'INFO' : config.logLevel === 'warn' ? 'WARN' : 'ERROR';
@@ -72,7 +77,9 @@ export function installRuntime(config: Pick<Config, 'logLevel' | 'metricsPort'>)
     logger,
     telemetryOptions: {
       logging: { forward: {}, filter: { core: coreLevel, other: 'WARN' } },
-      ...(config.metricsPort > 0 ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${config.metricsPort}`, histogramBucketOverrides: HISTOGRAM_BUCKETS } } } : {}),
+      ...(config.metricsPort > 0
+        ? { metrics: { prometheus: { bindAddress: bindAddress(config.listenHost, config.metricsPort), histogramBucketOverrides: HISTOGRAM_BUCKETS } } }
+        : {}),
     },
   });
   return logger;

@@ -5,7 +5,8 @@
  *
  * Observability (docs/observability.md): Prometheus `/metrics` on
  * STEADFAST_METRICS_PORT (the SDK's metrics and ours), `/livez` and `/readyz` on
- * STEADFAST_HEALTH_PORT, JSON logs on stderr with secrets scrubbed.
+ * STEADFAST_HEALTH_PORT, both on STEADFAST_LISTEN_HOST (loopback unless set), JSON
+ * logs on stderr with secrets scrubbed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -73,12 +74,35 @@ async function connectWithRetry(config: Config, logger: Logger, health: WorkerHe
 }
 
 /**
+ * Opens the results store (and the other activity deps), retrying with capped backoff
+ * like the Temporal connection: a worker that starts while its database is down or
+ * locked waits, live but not ready, instead of exiting. Gives up only when `signal` aborts.
+ */
+async function depsWithRetry(config: Config, logger: Logger, health: WorkerHealth, signal: AbortSignal): Promise<Awaited<ReturnType<typeof createDefaultDeps>> | null> {
+  health.connectError = null;
+  for (let attempt = 1; !signal.aborted; attempt++) {
+    try {
+      const deps = await createDefaultDeps(config);
+      health.storeError = null;
+      return deps;
+    } catch (err: unknown) {
+      health.storeError = err instanceof Error ? err.message : String(err);
+      const delayMs = Math.min(500 * 2 ** (attempt - 1), 10_000);
+      logger.warn('cannot open the results store; retrying', { store: config.databaseUrl ? 'postgres' : config.dbPath, attempt, delayMs, error: health.storeError });
+      await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+  logger.info('stopped before the results store opened');
+  return null;
+}
+
+/**
  * Starts the probe server. A port already taken (several workers on one host,
  * where each pod of a cluster has its own) is logged and the worker runs without probes.
  */
-async function startProbes(port: number, health: WorkerHealth, logger: Logger): Promise<HealthServer | null> {
+async function startProbes(port: number, host: string, health: WorkerHealth, logger: Logger): Promise<HealthServer | null> {
   try {
-    return await startHealthServer({ port, health });
+    return await startHealthServer({ port, host, health });
   } catch (err: unknown) {
     logger.error('health probes disabled: cannot listen on STEADFAST_HEALTH_PORT', { port, error: errorMessage(err) });
     return null;
@@ -90,7 +114,7 @@ async function main(): Promise<void> {
   const logger = installRuntime(config);
   const health = new WorkerHealth();
   // The probes answer from the start: live at once, ready only once the worker polls.
-  const probes = config.healthPort > 0 ? await startProbes(config.healthPort, health, logger) : null;
+  const probes = config.healthPort > 0 ? await startProbes(config.healthPort, config.listenHost, health, logger) : null;
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     health.markStopping(`received ${signal}; draining`);
@@ -104,7 +128,8 @@ async function main(): Promise<void> {
   try {
     connection = await connectWithRetry(config, logger, health, stop.signal);
     if (!connection) return;
-    deps = await createDefaultDeps(config);
+    deps = await depsWithRetry(config, logger, health, stop.signal);
+    if (!deps) return;
     const { code } = await cachedWorkflowBundle(WORKFLOWS_PATH, logger);
     const worker = await createWorker({ connection, config, deps, workflowBundle: { code } });
     health.attach(worker, connection);
@@ -122,6 +147,7 @@ async function main(): Promise<void> {
       taskQueue: config.taskQueue,
       address: config.temporalAddress,
       namespace: config.namespace,
+      listenHost: config.listenHost,
       metricsPort: config.metricsPort,
       healthPort: probes?.port ?? 0,
     });

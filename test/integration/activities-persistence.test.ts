@@ -118,6 +118,23 @@ for (const t of targets) {
         expect(await store.count(b)).toBe(1);
         expect(await store.writeCount(b, 'item-1')).toBe(1);
         expect(await store.list(b)).toEqual([rec]);
+        // A re-run of the item (crash, reset) stamps new times on the same state: still no write.
+        const rerun = { ...rec, startedAt: '2025-06-01T10:07:00.000Z', finishedAt: '2025-06-01T10:07:09.000Z' };
+        expect(await store.upsert(rerun)).toBe('unchanged');
+        expect(await store.writeCount(b, 'item-1')).toBe(1);
+        const failed = record(b, 'item-2', {
+          status: 'awaiting_review',
+          error: { type: 'Timeout', message: 't', attempts: 5, provider: 'primary', firstAt: '2025-06-01T10:00:01.000Z', lastAt: '2025-06-01T10:00:04.000Z' },
+        });
+        expect(await store.upsert(failed)).toBe('inserted');
+        expect(
+          await store.upsert({
+            ...failed,
+            finishedAt: '2025-06-01T10:09:00.000Z',
+            error: { ...failed.error!, firstAt: '2025-06-01T10:08:00.000Z', lastAt: '2025-06-01T10:08:30.000Z' },
+          }),
+        ).toBe('unchanged');
+        expect(await store.writeCount(b, 'item-2')).toBe(1);
       } finally {
         await store.close();
       }

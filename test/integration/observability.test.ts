@@ -18,8 +18,9 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { connect as connectNet, createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -31,6 +32,7 @@ import { startProvider } from '../../src/provider/index.ts';
 import type { RunningProvider } from '../../src/provider/index.ts';
 import type { BatchInputRaw, PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
+import { testDatabaseUrl } from '../support/postgres.ts';
 
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
 const dir = mkdtempSync(join(tmpdir(), 'steadfast-obs-'));
@@ -263,6 +265,22 @@ describe('a worker process under the flaky profile', () => {
     });
   }, 60_000);
 
+  it("binds metrics and probes to loopback by default: not reachable on the host's other addresses", async () => {
+    expect((await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).status).toBe(200);
+    expect((await worker.probe('/livez')).status).toBe(200);
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!external) return; // a host with loopback only: nothing more to show
+    for (const port of [worker.metricsPort, worker.healthPort]) {
+      const reached = await fetch(`http://${external}:${port}/`, { signal: AbortSignal.timeout(3_000) }).then(
+        () => true,
+        () => false,
+      );
+      expect(reached, `port ${port} on ${external}`).toBe(false);
+    }
+  });
+
   it('is ready while polling, and not ready (but live) from SIGTERM while it drains', async () => {
     expect(await worker.probe('/readyz')).toMatchObject({ status: 200, body: { status: 'ready', state: 'RUNNING' } });
     expect(await worker.probe('/livez')).toMatchObject({ status: 200, body: { status: 'live' } });
@@ -311,6 +329,38 @@ describe('a worker process that cannot reach Temporal', () => {
   }, 60_000);
 });
 
+describe.skipIf(!testDatabaseUrl())('a worker process whose results store is down at start', () => {
+  it('waits, not ready, and starts polling once the database answers', async () => {
+    const real = new URL(testDatabaseUrl()!);
+    const port = await freePort();
+    const viaProxy = new URL(real);
+    viaProxy.host = `127.0.0.1:${port}`;
+    const worker = await spawnWorker({ DATABASE_URL: viaProxy.toString(), STEADFAST_METRICS_PORT: '0' });
+    // The "database" comes up after a while: a TCP proxy to the real one opens on the worker's port.
+    const proxy = createNetServer((sock) => {
+      const up = connectNet(Number(real.port || 5432), real.hostname);
+      sock.on('error', () => up.destroy());
+      up.on('error', () => sock.destroy());
+      sock.pipe(up).pipe(sock);
+    });
+    try {
+      const down = await until('a store error in the readiness reason', async () => {
+        const r = await worker.probe('/readyz').catch(() => undefined);
+        return r?.body.reason.startsWith('results store unavailable:') ? r : undefined;
+      });
+      expect(down).toMatchObject({ status: 503, body: { status: 'not_ready', state: 'STARTING' } });
+      await sleep(3_000);
+      expect(worker.proc.exitCode).toBeNull();
+      expect(worker.output()).toContain('cannot open the results store; retrying');
+      await new Promise<void>((r) => proxy.listen(port, '127.0.0.1', r));
+      await worker.waitReady();
+    } finally {
+      expect(await worker.stop('SIGTERM')).toBe(0);
+      proxy.close();
+    }
+  }, 120_000);
+});
+
 describe('secrets in a worker process', () => {
   // A canary in a custom apiKeyEnv whose name and value match no secret pattern: only the
   // worker's key allow-list (STEADFAST_KEY_HOSTS) tells the scrubber it is a secret.
@@ -328,17 +378,19 @@ describe('secrets in a worker process', () => {
   let hookUrl = '';
   const SSN = '078-05-1120';
   let provider: RunningProvider;
-  /** An OpenAI-compatible endpoint that, like some proxies, echoes the key it got into its 401. */
+  /** An OpenAI-compatible endpoint that, like some proxies, echoes the key it got and the prompt into its 401. */
   const echo = createServer((req, res) => {
-    req.resume();
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
     req.on('end', () => {
       const auth = String(req.headers['authorization'] ?? '');
+      const prompt = (JSON.parse(body) as { messages: { content: string }[] }).messages.at(-1)?.content ?? '';
       keysSeen.push(auth);
       res.writeHead(401, { 'content-type': 'application/json', 'x-request-id': 'req_echo' });
       res.end(
         JSON.stringify({
           error: {
-            message: `Incorrect API key provided: ${auth.replace(/^Bearer /, '')}. Header was: ${auth}`,
+            message: `Incorrect API key provided: ${auth.replace(/^Bearer /, '')}. Header was: ${auth}. Request was: ${prompt}`,
             type: 'invalid_request_error',
             param: null,
             code: 'invalid_api_key',
@@ -387,8 +439,8 @@ describe('secrets in a worker process', () => {
       // The key really was sent and refused on both tiers.
       expect(provider.stats().byStatus['401']).toBeGreaterThan(0);
       expect(keysSeen).toContain(`Bearer ${KEY}`);
-      // Alerts went out (awaiting review, with the reason in the text).
-      expect(webhookBodies.some((b) => b.includes('awaits review'))).toBe(true);
+      // Alerts went out (the review digest).
+      expect(webhookBodies.some((b) => b.includes('entered review'))).toBe(true);
 
       const store = await openStore({ dbPath: worker.dbPath });
       const rows = await store.list(handle.workflowId);
@@ -438,6 +490,102 @@ describe('secrets in a worker process', () => {
         ['error message', rows[0]!.error!.message],
       ] as const) {
         expect(text.includes(SSN), `ssn in ${where}`).toBe(false);
+      }
+    } finally {
+      await worker.stop('SIGKILL');
+    }
+  }, 120_000);
+
+  /** History as text: payload bytes (base64 `data`) decoded, failure messages and stack traces as they are. */
+  const decode = (v: unknown): string =>
+    JSON.stringify(v, (k, x: unknown) =>
+      x instanceof Uint8Array ? Buffer.from(x).toString('utf8') : k === 'data' && typeof x === 'string' ? Buffer.from(x, 'base64').toString('utf8') : x,
+    );
+  /** The kinds of events (their attributes' names) whose text contains `needle`. */
+  const eventsWith = async (workflowId: string, needle: string): Promise<string[]> => {
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    return (history.events ?? [])
+      .filter((e) => decode(e).includes(needle))
+      .map((e) => Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k]) ?? 'unknown');
+  };
+
+  it('keeps secret field values quoted back by a model or echoed by a provider out of rows, export, metrics, webhooks and history', async () => {
+    const QUOTE_KEY = 'the-provider-wants-another-key';
+    const worker = await spawnWorker({
+      STEADFAST_SIMULATED_PROVIDER_URL: provider.url,
+      LLM_KEY: KEY,
+      QUOTE_KEY,
+      STEADFAST_KEY_HOSTS: 'LLM_KEY=127.0.0.1;QUOTE_KEY=127.0.0.1',
+      STEADFAST_LOG_LEVEL: 'debug',
+    });
+    webhookBodies.length = 0;
+    try {
+      await worker.waitReady();
+      const common = {
+        prompt: { template: 'Customer {{customer}} (ssn {{ssn}}) writes: {{text}}' },
+        input: { required: ['ssn'] },
+        secretFields: ['ssn'],
+        review: { timeout: '1s', defaultDecision: 'skip' as const },
+        alerts: { webhookUrl: hookUrl, errorRateThreshold: 0.05 },
+      };
+      // Batch 1: a provider that echoes the prompt (and the key) into its error; the item waits for review, then is skipped.
+      const echoed = pipelineWith([{ name: 'echoing', kind: 'openai-compatible', model: 'gpt-4o-mini', baseURL: echoUrl, apiKeyEnv: 'LLM_KEY', timeout: '2s' }], common);
+      // Batch 2: a model that quotes its input (the provider's plain-text answer starts with the prompt).
+      const quoted = pipelineWith([{ name: 'quoting', kind: 'openai', model: 'gpt-4o-mini', baseURL: `${provider.url}/v1`, apiKeyEnv: 'QUOTE_KEY', timeout: '2s' }], {
+        ...common,
+        output: { format: 'text' },
+      });
+      const h1 = await startBatch(worker.taskQueue, { pipeline: echoed, items: [{ id: 's1', customer: 'Ann', ssn: SSN, text: 'Where is my refund?' }] });
+      const h2 = await startBatch(worker.taskQueue, { pipeline: quoted, items: [{ id: 's2', customer: 'Bob', ssn: SSN, text: 'Change my address.' }] });
+      expect(await h1.result()).toMatchObject({ total: 1, skipped: 1 });
+      expect(await h2.result()).toMatchObject({ total: 1, succeeded: 1 });
+
+      const store = await openStore({ dbPath: worker.dbPath });
+      const rows = [...(await store.list(h1.workflowId)), ...(await store.list(h2.workflowId))];
+      await store.close();
+      expect(rows).toHaveLength(2);
+      // Positive controls: the provider did echo the prompt and the model did quote it; both redacted.
+      expect(rows[0]!.error!.message).toContain('Request was: Customer Ann (ssn [redacted])');
+      expect(rows[1]!.output).toEqual(expect.stringContaining('Answer for: Customer Bob (ssn [redacted]) writes'));
+      expect(webhookBodies.some((b) => b.includes('entered review'))).toBe(true);
+
+      const exported = await new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['src/client/cli.ts', 'export', h1.workflowId, '--failed', '--format', 'jsonl'], {
+          env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), STEADFAST_DB_PATH: worker.dbPath, DATABASE_URL: '' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('error', reject);
+        child.on('close', () => resolve(out));
+      });
+      expect(exported).toContain('"itemId":"s1"');
+      const metrics = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
+      expect(metrics).toContain('steadfast_llm_calls_total');
+      const histories = (await Promise.all([h1.workflowId, `${h1.workflowId}/s1`, h2.workflowId, `${h2.workflowId}/s2`].map((id) => client.workflow.getHandle(id).fetchHistory())))
+        .map(decode)
+        .join('\n');
+      expect(histories).toContain(SSN);
+
+      for (const [where, text] of [
+        ['logs', worker.output()],
+        ['histories', histories],
+        ['results rows', JSON.stringify(rows)],
+        ['export', exported],
+        ['metrics', metrics],
+        ['webhooks', webhookBodies.join('\n')],
+      ] as const) {
+        for (const key of [KEY, QUOTE_KEY]) expect(text.includes(key.slice(0, 20)), `key in ${where}`).toBe(false);
+        if (where !== 'histories') expect(text.includes(SSN), `ssn in ${where}`).toBe(false);
+      }
+      // The items' fields are the workflows' input: in history they are where the input put them (the start
+      // events, the children's start and the call's input), in no answer, failure, signal or marker.
+      for (const id of [h1.workflowId, h2.workflowId]) {
+        for (const kind of await eventsWith(id, SSN))
+          expect(['workflowExecutionStartedEventAttributes', 'startChildWorkflowExecutionInitiatedEventAttributes'], `${id}: ${kind}`).toContain(kind);
+      }
+      for (const id of [`${h1.workflowId}/s1`, `${h2.workflowId}/s2`]) {
+        for (const kind of await eventsWith(id, SSN)) expect(['workflowExecutionStartedEventAttributes', 'activityTaskScheduledEventAttributes'], `${id}: ${kind}`).toContain(kind);
       }
     } finally {
       await worker.stop('SIGKILL');

@@ -242,4 +242,19 @@ describe('batch id and transport', () => {
     });
     expect(planTransport({ ...base, format: 'csv' }, 'in/items.csv', 'b1', { forced: false, inputsDir: '/tmp/x' })).toEqual({ kind: 'inline', items: [{ id: '1' }] });
   });
+
+  it('copies a JSONL file outside the source roots under the inputs dir, where the workers may read it', () => {
+    const base = { rawSpec: { prompt: { template: 'x' }, providers: [] }, spec: SPEC, items: [{ id: '1' }], bytes: 10 };
+    const roots = [join(process.cwd(), 'data')];
+    expect(planTransport({ ...base, format: 'jsonl' }, '/home/ann/items.jsonl', 'b1', { forced: true, inputsDir: 'data/inputs', roots })).toEqual({
+      kind: 'reference',
+      path: join(process.cwd(), 'data/inputs/b1.jsonl'),
+      written: true,
+    });
+    expect(planTransport({ ...base, format: 'jsonl' }, 'data/in/items.jsonl', 'b1', { forced: true, inputsDir: 'data/inputs', roots })).toEqual({
+      kind: 'reference',
+      path: join(process.cwd(), 'data/in/items.jsonl'),
+      written: false,
+    });
+  });
 });

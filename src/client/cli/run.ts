@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../common/config.ts';
+import { resolveUnderRoots } from '../../common/source-roots.ts';
 import { webUiUrl } from '../client.ts';
 import { BatchInput, formatIssues } from '../../shared/spec.ts';
 import type { BatchInputRaw, Item } from '../../shared/spec.ts';
@@ -35,13 +36,24 @@ export type Transport = { kind: 'inline'; items: Item[] } | { kind: 'reference';
 
 /**
  * Inline items, or a JSONL path the workers read: the items file itself when it
- * is JSONL, else a JSONL copy (CSV converted) under `inputsDir`.
+ * is JSONL and under the source roots, else a JSONL copy (CSV converted, or a JSONL
+ * file the workers may not read) under `inputsDir`.
  */
-export function planTransport(batch: LoadedBatch, itemsFile: string, batchId: string, opts: { forced: boolean; inputsDir: string }): Transport {
+export function planTransport(batch: LoadedBatch, itemsFile: string, batchId: string, opts: { forced: boolean; inputsDir: string; roots?: readonly string[] }): Transport {
   if (!shouldPassByReference(batch.items, opts.forced)) return { kind: 'inline', items: batch.items };
-  if (batch.format === 'jsonl') return { kind: 'reference', path: resolve(itemsFile), written: false };
+  // A JSONL file outside the source roots would be refused by the workers: a copy goes where they read.
+  if (batch.format === 'jsonl' && (opts.roots === undefined || underRoots(resolve(itemsFile), opts.roots))) return { kind: 'reference', path: resolve(itemsFile), written: false };
   const path = resolve(opts.inputsDir, `${batchId}.jsonl`);
   return { kind: 'reference', path, written: true };
+}
+
+function underRoots(path: string, roots: readonly string[]): boolean {
+  try {
+    resolveUnderRoots(path, roots);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function writeJsonl(path: string, items: readonly Item[]): void {
@@ -71,7 +83,7 @@ export async function runCommand(itemsFile: string, opts: RunOptions, config: Co
   // Everything is validated before any connection or file is touched: a bad file starts nothing.
   const batch = await loadBatch(itemsFile, opts.pipeline);
   const batchId = opts.batchId !== undefined ? checkBatchId(opts.batchId) : defaultBatchId(batch.spec.name, new Date());
-  const transport = planTransport(batch, itemsFile, batchId, { forced: Boolean(opts.sourceByReference), inputsDir: opts.inputsDir ?? 'data/inputs' });
+  const transport = planTransport(batch, itemsFile, batchId, { forced: Boolean(opts.sourceByReference), inputsDir: opts.inputsDir ?? 'data/inputs', roots: config.sourceRoots });
   const input: BatchInputRaw =
     transport.kind === 'inline' ? { batchId, pipeline: batch.rawSpec, items: transport.items } : { batchId, pipeline: batch.rawSpec, source: { jsonl: transport.path } };
   const check = BatchInput.safeParse(input);
