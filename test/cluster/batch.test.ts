@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BatchInputRaw } from '../../src/spec.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
-import { clusterPgPort, clusterStatus } from './cluster.ts';
+import { clusterPgPort, clusterStatus, writeFigures } from './cluster.ts';
 
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
 
@@ -35,7 +35,7 @@ describe('the multi-service cluster', () => {
     const t0 = Date.now();
     const summary = await h.run(async () => (await h.startBatch(example, batchId)).result());
     const seconds = (Date.now() - t0) / 1000;
-    console.log(`cluster batch: ${summary.total} items in ${seconds.toFixed(1)} s`);
+    writeFigures('cluster-batch', { items: summary.total, seconds: Number(seconds.toFixed(1)), clusterStartMs: inject('clusterStartMs') });
     expect(summary).toMatchObject({ batchId, total: 24, succeeded: 24, failed: 0, status: 'completed' });
     const rows = await h.store.list(batchId);
     expect(rows.map((r) => r.itemId).sort()).toEqual(example.items!.map((i) => i.id).sort());

@@ -1,5 +1,6 @@
 /** Helpers for the cluster suite: drive scripts/cluster.sh and read what it knows. */
 import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -29,3 +30,12 @@ export async function startService(service: string): Promise<void> {
 
 /** PostgreSQL port of the cluster's persistence. */
 export const clusterPgPort = Number(process.env.STEADFAST_CLUSTER_PG_PORT ?? 54350);
+
+/** Writes a run's figures to bench-results/<name>-<time>.json (ignored by git) for docs/benchmarks.md. */
+export function writeFigures(name: string, figures: object): string {
+  const dir = join(import.meta.dirname, '..', '..', 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(path, `${JSON.stringify(figures, null, 2)}\n`);
+  return path;
+}
