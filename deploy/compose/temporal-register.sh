@@ -26,7 +26,8 @@ wait_for() {
     i=$((i + 1))
     if [ "$i" -ge "$timeout" ]; then
       say "gave up after ${timeout} s waiting for $what; last error:"
-      "$@" >&2 || true
+      # Under set -e a failing last try ends the script here, with its own status.
+      "$@" >&2
       exit 1
     fi
     sleep 1

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { BatchInputRaw } from '../../src/spec.ts';
+import type { BatchInputRaw } from '../../src/shared/spec.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 import { clusterPgPort, clusterStatus, writeFigures } from './cluster.ts';

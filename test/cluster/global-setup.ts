@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
-import { WORKFLOWS_PATH } from '../../src/worker.ts';
+import { WORKFLOWS_PATH } from '../../src/worker/worker.ts';
 import { clusterScript } from './cluster.ts';
 
 declare module 'vitest' {
