@@ -12,6 +12,7 @@
  * appear in {@link describeConnection}, in errors or in logs.
  */
 import { existsSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { ClientConnectConfig } from '@temporalio/envconfig';
 
@@ -140,28 +141,85 @@ export function describeConnection(c: TemporalConnection): string {
 }
 
 /**
- * One line for a failed connection, naming the address and what to check:
- * e.g. `cannot connect to Temporal at 127.0.0.1:7233 over TLS: certificate rejected (...)`.
- * The SDK's message is kept (it names the TLS alert) but never carries the key.
+ * Asks the server directly, with a plain TLS handshake using the same certificate,
+ * key and CA, why a TLS connection fails. The gRPC clients hide it: with TLS 1.3
+ * a rejected client certificate arrives after the handshake, as an alert that they
+ * report as "broken pipe" or a missed deadline. Null when the handshake is accepted.
  */
-export function connectionErrorMessage(c: TemporalConnection, err: unknown): string {
-  const raw = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
-  const over = c.tls ? ' over TLS' : '';
-  const at = `cannot connect to Temporal at ${c.address}${over}`;
-  if (c.tls && /certificate|handshake|tls|ssl|alert|unknown ca|bad certificate|x509/i.test(raw)) {
-    const who = c.clientCert
-      ? 'the client certificate or key (--tls-cert-path, --tls-key-path) or the server CA (--tls-ca-path)'
-      : 'the server certificate or CA (--tls-ca-path, --tls-server-name)';
-    return `${at}: certificate rejected; check ${who}: ${raw}`;
-  }
-  if (/unauthenticated|permission|unauthorized|api key/i.test(raw)) return `${at}: credentials rejected; check the API key (--api-key, TEMPORAL_API_KEY): ${raw}`;
-  if (!c.tls && /connection reset|broken pipe|http2|protocol|frame/i.test(raw))
-    return `${at}: the server closed the connection; does it require TLS (TEMPORAL_TLS=true, --tls-ca-path)?: ${raw}`;
-  return `${at}: ${raw}`;
+export async function probeTls(c: TemporalConnection, timeoutMs = 3_000): Promise<string | null> {
+  const opt = c.connectionOptions.tls;
+  if (!c.tls) return null;
+  const tls = typeof opt === 'object' && opt !== null ? opt : {};
+  const i = c.address.lastIndexOf(':');
+  const host = c.address.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(c.address.slice(i + 1));
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (reason: string | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(reason);
+    };
+    const socket = tlsConnect({
+      host,
+      port,
+      servername: tls.serverNameOverride ?? (/^[\d.]+$|:/.test(host) ? undefined : host),
+      ...(tls.serverRootCACertificate ? { ca: Buffer.from(tls.serverRootCACertificate) } : {}),
+      ...(tls.clientCertPair ? { cert: Buffer.from(tls.clientCertPair.crt), key: Buffer.from(tls.clientCertPair.key) } : {}),
+      ALPNProtocols: ['h2'],
+    });
+    // The server's verdict on our certificate comes after our side of the handshake (TLS 1.3):
+    // keep reading for a moment so that its alert, if any, arrives as an error.
+    let handshaken = false;
+    socket.once('secureConnect', () => {
+      handshaken = true;
+      setTimeout(() => done(null), 500);
+    });
+    socket.on('data', () => undefined);
+    socket.once('error', (err: NodeJS.ErrnoException) => done(tlsReason(err)));
+    socket.once('close', () =>
+      done(
+        handshaken && tls.clientCertPair
+          ? 'the server refused the client certificate (it closed the connection after the handshake)'
+          : `the server closed the connection ${handshaken ? 'after' : 'during'} the TLS handshake`,
+      ),
+    );
+    const timer = setTimeout(() => done(null), timeoutMs);
+  });
 }
 
-/** True when the failure is about certificates or credentials: retrying cannot help. */
-export function isCredentialError(c: TemporalConnection, err: unknown): boolean {
-  const raw = err instanceof Error ? err.message : String(err);
-  return (c.tls && /certificate|handshake|unknown ca|bad certificate|x509|alert/i.test(raw)) || /unauthenticated|permission denied|invalid api key/i.test(raw);
+/** The TLS error in words: which side refused which certificate. */
+function tlsReason(err: NodeJS.ErrnoException): string {
+  const code = err.code ?? '';
+  const msg = err.message
+    .replace(/^[^:]*routines:[^:]*:/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (/ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|DECRYPT_ERROR|HANDSHAKE_FAILURE)|ALERT_ACCESS_DENIED/.test(code))
+    return `the server refused the client certificate (${msg})`;
+  if (/CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS_CERT_ALTNAME/.test(code)) return `the server certificate is not trusted (${msg})`;
+  if (/KEY_VALUES_MISMATCH|key values mismatch/i.test(code + msg)) return 'the client key does not match the client certificate';
+  return msg || code;
+}
+
+/**
+ * One line for a failed connection, naming the address and what to check:
+ * e.g. `cannot connect to Temporal at 127.0.0.1:7233 over TLS: certificate rejected; ...`.
+ * With TLS the server is asked why ({@link probeTls}). Key material never appears.
+ */
+export async function explainConnectError(c: TemporalConnection, err: unknown): Promise<{ message: string; credentials: boolean }> {
+  const raw = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
+  const at = `cannot connect to Temporal at ${c.address}${c.tls ? ' over TLS' : ''}`;
+  const tlsWhy = c.tls ? ((/key values mismatch/i.test(raw) ? 'the client key does not match the client certificate' : null) ?? (await probeTls(c).catch(() => null))) : null;
+  if (tlsWhy) {
+    const check = /client/.test(tlsWhy)
+      ? 'check --tls-cert-path and --tls-key-path (TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH)'
+      : 'check --tls-ca-path and --tls-server-name (TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME)';
+    return { message: `${at}: certificate rejected: ${tlsWhy}; ${check}`, credentials: true };
+  }
+  if (/unauthenticated|permission denied|unauthorized|invalid api key/i.test(raw))
+    return { message: `${at}: credentials rejected; check the API key (--api-key, TEMPORAL_API_KEY): ${raw}`, credentials: true };
+  return { message: `${at}: ${raw}`, credentials: false };
 }

@@ -16,7 +16,7 @@ import { createActivities, createDefaultDeps } from '../../activities/index.ts';
 import type { ActivityDeps } from '../../activities/index.ts';
 import { cachedWorkflowBundle } from './bundle-cache.ts';
 import { loadConfig } from '../common/config.ts';
-import { ConnectionConfigError, connectionErrorMessage, describeConnection, isCredentialError } from '../common/connection.ts';
+import { ConnectionConfigError, describeConnection, explainConnectError } from '../common/connection.ts';
 import { CONNECTION_HELP, helpRequested } from '../common/usage.ts';
 import type { Config } from '../common/config.ts';
 import { WorkerHealth, startHealthServer } from './health.ts';
@@ -64,9 +64,10 @@ async function connectWithRetry(config: Config, logger: Logger, health: WorkerHe
     try {
       return await NativeConnection.connect(config.temporal.connectionOptions);
     } catch (err: unknown) {
-      health.connectError = connectionErrorMessage(config.temporal, err);
+      const why = await explainConnectError(config.temporal, err);
+      health.connectError = why.message;
       // A rejected certificate or API key does not heal by waiting: one line, and exit.
-      if (isCredentialError(config.temporal, err)) throw new ConnectionConfigError(health.connectError);
+      if (why.credentials) throw new ConnectionConfigError(why.message);
       const delayMs = Math.min(500 * 2 ** (attempt - 1), 10_000);
       logger.warn('cannot connect to Temporal; retrying', { address: config.temporalAddress, attempt, delayMs, error: health.connectError });
       await sleep(delayMs, undefined, { signal }).catch(() => undefined);

@@ -8,7 +8,7 @@ import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temp
 import { connectClient } from '../client.ts';
 import { loadConfig } from '../../common/config.ts';
 import type { Config } from '../../common/config.ts';
-import { connectionErrorMessage } from '../../common/connection.ts';
+import { explainConnectError } from '../../common/connection.ts';
 import type { ConnectionFlags } from '../../common/connection.ts';
 import { failure, messageOf, usageError } from './errors.ts';
 
@@ -56,7 +56,7 @@ export async function connect(config: Config): Promise<Client> {
   try {
     return await connectClient(config);
   } catch (err) {
-    const line = connectionErrorMessage(config.temporal, err);
+    const line = (await explainConnectError(config.temporal, err)).message;
     // A local plaintext address with nothing listening: say how to start one.
     const hint =
       !config.temporal.tls && /unavailable|connect|refused|deadline|timed? ?out/i.test(line)
