@@ -19,8 +19,6 @@
 #                               (history +1, matching +2, worker +6, frontend HTTP +10, membership +30..)
 #   STEADFAST_CLUSTER_PG_PORT   PostgreSQL port [54350]
 #   STEADFAST_CLUSTER_DIR       config, logs and pids [.tools/cluster]
-#   STEADFAST_CLUSTER_TLS_DIR   when set: frontend TLS with ca.pem, server.pem, server-key.pem from
-#                               this folder, client certificates required (mTLS)
 # Everything listens on 127.0.0.1 only. Logs go to stderr; the address to stdout.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +26,6 @@ VERSION="${STEADFAST_CLUSTER_VERSION:-v1.32.1}"
 PORT="${STEADFAST_CLUSTER_PORT:-7433}"
 PG_PORT="${STEADFAST_CLUSTER_PG_PORT:-54350}"
 RUN="${STEADFAST_CLUSTER_DIR:-$ROOT/.tools/cluster}"
-TLS_DIR="${STEADFAST_CLUSTER_TLS_DIR:-}"
 BUILD="$ROOT/.tools/temporal-server/$VERSION"
 SERVER_BIN="$BUILD/bin/temporal-server"
 SQL_TOOL="$BUILD/bin/temporal-sql-tool"
@@ -52,13 +49,9 @@ temporal_cli_path() {
 # Runs a command with the CLI's connection variables set for this cluster only: the user's
 # own TEMPORAL_* settings and profiles must not redirect the set-up to another server.
 temporal_env() {
-  local tls=()
-  if [ -n "$TLS_DIR" ]; then
-    tls=(TEMPORAL_TLS_SERVER_CA_CERT_PATH="$TLS_DIR/ca.pem" TEMPORAL_TLS_CLIENT_CERT_PATH="$TLS_DIR/client.pem"
-      TEMPORAL_TLS_CLIENT_KEY_PATH="$TLS_DIR/client-key.pem" TEMPORAL_TLS_SERVER_NAME=localhost)
-  fi
-  env -u TEMPORAL_API_KEY -u TEMPORAL_PROFILE -u TEMPORAL_CONFIG_FILE -u TEMPORAL_ENV \
-    TEMPORAL_CONFIG_FILE=/dev/null TEMPORAL_ADDRESS="$ADDRESS" "${tls[@]}" "$@"
+  local v unset=()
+  for v in $(compgen -e | grep '^TEMPORAL_'); do unset+=(-u "$v"); done
+  env "${unset[@]}" TEMPORAL_CONFIG_FILE=/dev/null TEMPORAL_ADDRESS="$ADDRESS" "$@"
 }
 
 temporal_cli() { temporal_env "$(temporal_cli_path)" "$@"; }
@@ -130,23 +123,6 @@ port_of() {
 
 write_config() {
   mkdir -p "$RUN/config/dynamicconfig"
-  local tls=""
-  if [ -n "$TLS_DIR" ]; then
-    for f in ca.pem server.pem server-key.pem; do [ -f "$TLS_DIR/$f" ] || die "STEADFAST_CLUSTER_TLS_DIR has no $f"; done
-    tls="
-  tls:
-    frontend:
-      server:
-        certFile: $TLS_DIR/server.pem
-        keyFile: $TLS_DIR/server-key.pem
-        requireClientAuth: true
-        clientCaFiles:
-          - $TLS_DIR/ca.pem
-      client:
-        serverName: localhost
-        rootCaFiles:
-          - $TLS_DIR/ca.pem"
-  fi
   cat >"$RUN/config/cluster.yaml" <<EOF
 # written by scripts/cluster.sh
 log:
@@ -184,7 +160,7 @@ persistence:
 global:
   membership:
     maxJoinDuration: 30s
-    broadcastAddress: 127.0.0.1$tls
+    broadcastAddress: 127.0.0.1
 
 services:
   frontend:
@@ -290,7 +266,7 @@ start() {
   for s in "${SERVICES[@]}"; do start_service "$s"; done
   register
   echo "$((SECONDS - t0))" >"$RUN/start-seconds"
-  log "cluster up in $((SECONDS - t0)) s: frontend $ADDRESS${TLS_DIR:+ (mTLS)}, PostgreSQL 127.0.0.1:$PG_PORT"
+  log "cluster up in $((SECONDS - t0)) s: frontend $ADDRESS, PostgreSQL 127.0.0.1:$PG_PORT"
   echo "$ADDRESS"
 }
 
