@@ -55,7 +55,7 @@ describe('mTLS to Temporal (worker and CLI)', () => {
       TEMPORAL_PROFILE: '',
       STEADFAST_TASK_QUEUE: `tls-${Date.now().toString(36)}`,
       STEADFAST_DB_PATH: join(dir, 'results.db'),
-      STEADFAST_PROVIDER_URL: provider.url,
+      STEADFAST_SIMULATED_PROVIDER_URL: provider.url,
       DATABASE_URL: '',
     };
     // The worker takes its certificate from the environment, as in a Kubernetes pod.
@@ -89,7 +89,7 @@ describe('mTLS to Temporal (worker and CLI)', () => {
     const worker = await createWorker({
       connection,
       config,
-      deps: { store, providerUrl: provider.url },
+      deps: { store, simulatedProviderUrl: provider.url },
       workflowBundle: { codePath: inject('workflowBundlePath') },
       overrides: { shutdownGraceTime: '1 s' },
     });
@@ -158,9 +158,7 @@ describe('mTLS to Temporal (worker and CLI)', () => {
     expect(err, 'the proxy must refuse the rogue certificate').not.toBeNull();
     const why = await explainConnectError(rogue.temporal, err);
     expect(why.credentials).toBe(true);
-    expect(why.message).toMatch(
-      /^cannot connect to Temporal at .* over TLS: certificate rejected: the server refused the client certificate \(.*\); check --tls-cert-path/,
-    );
+    expect(why.message).toMatch(/^cannot connect to Temporal at .* over TLS: certificate rejected: the server refused the client certificate \(.*\); check --tls-cert-path/);
   });
 
   it('a missing certificate file names the file and the variable', () => {
