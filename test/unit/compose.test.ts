@@ -44,7 +44,7 @@ const longRunning = Object.keys(services).filter((n) => !oneShots.includes(n));
 /** The variables src/common/config.ts validates: the keys of its zod object. */
 function configVariables(): string[] {
   const src = readFileSync('src/common/config.ts', 'utf8');
-  return [...src.matchAll(/^\s+([A-Z][A-Z0-9_]+): z\./gm)].map((m) => m[1]!);
+  return [...src.matchAll(/^\s+([A-Z][A-Z0-9_]+): z\b/gm)].map((m) => m[1]!);
 }
 
 describe('docker-compose.yml', () => {
