@@ -1,7 +1,7 @@
 #!/bin/sh
 # Waits for the Temporal frontend, creates the namespace when missing, waits until
 # it is served, and registers the search attributes Steadfast's workflows upsert
-# (workflows/search-attributes.ts). Exits non-zero, with the reason, when any
+# (SEARCH_ATTRIBUTES in src/shared/search-attributes.ts; a unit test keeps the list equal). Exits non-zero, with the reason, when any
 # step fails or times out: a batch must never start on a half set-up server.
 # Runs in the temporalio/admin-tools image (docker-compose.yml) and in
 # scripts/cluster.sh. The `temporal` CLI reads TEMPORAL_ADDRESS and the
@@ -11,7 +11,9 @@
 #   TEMPORAL_NAMESPACE       [default]
 #   STEADFAST_SETUP_TIMEOUT  seconds per wait [120]
 #   TEMPORAL                 the CLI [temporal]
+#   STEADFAST_SEARCH_ATTRIBUTES  Name=Type pairs [the list below]
 set -eu
+attrs="${STEADFAST_SEARCH_ATTRIBUTES:-BatchId=Keyword ItemStatus=Keyword Provider=Keyword ErrorType=Keyword ReviewSince=Datetime ParentBatch=Keyword}"
 ns="${TEMPORAL_NAMESPACE:-default}"
 timeout="${STEADFAST_SETUP_TIMEOUT:-120}"
 cli="${TEMPORAL:-temporal}"
@@ -42,16 +44,21 @@ fi
 # The frontend serves a new namespace once its namespace cache refreshed (seconds).
 wait_for "namespace $ns" "$cli" operator search-attribute list --namespace "$ns"
 
-for sa in BatchId ItemStatus Provider; do
+for pair in $attrs; do
+  sa="${pair%%=*}"
+  type="${pair#*=}"
   if "$cli" operator search-attribute list --namespace "$ns" --output json | grep -q "\"$sa\""; then
     say "search attribute $sa already registered"
   else
-    say "registering search attribute $sa (Keyword)"
-    "$cli" operator search-attribute create --namespace "$ns" --name "$sa" --type Keyword >&2
+    say "registering search attribute $sa ($type)"
+    "$cli" operator search-attribute create --namespace "$ns" --name "$sa" --type "$type" >&2
   fi
 done
-# Check that all three are visible before the workers start.
-for sa in BatchId ItemStatus Provider; do
+# Check that all are visible before the workers start.
+names=""
+for pair in $attrs; do
+  sa="${pair%%=*}"
   wait_for "search attribute $sa" sh -c "\"$cli\" operator search-attribute list --namespace \"$ns\" --output json | grep -q '\"$sa\"'"
+  names="${names:+$names, }$sa"
 done
-say "namespace $ns ready with search attributes BatchId, ItemStatus, Provider"
+say "namespace $ns ready with search attributes $names"

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
 import { temporalCliPath } from '../../src/dev/temporal-tools.ts';
+import { SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes.ts';
 
 const run = promisify(execFile);
 const script = 'deploy/compose/temporal-register.sh';
@@ -20,17 +21,18 @@ function setupEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 describe('deploy/compose/temporal-register.sh', () => {
-  it('creates the namespace, waits for it and registers BatchId, ItemStatus and Provider; a second run changes nothing', async () => {
+  it('creates the namespace, waits for it and registers every search attribute the workflows upsert; a second run changes nothing', async () => {
     const ns = `compose-${randomUUID().slice(0, 8)}`;
     const env = setupEnv({ TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: ns, STEADFAST_SETUP_TIMEOUT: '30' });
     const first = await run('sh', [script], { env });
     expect(first.stderr).toContain(`creating namespace ${ns}`);
-    expect(first.stderr).toContain(`namespace ${ns} ready with search attributes BatchId, ItemStatus, Provider`);
+    expect(first.stderr).toContain(`namespace ${ns} ready with search attributes ${Object.keys(SEARCH_ATTRIBUTES).join(', ')}`);
+    expect(first.stderr).toContain('registering search attribute ReviewSince (Datetime)');
     const { stdout } = await run(env.TEMPORAL!, ['operator', 'search-attribute', 'list', '--address', inject('temporalAddress'), '--namespace', ns, '--output', 'json'], { env });
-    for (const sa of ['BatchId', 'ItemStatus', 'Provider']) expect(stdout).toContain(`"${sa}"`);
+    for (const sa of Object.keys(SEARCH_ATTRIBUTES)) expect(stdout).toContain(`"${sa}"`);
     const second = await run('sh', [script], { env });
     expect(second.stderr).not.toContain('creating namespace');
-    expect(second.stderr.match(/already registered/g)).toHaveLength(3);
+    expect(second.stderr.match(/already registered/g)).toHaveLength(Object.keys(SEARCH_ATTRIBUTES).length);
   }, 60_000);
 
   it('exits non-zero with the reason when the frontend never answers', async () => {

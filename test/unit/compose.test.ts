@@ -14,6 +14,7 @@ import type { FormatsPlugin } from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/common/config.ts';
+import { SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes.ts';
 import { METRICS, METRIC_NAMES } from '../../activities/metrics.ts';
 
 interface Healthcheck {
@@ -105,7 +106,13 @@ describe('docker-compose.yml', () => {
       expect(body).not.toMatch(/\|\| *true|\|\| *:/);
     }
     const register = readFileSync('deploy/compose/temporal-register.sh', 'utf8');
-    for (const sa of ['BatchId', 'ItemStatus', 'Provider']) expect(register).toContain(sa);
+    // Exactly the search attributes the workflows upsert, with their types.
+    const list = /STEADFAST_SEARCH_ATTRIBUTES:-([^}]*)\}/.exec(register)?.[1];
+    expect(list?.split(' ').sort()).toEqual(
+      Object.entries(SEARCH_ATTRIBUTES)
+        .map(([name, type]) => `${name}=${type}`)
+        .sort(),
+    );
     expect(register).toMatch(/wait_for "namespace/);
     expect(register).toContain('exit 1');
     expect(text).not.toMatch(/\|\| *true/);
