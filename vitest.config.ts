@@ -11,6 +11,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     include: ['test/**/*.test.ts'],
+    // The multi-service cluster suite has its own config and command: npm run test:cluster.
+    exclude: ['test/cluster/**', 'node_modules/**'],
     // SDK and worker logs only for failing tests.
     silent: 'passed-only',
   },

@@ -15,6 +15,7 @@ import { Connection } from '@temporalio/client';
 import { devServerArgs } from '../src/dev/dev-server.ts';
 import { temporalCliPath } from '../src/dev/temporal-tools.ts';
 import type { ProviderStats } from '../src/provider/index.ts';
+import { CONNECTION_VARIABLES } from '../src/common/connection.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -267,8 +268,12 @@ export function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number |
 
 /** Starts `node src/worker/worker.ts` (what `npm run worker` runs) and waits until it polls. */
 export async function startWorkerProc(o: WorkerProcOptions): Promise<WorkerProc> {
+  // The workers talk to the bench's own plaintext dev server: none of the user's Temporal
+  // connection settings (API key, TLS, a temporal.toml profile) may reach them.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(CONNECTION_VARIABLES as readonly string[]).includes(k)));
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...inherited,
+    TEMPORAL_CONFIG_FILE: '/dev/null',
     TEMPORAL_ADDRESS: o.address,
     STEADFAST_TASK_QUEUE: o.taskQueue,
     STEADFAST_DB_PATH: o.dbPath,

@@ -82,6 +82,14 @@ if [ ! -x /usr/bin/chromium ] && [ -z "${STEADFAST_CHROMIUM:-}" ]; then
   fi
 fi
 
+# `steadfast` on PATH after `source .tools/env.sh`, from any folder: the CLI with this Node.
+cat > "$TOOLS/bin/steadfast" <<SHIM
+#!/usr/bin/env bash
+# written by scripts/setup.sh: the steadfast CLI of $ROOT
+exec "$NODE_BIN" "$ROOT/bin/steadfast.js" "\$@"
+SHIM
+chmod +x "$TOOLS/bin/steadfast"
+
 cat > "$TOOLS/env.sh" <<ENV
 # written by scripts/setup.sh
 export PATH="$TOOLS/bin:$NODE_DIR:$ROOT/node_modules/.bin:\$PATH"

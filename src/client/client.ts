@@ -8,14 +8,14 @@ import { SEARCH_ATTRIBUTES } from '../shared/search-attributes.ts';
 
 /** Connects a client; rejects when the server does not answer within `timeoutMs`. */
 export async function connectClient(config: Config, timeoutMs = 5_000): Promise<Client> {
-  const connection = await Connection.connect({ address: config.temporalAddress, connectTimeout: timeoutMs });
+  const connection = await Connection.connect({ ...config.temporal.connectionOptions, connectTimeout: timeoutMs });
   return new Client({ connection, namespace: config.namespace });
 }
 
 /** True when a Temporal frontend answers at the configured address. */
 export async function temporalReachable(config: Config, timeoutMs = 2_000): Promise<boolean> {
   try {
-    const connection = await Connection.connect({ address: config.temporalAddress, connectTimeout: timeoutMs });
+    const connection = await Connection.connect({ ...config.temporal.connectionOptions, connectTimeout: timeoutMs });
     await connection.healthService.check({});
     await connection.close();
     return true;
@@ -29,11 +29,10 @@ export function isLocal(address: string): boolean {
   return /^(localhost|127\.0\.0\.1|\[::1\]):\d+$/.test(address);
 }
 
-/** Web UI address of a workflow on the local dev server. */
+/** Web UI address of a workflow (TEMPORAL_UI_URL, or the one derived from the address); null when unknown. */
 export function webUiUrl(config: Config, workflowId: string): string | null {
-  if (!isLocal(config.temporalAddress)) return null;
-  const ui = process.env.TEMPORAL_UI_URL ?? 'http://localhost:8233';
-  return `${ui}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+  if (!config.uiUrl) return null;
+  return `${config.uiUrl}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
 /** IndexedValueType.KEYWORD of the Temporal API. */

@@ -1,14 +1,20 @@
 /**
  * Process configuration from the environment, validated once with zod.
- * Connection settings come from here only; no literal address elsewhere.
+ * Connection settings come from here only (through ./connection.ts, which reads
+ * them the way the `temporal` CLI does); no literal address elsewhere.
  */
 import { z } from 'zod';
 import { formatIssues } from '../shared/spec.ts';
 import { parseSourceHosts, parseSourceRoots } from './source-roots.ts';
+import { loadConnection } from './connection.ts';
+import type { ConnectionFlags, TemporalConnection } from './connection.ts';
 
 const EnvConfig = z.object({
-  TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Read through @temporalio/envconfig with the TLS, API-key and profile settings (./connection.ts). */
+  TEMPORAL_ADDRESS: z.string().min(1).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).optional(),
+  /** Base URL of the Temporal Web UI for links; default derived from the address (dev server: gRPC port + 1000). */
+  TEMPORAL_UI_URL: z.string().url().optional(),
   STEADFAST_TASK_QUEUE: z.string().min(1).default('steadfast'),
   /** PostgreSQL results store; when unset, the SQLite file below is used. */
   DATABASE_URL: z.string().url().optional(),
@@ -61,8 +67,12 @@ const EnvConfig = z.object({
 });
 
 export type Config = {
+  /** Where and how to reach Temporal (address, namespace, TLS, API key, profile). */
+  temporal: TemporalConnection;
   temporalAddress: string;
   namespace: string;
+  /** Base URL of the Web UI, or null when it cannot be known (set TEMPORAL_UI_URL). */
+  uiUrl: string | null;
   taskQueue: string;
   databaseUrl: string | undefined;
   webhookUrl: string | undefined;
@@ -79,8 +89,19 @@ export type Config = {
   sourceHosts: string[];
 };
 
-/** Reads and validates the configuration; an error names the variable and the fix. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * The Web UI for an address: the dev server serves it on its gRPC port + 1000
+ * (7233 -> 8233), Temporal Cloud on cloud.temporal.io; elsewhere it cannot be guessed.
+ */
+export function defaultUiUrl(address: string): string | null {
+  const m = /^(localhost|127\.0\.0\.1|\[::1\]):(\d+)$/.exec(address);
+  if (m) return `http://localhost:${Number(m[2]) + 1000}`;
+  if (/\.tmprl\.cloud:\d+$/.test(address)) return 'https://cloud.temporal.io';
+  return null;
+}
+
+/** Reads and validates the configuration; an error names the variable and the fix. `flags` override the connection variables. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: ConnectionFlags = {}): Config {
   // An empty variable means unset (docker compose writes `KEY: ${KEY:-}` that way).
   const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   // The old name routed every keyless tier to the fault provider silently; refuse it rather than guess.
@@ -92,9 +113,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const r = EnvConfig.safeParse(set);
   if (!r.success) throw new Error(`invalid environment: ${formatIssues(r.error)}`);
   const c = r.data;
+  const temporal = loadConnection(env, flags);
   return {
-    temporalAddress: c.TEMPORAL_ADDRESS,
-    namespace: c.TEMPORAL_NAMESPACE,
+    temporal,
+    temporalAddress: temporal.address,
+    namespace: temporal.namespace,
+    uiUrl: c.TEMPORAL_UI_URL?.replace(/\/+$/, '') ?? defaultUiUrl(temporal.address),
     taskQueue: c.STEADFAST_TASK_QUEUE,
     databaseUrl: c.DATABASE_URL,
     webhookUrl: c.STEADFAST_WEBHOOK_URL,

@@ -1,13 +1,15 @@
 /**
  * `npm run dev-server`: the Temporal dev server on localhost:7233, Web UI on
  * :8233, state persisted in ./data/temporal.db (a restart keeps running
- * workflows), with Steadfast's search attributes registered.
+ * workflows), with Steadfast's search attributes registered. TEMPORAL_PORT and
+ * TEMPORAL_UI_PORT move it (the UI default follows the port: port + 1000).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SEARCH_ATTRIBUTES } from '../shared/search-attributes.ts';
 import { temporalCliPath } from './temporal-tools.ts';
+import { helpRequested } from '../common/usage.ts';
 
 export interface DevServerOptions {
   port?: number;
@@ -31,14 +33,26 @@ export function devServerArgs(o: DevServerOptions = {}): string[] {
   return args;
 }
 
+const USAGE = `usage: npm run dev-server   (node src/dev/dev-server.ts)
+  Runs \`temporal server start-dev\` on 127.0.0.1 with Steadfast's search attributes, state in data/temporal.db.
+  TEMPORAL_PORT   gRPC port (default 7233)
+  TEMPORAL_UI_PORT  Web UI port (default TEMPORAL_PORT + 1000, i.e. 8233)
+  Point workers and the CLI at it with TEMPORAL_ADDRESS=localhost:<TEMPORAL_PORT>; their Web UI links
+  follow (TEMPORAL_UI_URL overrides).`;
+
 async function main(): Promise<void> {
+  if (helpRequested(process.argv.slice(2))) {
+    console.log(USAGE);
+    return;
+  }
   const cli = temporalCliPath();
   if (!cli) {
     console.error('dev-server: no `temporal` CLI found. Run `bash scripts/setup.sh` (or ./sf dev-server), or set TEMPORAL_CLI.');
     process.exit(1);
   }
   mkdirSync('data', { recursive: true });
-  const args = devServerArgs({ port: Number(process.env.TEMPORAL_PORT ?? 7233), uiPort: Number(process.env.TEMPORAL_UI_PORT ?? 8233) });
+  const port = Number(process.env.TEMPORAL_PORT ?? 7233);
+  const args = devServerArgs({ port, uiPort: Number(process.env.TEMPORAL_UI_PORT ?? port + 1000) });
   console.log(`dev-server: ${cli} ${args.join(' ')}`);
   const child = spawn(cli, args, { stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));

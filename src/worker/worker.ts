@@ -17,6 +17,8 @@ import { createActivities, createDefaultDeps } from '../../activities/index.ts';
 import type { ActivityDeps } from '../../activities/index.ts';
 import { cachedWorkflowBundle } from './bundle-cache.ts';
 import { loadConfig } from '../common/config.ts';
+import { ConnectionConfigError, describeConnection, explainConnectError } from '../common/connection.ts';
+import { CONNECTION_HELP, helpRequested } from '../common/usage.ts';
 import type { Config } from '../common/config.ts';
 import { WorkerHealth, startHealthServer } from './health.ts';
 import type { HealthServer } from './health.ts';
@@ -61,9 +63,12 @@ export async function createWorker(setup: WorkerSetup): Promise<Worker> {
 async function connectWithRetry(config: Config, logger: Logger, health: WorkerHealth, signal: AbortSignal): Promise<NativeConnection | null> {
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      return await NativeConnection.connect({ address: config.temporalAddress });
+      return await NativeConnection.connect(config.temporal.connectionOptions);
     } catch (err: unknown) {
-      health.connectError = errorMessage(err);
+      const why = await explainConnectError(config.temporal, err);
+      health.connectError = why.message;
+      // A rejected certificate or API key does not heal by waiting: one line, and exit.
+      if (why.credentials) throw new ConnectionConfigError(why.message);
       const delayMs = Math.min(500 * 2 ** (attempt - 1), 10_000);
       logger.warn('cannot connect to Temporal; retrying', { address: config.temporalAddress, attempt, delayMs, error: health.connectError });
       await sleep(delayMs, undefined, { signal }).catch(() => undefined);
@@ -151,7 +156,7 @@ async function main(): Promise<void> {
       metricsPort: config.metricsPort,
       healthPort: probes?.port ?? 0,
     });
-    console.log(`worker polling task queue "${config.taskQueue}" on ${config.temporalAddress} (namespace ${config.namespace})`);
+    console.log(`worker polling task queue "${config.taskQueue}" on ${describeConnection(config.temporal)}`);
     if (stop.signal.aborted) return; // stopped while starting: nothing to drain
     await worker.run(); // resolves after SIGINT/SIGTERM once in-flight work drained
   } finally {
@@ -163,7 +168,18 @@ async function main(): Promise<void> {
   }
 }
 
+const USAGE = `usage: npm run worker   (node src/worker/worker.ts)
+  A Steadfast worker: polls task queue STEADFAST_TASK_QUEUE (default steadfast) until SIGINT/SIGTERM,
+  then drains in-flight activities for up to 30 s. Configured by the environment (README "Configuration"):
+  STEADFAST_METRICS_PORT (9464, /metrics), STEADFAST_HEALTH_PORT (8081, /livez and /readyz),
+  DATABASE_URL or STEADFAST_DB_PATH (results), STEADFAST_PROVIDER_URL, OPENAI_API_KEY, ANTHROPIC_API_KEY.
+${CONNECTION_HELP}`;
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  if (helpRequested(process.argv.slice(2))) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   main().catch((err: unknown) => {
     console.error('worker failed:', err instanceof Error ? err.message : err);
     process.exit(1);

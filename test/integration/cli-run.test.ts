@@ -72,6 +72,8 @@ describe('steadfast CLI against a real Temporal server', () => {
           STEADFAST_TASK_QUEUE: h.taskQueue,
           STEADFAST_DB_PATH: h.config.dbPath,
           DATABASE_URL: '',
+          // Links point where configuration says the Web UI is (compose serves it on :8080).
+          TEMPORAL_UI_URL: 'http://127.0.0.1:8080',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -103,8 +105,8 @@ describe('steadfast CLI against a real Temporal server', () => {
       expect(run.code).toBe(0);
       expect(run.stdout.split('\n')).toEqual([
         'batch cli-detach started: 3 items, inline',
-        expect.stringMatching(/^Web UI: http:\/\/localhost:8233\/namespaces\/default\/workflows\/cli-detach$/),
-        'watch it with: npx steadfast status cli-detach',
+        'Web UI: http://127.0.0.1:8080/namespaces/default/workflows/cli-detach',
+        'watch it with: steadfast status cli-detach',
         '',
       ]);
       const summary = (await h.client.workflow.getHandle('cli-detach').result()) as BatchSummary;
@@ -112,7 +114,7 @@ describe('steadfast CLI against a real Temporal server', () => {
 
       const again = await cli('run', items, '--pipeline', spec, '--batch-id', 'cli-detach', '--detach');
       expect(again.code).toBe(1);
-      expect(again.stderr).toBe('batch cli-detach already exists; choose another --batch-id (see it with: npx steadfast status cli-detach)\n');
+      expect(again.stderr).toBe('batch cli-detach already exists; choose another --batch-id (see it with: steadfast status cli-detach)\n');
     });
 
     // A completed batch's summary comes from its history: no worker needed.
@@ -240,7 +242,7 @@ describe('steadfast CLI against a real Temporal server', () => {
       const table = await cli('review', 'list', 'cli-review');
       expect(table.stdout).toMatch(/^ITEM +ERROR +WAITING +REASON$/m);
       expect(table.stdout).toMatch(/^bad1 +AuthFailed +\S+ ago +\S/m);
-      expect(table.stdout).toContain('npx steadfast review approve cli-review <itemId>');
+      expect(table.stdout).toContain('steadfast review approve cli-review <itemId>');
       const status = await cli('status', 'cli-review');
       expect(status.stdout).toMatch(/^awaiting review +2 \(AuthFailed 2\)$/m);
 

@@ -135,9 +135,9 @@ describe('watchBatch', () => {
     );
     expect(code).toBe(ExitCode.Ok);
     expect(io.stdout).toContain('\r\x1b[2K[');
-    expect(io.stdout.match(/1 item awaits review: npx steadfast review list b1\n/g)).toHaveLength(1);
+    expect(io.stdout.match(/1 item awaits review: steadfast review list b1\n/g)).toHaveLength(1);
     expect(io.stdout).toContain('status          completed');
-    expect(io.stdout).toContain('dead-letter list: npx steadfast export b1 --format csv --failed');
+    expect(io.stdout).toContain('dead-letter list: steadfast export b1 --format csv --failed');
   });
 
   it('prints plain lines when not a terminal, and names the task queue while no worker answers', async () => {
@@ -196,6 +196,6 @@ describe('watchBatch', () => {
       signal: abort.signal,
     });
     expect(code).toBe(ExitCode.Interrupted);
-    expect(io.stderr).toBe('stopped watching; batch b1 keeps running. See it with: npx steadfast status b1\n');
+    expect(io.stderr).toBe('stopped watching; batch b1 keeps running. See it with: steadfast status b1\n');
   });
 });

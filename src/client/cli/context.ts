@@ -8,27 +8,25 @@ import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temp
 import { connectClient } from '../client.ts';
 import { loadConfig } from '../../common/config.ts';
 import type { Config } from '../../common/config.ts';
+import { explainConnectError } from '../../common/connection.ts';
+import type { ConnectionFlags } from '../../common/connection.ts';
 import { failure, messageOf, usageError } from './errors.ts';
 
-/** How users invoke the CLI; used in the hints it prints. */
-export const PROG = 'npx steadfast';
+/** How users invoke the CLI; used in the hints it prints (on PATH after `source .tools/env.sh`). */
+export const PROG = 'steadfast';
 
-/** The global flags; each overrides its environment variable. */
-export interface GlobalOptions {
-  address?: string;
-  namespace?: string;
+/** The global flags; each overrides its environment variable (the connection ones as the `temporal` CLI names them). */
+export interface GlobalOptions extends ConnectionFlags {
   taskQueue?: string;
+  /** `--env`: the temporal.toml profile, like `--profile`. */
+  env?: string;
 }
 
 /** The configuration from the environment with the global flags applied. */
 export function configFrom(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): Config {
   try {
-    return loadConfig({
-      ...env,
-      TEMPORAL_ADDRESS: opts.address ?? env.TEMPORAL_ADDRESS,
-      TEMPORAL_NAMESPACE: opts.namespace ?? env.TEMPORAL_NAMESPACE,
-      STEADFAST_TASK_QUEUE: opts.taskQueue ?? env.STEADFAST_TASK_QUEUE,
-    });
+    const { taskQueue, env: envName, ...connection } = opts;
+    return loadConfig({ ...env, STEADFAST_TASK_QUEUE: taskQueue ?? env.STEADFAST_TASK_QUEUE }, { ...connection, profile: connection.profile ?? envName });
   } catch (err) {
     throw usageError(messageOf(err));
   }
@@ -58,7 +56,13 @@ export async function connect(config: Config): Promise<Client> {
   try {
     return await connectClient(config);
   } catch (err) {
-    throw failure(`cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS or --address): ${messageOf(err)}; start one with: npm run dev-server`);
+    const line = (await explainConnectError(config.temporal, err)).message;
+    // A local plaintext address with nothing listening: say how to start one.
+    const hint =
+      !config.temporal.tls && /unavailable|connect|refused|deadline|timed? ?out/i.test(line)
+        ? '; start a dev server with: npm run dev-server (or set TEMPORAL_ADDRESS / --address)'
+        : '';
+    throw failure(`${line}${hint}`);
   }
 }
 
