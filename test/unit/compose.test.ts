@@ -134,7 +134,7 @@ describe('docker-compose.yml', () => {
   it('publishes only what a user needs, on 127.0.0.1 only', () => {
     const published = Object.entries(services).flatMap(([name, s]) => (s.ports ?? []).map((p) => ({ name, p })));
     for (const { name, p } of published) expect(p, name).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
-    expect(published.map(({ name, p }) => `${name} ${p.split(':')[1]}`).sort()).toEqual(['grafana 3000', 'prometheus 9090', 'temporal 7233', 'temporal-ui 8080']);
+    expect(published.map(({ name, p }) => `${name} ${p.split(':')[1]}`).sort()).toEqual(['console 8590', 'grafana 3000', 'prometheus 9090', 'temporal 7233', 'temporal-ui 8080']);
     for (const hidden of ['temporal-db', 'results-db', 'provider', 'worker']) expect(services[hidden]!.ports, hidden).toBeUndefined();
   });
 
