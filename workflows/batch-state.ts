@@ -3,6 +3,7 @@
  * converter writes them as `{}`) so it crosses continue-as-new unchanged.
  */
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
+import { batchPolicyMarkdown } from '../src/shared/batch-details.ts';
 import { tierName } from '../src/shared/tiers.ts';
 import type { BatchSummary, ItemOutcome, RateLimitInfo } from '../src/shared/types.ts';
 import { closedCircuit } from './circuit.ts';
@@ -359,6 +360,7 @@ export class BatchState {
         : `awaiting review: ${p.awaitingReviewCount}${p.awaitingReviewCount ? ` (${byType}: ${ids}${p.awaitingReviewCount > 5 ? ', ...' : ''})` : ''}; ${p.ratePerMinute}/min`,
       `circuits: ${circuits}`,
       ...(p.pausedReason ? [`**paused**: ${p.pausedReason} (signal \`resume\` to continue)`] : []),
+      batchPolicyMarkdown(this.s.pipeline),
     ].join('\n\n');
   }
 

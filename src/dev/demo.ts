@@ -6,6 +6,7 @@
  * SQLite results in data/results.db. Real vendors: run `npm run worker` with the keys.
  */
 import type { Connection } from '@temporalio/client';
+import { batchPolicyMarkdown } from '../shared/batch-details.ts';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection } from '@temporalio/worker';
@@ -19,6 +20,7 @@ import { CONNECTION_HELP, helpRequested } from '../common/usage.ts';
 import { installRuntime } from '../worker/logger.ts';
 import { startProvider } from '../provider/index.ts';
 import type { RunningProvider } from '../provider/index.ts';
+import { PipelineSpec } from '../shared/spec.ts';
 import type { BatchInputRaw } from '../shared/spec.ts';
 import { createWorker } from '../worker/worker.ts';
 
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
       workflowId: batchId,
       args: [{ ...input, batchId }],
       staticSummary: `demo batch of ${input.items?.length ?? '?'} items`,
+      staticDetails: batchPolicyMarkdown(PipelineSpec.parse(input.pipeline)),
     });
     say(`batch ${batchId} started: ${input.items?.length ?? '?'} items`);
     const ui = webUiUrl(config, batchId);

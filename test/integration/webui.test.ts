@@ -166,6 +166,8 @@ describe.skipIf(!haveChromium())('Web UI in a real browser', () => {
       await page.goto(`${ui}/namespaces/default/workflows/tickets`);
       await page.getByRole('tab', { name: 'User Metadata' }).click();
       await bodyMatches(page, /waiting for 1 review \(AuthFailed 1\)/, 30_000, 'User Metadata');
+      // The batch's tier chain and review policy, for a batch started without the steadfast CLI too.
+      expect(await visibleText(page)).toMatch(/tier chain[\s\S]*primary: openai gpt-4o-mini[\s\S]*waits 1h for a person \(approve, retry or skip\), then skips by default/);
       if (SHOTS) await page.screenshot({ path: join(IMG, 'webui-review-batch.png'), fullPage: false });
 
       await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent('BatchId="tickets" AND ErrorType="AuthFailed"')}`);

@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { batchPolicyMarkdown } from '../../shared/batch-details.ts';
 import type { Config } from '../../common/config.ts';
 import { PARENT_BATCH } from '../../shared/search-attributes.ts';
 import { BatchInput } from '../../shared/spec.ts';
@@ -153,6 +154,7 @@ export async function rerunCommand(client: Client, config: Config, batchId: stri
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         typedSearchAttributes: [{ key: PARENT_BATCH, value: root }],
         staticSummary: `re-run of ${items.length} items of ${batchId}${spec ? ` with ${opts.pipeline}` : ''}`,
+        staticDetails: batchPolicyMarkdown(check.data.pipeline),
       }),
     );
   } catch (err) {

@@ -7,6 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
+import { batchPolicyMarkdown } from '../../shared/batch-details.ts';
 import type { Config } from '../../common/config.ts';
 import { resolveUnderRoots } from '../../common/source-roots.ts';
 import { webUiUrl } from '../client.ts';
@@ -102,6 +103,7 @@ export async function runCommand(itemsFile: string, opts: RunOptions, config: Co
           // A finished batch's id is not reused (its rows are in the store); a failed one's may be.
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
           staticSummary: `${batch.items.length} items from ${itemsFile}, pipeline ${batch.spec.name}`,
+          staticDetails: batchPolicyMarkdown(batch.spec),
         }),
       );
     } catch (err) {
