@@ -11,7 +11,7 @@
  * The API key and the TLS key are secrets: they are passed to the SDK and never
  * appear in {@link describeConnection}, in errors or in logs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { ClientConnectConfig } from '@temporalio/envconfig';
@@ -97,9 +97,12 @@ export function loadConnection(env: NodeJS.ProcessEnv = process.env, flags: Conn
   // The default file is optional; one named explicitly must exist.
   const file = vars['TEMPORAL_CONFIG_FILE'];
   if (file && !existsSync(file)) throw new ConnectionConfigError(`invalid Temporal connection settings: cannot read ${file} (TEMPORAL_CONFIG_FILE or --config-file): no such file`);
+  // An empty file (or /dev/null, which the bench uses to keep a user's profiles out) holds no
+  // profile; the SDK's loader would fail on it, so it is read as no file at all.
+  const emptyFile = file !== undefined && readFileSync(file, 'utf8').trim() === '';
   let loaded: ClientConnectConfig;
   try {
-    loaded = loadClientConnectConfig({ overrideEnvVars: vars, ...(profile ? { profile } : {}) });
+    loaded = loadClientConnectConfig({ overrideEnvVars: vars, ...(profile ? { profile } : {}), ...(emptyFile ? { disableFile: true } : {}) });
   } catch (err) {
     throw new ConnectionConfigError(`invalid Temporal connection settings: ${explainLoadError(err, vars)}`);
   }

@@ -4,19 +4,16 @@
  * Update and says how many changed; the `reviewMany` Update takes the rest by
  * age. Progress counts waiting items apart from running ones throughout.
  */
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressQuery, reviewManyUpdate } from '../../src/shared/messages.ts';
 import type { Progress } from '../../src/shared/messages.ts';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
+import { harnessEnv, runCli } from '../support/cli.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
-
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'client', 'cli.ts');
 
 const spec: PipelineSpecInput = {
   name: 'bulk',
@@ -33,19 +30,7 @@ describe('bulk review', () => {
   });
   afterAll(async () => h?.close());
 
-  const cli = (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: { ...process.env, TEMPORAL_ADDRESS: h.address, STEADFAST_TASK_QUEUE: h.taskQueue, STEADFAST_DB_PATH: h.config.dbPath, DATABASE_URL: '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (...args: string[]) => runCli(args, harnessEnv(h));
 
   it('decides a filtered group with one command, then the rest with one Update; review alerts come as a digest', async () => {
     const posts: { text: string }[] = [];

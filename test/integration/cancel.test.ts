@@ -5,17 +5,14 @@
  * many never started. `temporal workflow cancel` (here `handle.cancel()`) does
  * the same, and `rollbackOnCancel: delete` removes the batch's rows.
  */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressQuery } from '../../src/shared/messages.ts';
 import type { Progress } from '../../src/shared/messages.ts';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { BatchSummary } from '../../src/shared/types.ts';
+import { harnessEnv, runCli } from '../support/cli.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
-
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'client', 'cli.ts');
 
 const spec = (rollbackOnCancel: 'none' | 'mark' | 'delete'): PipelineSpecInput => ({
   name: 'cancel',
@@ -43,19 +40,7 @@ describe('cancel', () => {
   });
   afterAll(async () => h?.close());
 
-  const cli = (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: { ...process.env, TEMPORAL_ADDRESS: h.address, STEADFAST_TASK_QUEUE: h.taskQueue, STEADFAST_DB_PATH: h.config.dbPath, DATABASE_URL: '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (...args: string[]) => runCli(args, harnessEnv(h));
 
   async function untilStuck(batchId: string): Promise<Progress> {
     const handle = h.client.workflow.getHandle(batchId);

@@ -3,7 +3,6 @@
  * with a fixed prompt starts a batch of just those two, linked by ParentBatch;
  * `steadfast export --merged` gives one clean output over both, row by row.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +11,9 @@ import { parseCsv } from '../../src/client/cli/csv.ts';
 import { mergeRows } from '../../src/client/cli/rerun.ts';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { BatchSummary, ResultRecord } from '../../src/shared/types.ts';
+import { harnessEnv, runCli } from '../support/cli.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
-
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'client', 'cli.ts');
 
 const spec: PipelineSpecInput = {
   name: 'rerun',
@@ -37,20 +35,7 @@ describe('rerun and merged export', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const cli = (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        cwd: dir,
-        env: { ...process.env, TEMPORAL_ADDRESS: h.address, STEADFAST_TASK_QUEUE: h.taskQueue, STEADFAST_DB_PATH: h.config.dbPath, DATABASE_URL: '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (...args: string[]) => runCli(args, harnessEnv(h), dir);
 
   it('re-runs the items that did not succeed with a fixed prompt, and merges the results', async () => {
     const items = [

@@ -37,6 +37,15 @@ describe('loadConnection', () => {
     expect(c.connectionOptions).toMatchObject({ address: 'localhost:7233' });
   });
 
+  it('reads an empty config file (or /dev/null) as none: the environment and the defaults apply', () => {
+    expect(loadConnection({ TEMPORAL_CONFIG_FILE: '/dev/null', TEMPORAL_ADDRESS: '127.0.0.1:7999' })).toMatchObject({
+      address: '127.0.0.1:7999',
+      namespace: 'default',
+      tls: false,
+    });
+    expect(loadConnection({ TEMPORAL_CONFIG_FILE: '/dev/null' }).address).toBe('localhost:7233');
+  });
+
   it('reads the profile the temporal CLI wrote; an API key implies TLS', () => {
     const c = loadConnection({ TEMPORAL_CONFIG_FILE: toml, TEMPORAL_PROFILE: 'prod' });
     expect(c).toMatchObject({ address: 'prod.a1b2c.tmprl.cloud:7233', namespace: 'prod.a1b2c', tls: true, apiKey: true, profile: 'prod' });
