@@ -8,6 +8,8 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { anthropicDialect } from './anthropic.ts';
+import { BatchService } from './batch.ts';
+import type { BatchReply } from './batch.ts';
 import type { Dialect, Reply } from './dialect.ts';
 import { ProviderEngine } from './engine.ts';
 import type { Outcome } from './engine.ts';
@@ -61,6 +63,19 @@ export const SIMULATED_HEADER = 'x-steadfast-simulated';
 
 /** Largest accepted request body. */
 const MAX_BODY = 32 * 1024 * 1024;
+/** Largest body of a batch upload or batch creation: above both vendors' limits, so those answer with their own 400. */
+const MAX_BATCH_BODY = 260 * 1024 * 1024;
+
+function isBatchPath(path: string): boolean {
+  return path === '/v1/files' || path.startsWith('/v1/files/') || path === '/v1/batches' || path.startsWith('/v1/batches/') || path.startsWith('/v1/messages/batches');
+}
+
+function sendBatch(res: ServerResponse, r: BatchReply): void {
+  if (r.type === 'json') return send(res, r.reply);
+  if (res.destroyed || res.writableEnded) return;
+  res.writeHead(r.status, { 'content-type': r.contentType, 'content-length': Buffer.byteLength(r.text), [SIMULATED_HEADER]: 'true' });
+  res.end(r.text);
+}
 
 function send(res: ServerResponse, r: Reply): void {
   if (res.destroyed || res.writableEnded) return;
@@ -174,20 +189,36 @@ export async function startProvider(opts: ProviderOptions = {}): Promise<Running
     ...(opts.cacheMinTokens !== undefined ? { cacheMinTokens: opts.cacheMinTokens } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
+  const batches = new BatchService(engine);
+  // A provider bug must not look like an injected fault: say so in the body.
+  const bug = (res: ServerResponse, err: unknown): void =>
+    send(res, json(500, { error: { message: `steadfast provider bug: ${err instanceof Error ? err.message : String(err)}`, type: 'server_error', param: null, code: null } }));
   const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const batchPath = isBatchPath(path);
+    const limit = batchPath ? MAX_BATCH_BODY : MAX_BODY;
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY) chunks.push(c);
+      if (size <= limit) chunks.push(c);
     });
     req.on('end', () => {
-      if (size > MAX_BODY) return send(res, json(413, { error: { message: 'Request body too large.', type: 'invalid_request_error', param: null, code: null } }));
+      if (size > limit) return send(res, json(413, { error: { message: 'Request body too large.', type: 'invalid_request_error', param: null, code: null } }));
+      const raw = Buffer.concat(chunks);
+      if (batchPath) {
+        // The host the client used, so results_url points back at this server as the client reached it.
+        const base = `http://${req.headers.host ?? '127.0.0.1'}`;
+        batches.route(req.method ?? 'GET', path, req.headers, raw, base).then(
+          (r) => (r ? sendBatch(res, r) : bug(res, new Error(`no batch route for ${path}`))),
+          (err: unknown) => bug(res, err),
+        );
+        return;
+      }
       try {
-        route(req, res, Buffer.concat(chunks).toString('utf8'), engine);
+        route(req, res, raw.toString('utf8'), engine);
       } catch (err) {
-        // A provider bug must not look like an injected fault: say so in the body.
-        send(res, json(500, { error: { message: `steadfast provider bug: ${err instanceof Error ? err.message : String(err)}`, type: 'server_error', param: null, code: null } }));
+        bug(res, err);
       }
     });
   });
