@@ -321,6 +321,24 @@ describe('OpenAI Batch API', () => {
   });
 });
 
+describe('batch expiry', () => {
+  it('decides which batches expire per (seed, input): the same seed expires the same batches', async () => {
+    const statuses = async (seed: number) => {
+      const r = await rig('none:batchExpireRate=0.5,batchExpireAnswered=0', seed);
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++) ids.push((await r.ant.messages.batches.create({ requests: [antRequest('only', `Extract item ${i}`)] })).id);
+      r.advance(200);
+      return Promise.all(ids.map(async (id) => (await r.ant.messages.batches.retrieve(id)).request_counts.expired));
+    };
+    const a = await statuses(1);
+    expect(await statuses(1)).toEqual(a);
+    expect(a).toContain(0);
+    expect(a).toContain(1);
+    const others = await Promise.all([2, 3].map((s) => statuses(s)));
+    expect(others.some((o) => JSON.stringify(o) !== JSON.stringify(a))).toBe(true);
+  });
+});
+
 describe('Anthropic Message Batches', () => {
   it('runs a batch: in_progress until batchLatencyMs, then ended with succeeded and errored results', async () => {
     const r = await rig();
