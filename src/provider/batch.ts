@@ -170,7 +170,7 @@ export class BatchService {
         const state = this.settle(b);
         if (state.ended || b.cancelAt !== undefined) return this.oaiError(409, `Cannot cancel a batch with status '${this.openaiStatus(b)}'.`);
         b.cancelAt = this.engine.clock();
-        return json(200, this.openaiObject(b, 'cancelling'));
+        return json(200, this.openaiObject(b));
       }
     }
     return this.oaiError(404, `Unknown route ${method} ${path}`);
@@ -382,7 +382,7 @@ export class BatchService {
       if (method === 'POST' && one[2] === '/cancel') {
         const s = this.settle(b);
         if (!s.ended && b.cancelAt === undefined) b.cancelAt = this.engine.clock();
-        return json(200, this.anthropicObject(b, baseUrl, true));
+        return json(200, this.anthropicObject(b, baseUrl));
       }
       if (method === 'GET' && one[2] === '/results') {
         const ended = this.settle(b).ended;
@@ -436,9 +436,8 @@ export class BatchService {
     return json(200, this.anthropicObject(b, baseUrl));
   }
 
-  private anthropicObject(b: Batch, baseUrl: string, canceling = false): Record<string, unknown> {
-    const s = this.settle(b);
-    const ended = canceling ? undefined : s.ended;
+  private anthropicObject(b: Batch, baseUrl: string): Record<string, unknown> {
+    const ended = this.settle(b).ended;
     const counts = { processing: 0, succeeded: 0, errored: 0, canceled: 0, expired: 0 };
     for (const l of b.lines) {
       if (!ended) counts.processing++;

@@ -73,7 +73,9 @@ export class ProviderEngine {
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
-    this.now = opts.now ?? Date.now;
+    const base = opts.now ?? Date.now;
+    // The offset lets a test or an out-of-process caller move time forward (POST /admin/clock).
+    this.now = () => base() + this.clockOffsetMs;
     this.models = new Map(opts.models.map((m) => [m.id, m]));
     this.profile = opts.profile;
     this.activatedAt = this.now();
@@ -159,8 +161,18 @@ export class ProviderEngine {
     return this.opts.seed;
   }
 
-  /** The injected clock. */
+  /** The injected clock, plus what {@link advanceClock} added. */
   clock(): number {
+    return this.now();
+  }
+
+  /** Milliseconds added to the clock by {@link advanceClock}. */
+  private clockOffsetMs = 0;
+
+  /** Moves the provider's clock forward (batches, outages, rate-limit buckets); returns the new time. */
+  advanceClock(ms: number): number {
+    if (!Number.isFinite(ms) || ms < 0) throw new Error(`advanceMs must be a non-negative number of milliseconds, got ${String(ms)}`);
+    this.clockOffsetMs += ms;
     return this.now();
   }
 

@@ -56,6 +56,8 @@ export interface RunningProvider {
   setModelDown(model: string, down: boolean): void;
   /** Clears counters, attempt memory and rate-limit buckets. */
   reset(): void;
+  /** Moves the provider's clock forward by `ms` (same as `POST /admin/clock {"advanceMs": ms}`); returns the new epoch ms. */
+  advanceClock(ms: number): number;
 }
 
 /** Response header on every answer of this provider: clients record the answer as simulated. */
@@ -129,6 +131,16 @@ function admin(method: string, path: string, body: string, engine: ProviderEngin
       const profile = resolveProfile(typeof input === 'string' ? input : (input as FaultProfile));
       engine.setProfile(profile);
       return json(200, { ok: true, profile });
+    } catch (err) {
+      return json(400, { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  if (method === 'POST' && path === '/admin/clock') {
+    // Moves the provider's clock: a batch that must stay in progress for hours ends without waiting.
+    try {
+      const parsed = JSON.parse(body || '{}') as { advanceMs?: unknown };
+      const now = engine.advanceClock(Number(parsed.advanceMs ?? 0));
+      return json(200, { ok: true, now: new Date(now).toISOString() });
     } catch (err) {
       return json(400, { error: err instanceof Error ? err.message : String(err) });
     }
@@ -243,5 +255,6 @@ export async function startProvider(opts: ProviderOptions = {}): Promise<Running
     setProfile: (p) => engine.setProfile(resolveProfile(p)),
     setModelDown: (model, down) => engine.setModelDown(model, down),
     reset: () => engine.reset(),
+    advanceClock: (ms) => engine.advanceClock(ms),
   };
 }

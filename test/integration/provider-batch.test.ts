@@ -339,6 +339,26 @@ describe('batch expiry', () => {
   });
 });
 
+describe('the provider clock', () => {
+  it('moves forward through POST /admin/clock, so a batch of a provider in another process ends without waiting', async () => {
+    const p = await startProvider({ latencyScale: 0, profile: 'none:batchLatencyMs=3600000' });
+    open.push(p);
+    const ant = new Anthropic({ baseURL: p.url, apiKey: 'test', maxRetries: 0 });
+    const b = await ant.messages.batches.create({ requests: [antRequest('a', 'Extract item 1')] });
+    expect((await ant.messages.batches.retrieve(b.id)).processing_status).toBe('in_progress');
+    const bad = await fetch(`${p.url}/admin/clock`, { method: 'POST', body: JSON.stringify({ advanceMs: -5 }) });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toMatch(/advanceMs must be a non-negative number/);
+    const res = await fetch(`${p.url}/admin/clock`, { method: 'POST', body: JSON.stringify({ advanceMs: 3_600_000 }) });
+    const moved = (await res.json()) as { now: string };
+    expect(Date.parse(moved.now) - Date.now()).toBeGreaterThan(3_590_000);
+    const done = await ant.messages.batches.retrieve(b.id);
+    expect(done.processing_status).toBe('ended');
+    expect(done.request_counts.succeeded).toBe(1);
+    expect(p.advanceClock(0)).toBeGreaterThanOrEqual(Date.parse(moved.now));
+  });
+});
+
 describe('Anthropic Message Batches', () => {
   it('runs a batch: in_progress until batchLatencyMs, then ended with succeeded and errored results', async () => {
     const r = await rig();
