@@ -230,6 +230,9 @@ describe('OpenAI Batch API', () => {
     expect(file).toMatchObject({ object: 'file', purpose: 'batch', bytes: Buffer.byteLength(body), filename: 'input.jsonl' });
     expect(await (await r.oai.files.content(file.id)).text()).toBe(body);
     expect(r.p.stats().batches).toMatchObject({ fileUploads: 1, fileUploadErrors: 2 });
+    expect((await r.oai.files.list()).data.map((f) => f.id)).toEqual([file.id]);
+    expect(await r.oai.files.delete(file.id)).toMatchObject({ id: file.id, deleted: true });
+    expect(await caught(r.oai.files.retrieve(file.id))).toBeInstanceOf(OpenAI.NotFoundError);
     // A new profile starts the count again.
     r.p.setProfile('none:fileUploadErrors=1');
     expect(await caught(r.oai.files.create({ file: await toFile(Buffer.from(body), 'input.jsonl'), purpose: 'batch' }))).toBeInstanceOf(OpenAI.InternalServerError);
