@@ -110,6 +110,12 @@ program
   .action((model: string, o: { url: string }) => callAdmin(o.url, 'POST', `/admin/models/${encodeURIComponent(model)}/up`));
 
 program
+  .command('advance <ms>')
+  .description("move the provider's clock forward by <ms> milliseconds (batches end, outage windows pass)")
+  .option(...urlOption)
+  .action((ms: string, o: { url: string }) => callAdmin(o.url, 'POST', '/admin/clock', { advanceMs: Number(ms) }));
+
+program
   .command('reset')
   .description('clear counters, attempt memory and rate-limit buckets')
   .option(...urlOption)

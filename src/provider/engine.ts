@@ -19,6 +19,9 @@ import type { ProviderStats } from './stats.ts';
 /** Header that forces faults for one request: comma-separated kinds, one per attempt. */
 export const FAULT_HEADER = 'x-steadfast-fault';
 
+/** Share of the synchronous price that a request inside a provider batch costs (both vendors: half). */
+export const BATCH_DISCOUNT = 0.5;
+
 /** What the server must do with one request. `onSent` records the outcome once it is written. */
 export type Outcome = { type: 'reply'; reply: Reply; delayMs: number; onSent?: () => void } | { type: 'hang'; ms: number; reply: Reply; onSent?: () => void } | { type: 'reset' };
 
@@ -49,6 +52,8 @@ export class ProviderEngine {
   private down = new Set<string>();
   private counter = new StatsCounter();
   private seq = 0;
+  /** File uploads seen since the profile became active: the `batch.fileUploadErrors` fault counts these. */
+  uploadsSinceProfile = 0;
   /** Hangs holding a socket; maintained by the server. */
   openHangs = 0;
   /** Chat requests received and not yet answered (or closed), and the most at once since the last reset. */
@@ -68,7 +73,9 @@ export class ProviderEngine {
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
-    this.now = opts.now ?? Date.now;
+    const base = opts.now ?? Date.now;
+    // The offset lets a test or an out-of-process caller move time forward (POST /admin/clock).
+    this.now = () => base() + this.clockOffsetMs;
     this.models = new Map(opts.models.map((m) => [m.id, m]));
     this.profile = opts.profile;
     this.activatedAt = this.now();
@@ -83,6 +90,7 @@ export class ProviderEngine {
   /** Switches profile; outage windows and rate-limit buckets restart from now. */
   setProfile(profile: FaultProfile): void {
     this.profile = profile;
+    this.uploadsSinceProfile = 0;
     this.activatedAt = this.now();
     this.limiter = this.makeLimiter();
   }
@@ -138,8 +146,49 @@ export class ProviderEngine {
     return `req_${(++this.seq).toString(16).padStart(12, '0')}`;
   }
 
-  /** Decides the outcome of one chat request given its raw body text. */
-  handleChat(d: Dialect, rawBody: string, headers: IncomingHttpHeaders): Outcome {
+  /** The live counters, for the batch endpoints' own figures. */
+  counters(): StatsCounter {
+    return this.counter;
+  }
+
+  /** The active fault profile. */
+  currentProfile(): FaultProfile {
+    return this.profile;
+  }
+
+  /** Seed of every fault decision. */
+  get seed(): number {
+    return this.opts.seed;
+  }
+
+  /** The injected clock, plus what {@link advanceClock} added. */
+  clock(): number {
+    return this.now();
+  }
+
+  /** Milliseconds added to the clock by {@link advanceClock}. */
+  private clockOffsetMs = 0;
+
+  /** Moves the provider's clock forward (batches, outages, rate-limit buckets); returns the new time. */
+  advanceClock(ms: number): number {
+    if (!Number.isFinite(ms) || ms < 0) throw new Error(`advanceMs must be a non-negative number of milliseconds, got ${String(ms)}`);
+    this.clockOffsetMs += ms;
+    return this.now();
+  }
+
+  /** Checks the API key a batch endpoint received; undefined when it passes. */
+  rejectKey(d: Dialect, headers: IncomingHttpHeaders): Reply | undefined {
+    if (this.opts.apiKey === undefined || d.apiKeyOf(headers) === this.opts.apiKey) return undefined;
+    return d.error('auth', { requestId: this.nextRequestId() });
+  }
+
+  /**
+   * Decides the outcome of one chat request given its raw body text. With `batch`,
+   * the request is one line of a provider batch: the key was checked by the batch
+   * endpoint, the synchronous rate limiter does not apply, and usage is priced at
+   * {@link BATCH_DISCOUNT} of the synchronous price.
+   */
+  handleChat(d: Dialect, rawBody: string, headers: IncomingHttpHeaders, batch = false): Outcome {
     const c = this.counter;
     c.requests++;
     StatsCounter.bump(c.byApi, d.api);
@@ -150,7 +199,7 @@ export class ProviderEngine {
       return { type: 'reply', reply: { ...r, headers: { ...base, ...r.headers } }, delayMs };
     };
 
-    if (this.opts.apiKey !== undefined && d.apiKeyOf(headers) !== this.opts.apiKey) return fail('auth');
+    if (!batch && this.opts.apiKey !== undefined && d.apiKeyOf(headers) !== this.opts.apiKey) return fail('auth');
     let body: unknown;
     try {
       body = JSON.parse(rawBody);
@@ -199,7 +248,7 @@ export class ProviderEngine {
       const outage = this.down.has(model.id) ? { kind: 'overloaded' as const } : activeOutage(this.profile, model.id, this.now(), this.activatedAt);
       const rl = this.profile.rateLimit;
       if (outage) kind = outage.kind ?? 'overloaded';
-      else if (this.limiter && rl && (!rl.models || rl.models.includes(model.id))) {
+      else if (!batch && this.limiter && rl && (!rl.models || rl.models.includes(model.id))) {
         const adm = this.limiter.admit(model.id, promptTokens + maxTokens);
         rate = adm.info;
         if (!adm.ok) {
@@ -249,7 +298,8 @@ export class ProviderEngine {
     const usage = { input: promptTokens, output, ...this.cacheUsage(model.id, req) };
     const id = hashHex('response', this.opts.seed, identity, attempt);
     const reply: Reply = { status: 200, headers: { ...base, ...(rate ? d.rateHeaders(rate) : {}) }, body: d.success(req, answer, usage, id) };
-    const onSent = (): void => this.counter.success(identity, usage.input, usage.output, costOf(model, usage.input, usage.output));
+    const cost = costOf(model, usage.input, usage.output) * (batch ? BATCH_DISCOUNT : 1);
+    const onSent = (): void => this.counter.success(identity, usage.input, usage.output, cost, batch);
     if (kind === 'hang') return tagged({ type: 'hang', ms: this.profile.hangMs ?? 120_000, reply, onSent });
     return tagged({ type: 'reply', reply, delayMs: latency, onSent });
   }

@@ -65,6 +65,22 @@ export interface RateLimitConfig {
   models?: string[];
 }
 
+/** How provider batches behave: their processing time and the batch-level faults. */
+export interface BatchFaults {
+  /** How long a batch stays in progress before it ends, in ms of the provider's clock. @default 200 */
+  latencyMs?: number;
+  /** Share (0..1) of batches that expire instead of completing, decided per (seed, batch input). @default 0 */
+  expireRate?: number;
+  /** Share (0..1) of an expiring batch's requests answered before it expired; the rest are expired. @default 0.5 */
+  expireAnswered?: number;
+  /** The first N file uploads (`POST /v1/files`) after the profile became active answer 500. @default 0 */
+  fileUploadErrors?: number;
+  /** Most requests in one batch. @default 50000 (OpenAI), 100000 (Anthropic) */
+  maxRequests?: number;
+  /** Largest batch input in bytes: the uploaded file (OpenAI), the create body (Anthropic). @default 200 MB (OpenAI), 256 MB (Anthropic) */
+  maxBytes?: number;
+}
+
 /** A fault profile, named (see `profiles.ts`) or given as JSON. */
 export interface FaultProfile {
   name: string;
@@ -79,6 +95,8 @@ export interface FaultProfile {
   maxFaultsPerRequest?: number;
   /** Default wait advertised by injected 429s. @default 1000 */
   retryAfterMs?: number;
+  /** Provider batches: processing time and batch-level faults. */
+  batch?: BatchFaults;
 }
 
 const Kind = z.enum(FAULT_KINDS);
@@ -110,6 +128,17 @@ export const FaultProfileSchema = z
     sticky: z.boolean().optional(),
     maxFaultsPerRequest: z.number().int().nonnegative().optional(),
     retryAfterMs: NonNeg.optional(),
+    batch: z
+      .object({
+        latencyMs: NonNeg.optional(),
+        expireRate: z.number().min(0).max(1).optional(),
+        expireAnswered: z.number().min(0).max(1).optional(),
+        fileUploadErrors: z.number().int().nonnegative().optional(),
+        maxRequests: z.number().int().positive().optional(),
+        maxBytes: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((p) => (p.faults ?? []).reduce((a, f) => a + f.rate, 0) <= 1 + 1e-9, { message: 'fault rates add up to more than 1', path: ['faults'] });

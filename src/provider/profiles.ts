@@ -77,7 +77,7 @@ const PARAM_KEYS: Record<string, readonly string[]> = {
   outage: ['model', 'fromMs', 'toMs'],
   ratelimit: ['rpm', 'tpm', 'burstSeconds', 'model'],
 };
-const COMMON_KEYS = ['hangMs', 'sticky', 'maxFaultsPerRequest', 'retryAfterMs'];
+const COMMON_KEYS = ['hangMs', 'sticky', 'maxFaultsPerRequest', 'retryAfterMs', 'batchLatencyMs', 'batchExpireRate', 'batchExpireAnswered', 'fileUploadErrors'];
 
 function parseNamed(spec: string): FaultProfile {
   const colon = spec.indexOf(':');
@@ -98,6 +98,13 @@ function parseNamed(spec: string): FaultProfile {
   if (params['retryAfterMs'] !== undefined) profile.retryAfterMs = numParam(params, 'retryAfterMs', 0);
   if (params['maxFaultsPerRequest'] !== undefined) profile.maxFaultsPerRequest = Math.floor(numParam(params, 'maxFaultsPerRequest', 2));
   if (params['sticky'] !== undefined) profile.sticky = params['sticky'] === 'true' || params['sticky'] === '1';
+  const batch = {
+    ...(params['batchLatencyMs'] !== undefined ? { latencyMs: numParam(params, 'batchLatencyMs', 0) } : {}),
+    ...(params['batchExpireRate'] !== undefined ? { expireRate: numParam(params, 'batchExpireRate', 0) } : {}),
+    ...(params['batchExpireAnswered'] !== undefined ? { expireAnswered: numParam(params, 'batchExpireAnswered', 0) } : {}),
+    ...(params['fileUploadErrors'] !== undefined ? { fileUploadErrors: Math.floor(numParam(params, 'fileUploadErrors', 0)) } : {}),
+  };
+  if (Object.keys(batch).length > 0) profile.batch = { ...profile.batch, ...batch };
   return profile;
 }
 

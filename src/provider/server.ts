@@ -8,6 +8,8 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { anthropicDialect } from './anthropic.ts';
+import { BatchService } from './batch.ts';
+import type { BatchReply } from './batch.ts';
 import type { Dialect, Reply } from './dialect.ts';
 import { ProviderEngine } from './engine.ts';
 import type { Outcome } from './engine.ts';
@@ -54,6 +56,8 @@ export interface RunningProvider {
   setModelDown(model: string, down: boolean): void;
   /** Clears counters, attempt memory and rate-limit buckets. */
   reset(): void;
+  /** Moves the provider's clock forward by `ms` (same as `POST /admin/clock {"advanceMs": ms}`); returns the new epoch ms. */
+  advanceClock(ms: number): number;
 }
 
 /** Response header on every answer of this provider: clients record the answer as simulated. */
@@ -61,6 +65,19 @@ export const SIMULATED_HEADER = 'x-steadfast-simulated';
 
 /** Largest accepted request body. */
 const MAX_BODY = 32 * 1024 * 1024;
+/** Largest body of a batch upload or batch creation: above both vendors' limits, so those answer with their own 400. */
+const MAX_BATCH_BODY = 260 * 1024 * 1024;
+
+function isBatchPath(path: string): boolean {
+  return path === '/v1/files' || path.startsWith('/v1/files/') || path === '/v1/batches' || path.startsWith('/v1/batches/') || path.startsWith('/v1/messages/batches');
+}
+
+function sendBatch(res: ServerResponse, r: BatchReply): void {
+  if (r.type === 'json') return send(res, r.reply);
+  if (res.destroyed || res.writableEnded) return;
+  res.writeHead(r.status, { 'content-type': r.contentType, 'content-length': Buffer.byteLength(r.text), [SIMULATED_HEADER]: 'true' });
+  res.end(r.text);
+}
 
 function send(res: ServerResponse, r: Reply): void {
   if (res.destroyed || res.writableEnded) return;
@@ -114,6 +131,16 @@ function admin(method: string, path: string, body: string, engine: ProviderEngin
       const profile = resolveProfile(typeof input === 'string' ? input : (input as FaultProfile));
       engine.setProfile(profile);
       return json(200, { ok: true, profile });
+    } catch (err) {
+      return json(400, { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  if (method === 'POST' && path === '/admin/clock') {
+    // Moves the provider's clock: a batch that must stay in progress for hours ends without waiting.
+    try {
+      const parsed = JSON.parse(body || '{}') as { advanceMs?: unknown };
+      const now = engine.advanceClock(Number(parsed.advanceMs ?? 0));
+      return json(200, { ok: true, now: new Date(now).toISOString() });
     } catch (err) {
       return json(400, { error: err instanceof Error ? err.message : String(err) });
     }
@@ -174,20 +201,36 @@ export async function startProvider(opts: ProviderOptions = {}): Promise<Running
     ...(opts.cacheMinTokens !== undefined ? { cacheMinTokens: opts.cacheMinTokens } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
+  const batches = new BatchService(engine);
+  // A provider bug must not look like an injected fault: say so in the body.
+  const bug = (res: ServerResponse, err: unknown): void =>
+    send(res, json(500, { error: { message: `steadfast provider bug: ${err instanceof Error ? err.message : String(err)}`, type: 'server_error', param: null, code: null } }));
   const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const batchPath = isBatchPath(path);
+    const limit = batchPath ? MAX_BATCH_BODY : MAX_BODY;
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY) chunks.push(c);
+      if (size <= limit) chunks.push(c);
     });
     req.on('end', () => {
-      if (size > MAX_BODY) return send(res, json(413, { error: { message: 'Request body too large.', type: 'invalid_request_error', param: null, code: null } }));
+      if (size > limit) return send(res, json(413, { error: { message: 'Request body too large.', type: 'invalid_request_error', param: null, code: null } }));
+      const raw = Buffer.concat(chunks);
+      if (batchPath) {
+        // The host the client used, so results_url points back at this server as the client reached it.
+        const base = `http://${req.headers.host ?? '127.0.0.1'}`;
+        batches.route(req.method ?? 'GET', path, req.headers, raw, base).then(
+          (r) => (r ? sendBatch(res, r) : bug(res, new Error(`no batch route for ${path}`))),
+          (err: unknown) => bug(res, err),
+        );
+        return;
+      }
       try {
-        route(req, res, Buffer.concat(chunks).toString('utf8'), engine);
+        route(req, res, raw.toString('utf8'), engine);
       } catch (err) {
-        // A provider bug must not look like an injected fault: say so in the body.
-        send(res, json(500, { error: { message: `steadfast provider bug: ${err instanceof Error ? err.message : String(err)}`, type: 'server_error', param: null, code: null } }));
+        bug(res, err);
       }
     });
   });
@@ -212,5 +255,6 @@ export async function startProvider(opts: ProviderOptions = {}): Promise<Running
     setProfile: (p) => engine.setProfile(resolveProfile(p)),
     setModelDown: (model, down) => engine.setModelDown(model, down),
     reset: () => engine.reset(),
+    advanceClock: (ms) => engine.advanceClock(ms),
   };
 }

@@ -28,6 +28,24 @@ export interface ProviderStats {
   /** Chat requests open now (received, not yet answered), and the most open at once since the last reset. */
   inFlight: number;
   maxInFlight: number;
+  /** Provider batches (OpenAI Batch API, Anthropic Message Batches). */
+  batches: BatchStats;
+}
+
+/** Counters of the batch endpoints. */
+export interface BatchStats {
+  /** Batches created, in total and per API. */
+  created: number;
+  byApi: Record<string, number>;
+  /** Requests inside created batches (each also counts in `requests` once it is answered). */
+  requests: number;
+  /** Outcomes of requests in ended batches: succeeded, errored, expired, canceled. */
+  results: Record<string, number>;
+  /** Cost of answered batch requests, at the batch discount (also part of `costUsd`). */
+  costUsd: number;
+  /** File uploads accepted, and uploads answered by an injected 5xx. */
+  fileUploads: number;
+  fileUploadErrors: number;
 }
 
 /** Mutable counters behind {@link ProviderStats}. */
@@ -41,6 +59,7 @@ export class StatsCounter {
   byFault: Record<string, number> = {};
   tokens = { input: 0, output: 0 };
   costUsd = 0;
+  batches: BatchStats = { created: 0, byApi: {}, requests: 0, results: {}, costUsd: 0, fileUploads: 0, fileUploadErrors: 0 };
   /** Successes per identity, to show how many identities were answered more than once. */
   private successesById = new Map<string, number>();
   private multi = 0;
@@ -50,8 +69,9 @@ export class StatsCounter {
     record[key] = (record[key] ?? 0) + 1;
   }
 
-  success(identity: string, input: number, output: number, cost: number): void {
+  success(identity: string, input: number, output: number, cost: number, batch = false): void {
     this.successes++;
+    if (batch) this.batches.costUsd += cost;
     this.tokens.input += input;
     this.tokens.output += output;
     this.costUsd += cost;
@@ -78,6 +98,7 @@ export class StatsCounter {
       openHangs: extra.openHangs,
       inFlight: extra.inFlight,
       maxInFlight: extra.maxInFlight,
+      batches: { ...this.batches, byApi: { ...this.batches.byApi }, results: { ...this.batches.results }, costUsd: Math.round(this.batches.costUsd * 1e6) / 1e6 },
     };
   }
 }

@@ -99,4 +99,17 @@ describe('resolveProfile', () => {
     expect(() => resolveProfile('{"faults":[{"kind":"reset","rate":0.7},{"kind":"hang","rate":0.7}]}')).toThrow(/add up to more than 1/);
     expect(() => resolveProfile('{"name":')).toThrow(/does not parse/);
   });
+
+  it('reads the batch knobs from parameters and JSON, and names a bad one', () => {
+    expect(resolveProfile('flaky:batchLatencyMs=5000,batchExpireRate=0.2,batchExpireAnswered=0.3,fileUploadErrors=2').batch).toEqual({
+      latencyMs: 5000,
+      expireRate: 0.2,
+      expireAnswered: 0.3,
+      fileUploadErrors: 2,
+    });
+    expect(resolveProfile('{"name":"b","batch":{"maxRequests":10,"maxBytes":1000}}').batch).toEqual({ maxRequests: 10, maxBytes: 1000 });
+    expect(() => resolveProfile('none:batchExpireRate=2')).toThrow(/batch\.expireRate/);
+    expect(() => resolveProfile('{"batch":{"latency":5}}')).toThrow(/batch: Unrecognized key/);
+    expect(() => resolveProfile('{"batch":{"fileUploadErrors":1.5}}')).toThrow(/batch\.fileUploadErrors/);
+  });
 });
