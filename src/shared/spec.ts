@@ -189,8 +189,21 @@ export type PipelineSpecInput = z.input<typeof PipelineSpec>;
 
 export { INVALID_LINE_FIELD, contextWindowOf, tierName } from './tiers.ts';
 
+/**
+ * Longest item id, in characters. An item's workflow id is `<batchId>/<itemId>` and Temporal
+ * refuses workflow ids past 1,000 characters, so both parts are bounded at the boundary.
+ */
+export const MAX_ITEM_ID_CHARS = 512;
+/** Longest batch id, in characters (see {@link MAX_ITEM_ID_CHARS}). */
+export const MAX_BATCH_ID_CHARS = 256;
+
 /** An item: an `id` plus any fields the template uses. */
-export const Item = z.looseObject({ id: z.string().min(1, 'item id must be a non-empty string') });
+export const Item = z.looseObject({
+  id: z
+    .string()
+    .min(1, 'item id must be a non-empty string')
+    .max(MAX_ITEM_ID_CHARS, `item id is longer than ${MAX_ITEM_ID_CHARS} characters (its workflow id would pass Temporal's limit)`),
+});
 export type Item = z.output<typeof Item>;
 
 /** Input of the `batchPipeline` workflow: a stable interface (the Temporal CLI starts batches with it). */
@@ -199,6 +212,7 @@ export const BatchInput = z
     batchId: z
       .string()
       .min(1)
+      .max(MAX_BATCH_ID_CHARS, `batch id is longer than ${MAX_BATCH_ID_CHARS} characters`)
       .regex(/^[^/]+$/, 'no "/" in a batch id')
       .optional(),
     pipeline: PipelineSpec,
