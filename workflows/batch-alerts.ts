@@ -35,7 +35,7 @@ export class Alerts {
   checkErrorRate(): void {
     const s = this.state.view;
     const finished = this.state.finished;
-    const waiting = s.pendingReviews.length;
+    const waiting = this.state.pendingCount;
     const bad = s.counts.failed + waiting;
     const rate = finished + waiting === 0 ? 0 : bad / (finished + waiting);
     if (s.alerted.errorRate || finished < ERROR_RATE_MIN_ITEMS || rate <= s.pipeline.alerts.errorRateThreshold) return;

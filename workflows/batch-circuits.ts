@@ -86,10 +86,9 @@ export class Circuits {
 
   /** Tells running items which tiers are closed to them, so they skip (or leave) those tiers. */
   private broadcast(): void {
-    const { batchId, pendingReviews, running } = this.state.view;
-    const waiting = new Set(pendingReviews.map((p) => p.itemId));
+    const { batchId, running } = this.state.view;
     for (const id of running) {
-      if (waiting.has(id)) continue;
+      if (this.state.isPending(id)) continue;
       this.alerts.track(getExternalWorkflowHandle(`${batchId}/${id}`).signal(circuitSignal, { openTiers: this.openTiersFor(id) }));
     }
   }

@@ -58,9 +58,9 @@ export class Reviews {
       .sort((a, b) => b[1] - a[1])
       .map(([t, k]) => `${t} ${k}`)
       .join(', ');
-    this.alerts.send('awaiting_review', `${n} item${n === 1 ? '' : 's'} of batch ${s.batchId} entered review (${byType}); ${s.pendingReviews.length} await a decision.`, {
+    this.alerts.send('awaiting_review', `${n} item${n === 1 ? '' : 's'} of batch ${s.batchId} entered review (${byType}); ${this.state.pendingCount} await a decision.`, {
       entered: n,
-      awaiting: s.pendingReviews.length,
+      awaiting: this.state.pendingCount,
       ...entered,
     });
   }
@@ -79,7 +79,7 @@ export class Reviews {
       this.state.noteForDigest(p.errorType);
       this.sendDigestIfDue(Date.now());
     } else {
-      this.alerts.send('awaiting_review', `Item ${p.itemId} of batch ${s.batchId} awaits review (${p.errorType}): ${p.reason}`, { awaiting: s.pendingReviews.length });
+      this.alerts.send('awaiting_review', `Item ${p.itemId} of batch ${s.batchId} awaits review (${p.errorType}): ${p.reason}`, { awaiting: this.state.pendingCount });
     }
     return true;
   }
@@ -89,8 +89,8 @@ export class Reviews {
     const s = this.state.view;
     const itemId = 'itemId' in d ? d.itemId : undefined;
     if (typeof itemId !== 'string') throw new Error('itemId is required on the batch workflow');
-    const pending = s.pendingReviews.some((p) => p.itemId === itemId);
-    if (!pending && !s.running.includes(itemId)) throw new Error(`item ${JSON.stringify(itemId)} is not in batch ${s.batchId} or has finished`);
+    const pending = this.state.isPending(itemId);
+    if (!pending && !this.state.isRunning(itemId)) throw new Error(`item ${JSON.stringify(itemId)} is not in batch ${s.batchId} or has finished`);
     const problem = reviewProblem(d, s.pipeline, pending);
     if (problem) throw new Error(`item ${itemId}: ${problem}`);
   }
@@ -120,11 +120,14 @@ export class Reviews {
   /** Applies one decision to every matching item awaiting review, a chunk of signals at a time. */
   async forwardMany(d: BulkReviewDecision): Promise<BulkReviewResult> {
     const { filter, ...decision } = d;
-    const matched = this.state.view.pendingReviews.filter((p) => matchesFilter(p, filter)).map((p) => p.itemId);
+    const matched = this.state
+      .pendingPage(0, this.state.pendingCount)
+      .filter((p) => matchesFilter(p, filter))
+      .map((p) => p.itemId);
     for (let i = 0; i < matched.length; i += BULK_CHUNK) {
       await Promise.all(matched.slice(i, i + BULK_CHUNK).map((itemId) => this.forward({ ...decision, itemId })));
     }
-    return { decided: matched.length, itemIds: matched.slice(0, BULK_IDS_LISTED), remaining: this.state.view.pendingReviews.length };
+    return { decided: matched.length, itemIds: matched.slice(0, BULK_IDS_LISTED), remaining: this.state.pendingCount };
   }
 
   /** Sends a validated decision on to the item that awaits it. */

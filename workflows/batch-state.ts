@@ -8,7 +8,8 @@ import { tierName } from '../src/shared/tiers.ts';
 import type { BatchSummary, ItemOutcome, RateLimitInfo } from '../src/shared/types.ts';
 import { closedCircuit } from './circuit.ts';
 import type { CircuitState } from './circuit.ts';
-import type { PendingReview, Progress } from '../src/shared/messages.ts';
+import { shortReason } from '../src/shared/messages.ts';
+import type { PendingReview, Progress, ReviewQueuePage } from '../src/shared/messages.ts';
 import { newPacer } from './pacer.ts';
 import type { PacerState } from './pacer.ts';
 
@@ -37,7 +38,14 @@ export interface BatchCarry {
   endpoints?: Record<string, number>;
   /** Items answered by the fault-injecting provider. */
   simulated?: number;
-  pendingReviews: PendingReview[];
+  /**
+   * Items awaiting review, compact so 10,000 of them stay far under the payload limit:
+   * ids, an index into `reasons` (error type and a short reason) and since when. Full
+   * reasons live on the item (its `itemState` query) and in its stored row.
+   */
+  reviews: ReviewRecord;
+  /** The review queue of runs started before {@link ReviewRecord}; converted on load. */
+  pendingReviews?: PendingReview[];
   consecutiveFailures: number;
   /** Why dispatch is paused (too many consecutive failures); null while running. */
   paused: string | null;
@@ -61,6 +69,22 @@ export interface BatchCarry {
   runs: number;
 }
 
+/** One item awaiting review: item id, index into {@link ReviewRecord.reasons}, since (epoch ms). */
+export type ReviewEntry = [itemId: string, reason: number, sinceMs: number];
+
+/** The review queue in the batch record. */
+export interface ReviewRecord {
+  /** Distinct `[errorType, short reason]` pairs the entries point at. */
+  reasons: [string, string][];
+  /** In the order the items started to wait. */
+  queue: ReviewEntry[];
+}
+
+/** Distinct reasons kept; past it a new reason is recorded as its error type only (one more entry per type). */
+export const REVIEW_REASONS_MAX = 256;
+/** Items awaiting review that the `progress` query lists (all of them: `reviewQueue`). */
+export const PROGRESS_REVIEWS = 50;
+
 export function initialCarry(batchId: string, pipeline: PipelineSpec, items: Item[] | undefined, source: { jsonl: string } | undefined, now: string): BatchCarry {
   return {
     batchId,
@@ -78,7 +102,7 @@ export function initialCarry(batchId: string, pipeline: PipelineSpec, items: Ite
     costUsd: 0,
     truncated: 0,
     tierUse: {},
-    pendingReviews: [],
+    reviews: { reasons: [], queue: [] },
     consecutiveFailures: 0,
     paused: null,
     stopped: false,
@@ -98,9 +122,86 @@ export function initialCarry(batchId: string, pipeline: PipelineSpec, items: Ite
  */
 export class BatchState {
   private readonly s: BatchCarry;
+  /** Indexes of the record (rebuilt on load, never carried). */
+  private readonly runningIds: Set<string>;
+  private readonly pendingIds: Set<string>;
+  private readonly reasonIndex = new Map<string, number>();
 
   constructor(carry: BatchCarry) {
     this.s = carry;
+    const legacy = carry.pendingReviews;
+    delete this.s.pendingReviews;
+    this.s.reviews ??= { reasons: [], queue: [] };
+    this.s.reviews.reasons.forEach(([type, reason], i) => this.reasonIndex.set(`${type}\u0000${reason}`, i));
+    this.runningIds = new Set(carry.running);
+    this.pendingIds = new Set(this.s.reviews.queue.map((e) => e[0]));
+    for (const p of legacy ?? []) this.enqueueReview(p);
+  }
+
+  /** True when the item was started and has not reported back. */
+  isRunning(itemId: string): boolean {
+    return this.runningIds.has(itemId);
+  }
+
+  /** True when the item waits for a human. */
+  isPending(itemId: string): boolean {
+    return this.pendingIds.has(itemId);
+  }
+
+  /** Items awaiting review. */
+  get pendingCount(): number {
+    return this.s.reviews.queue.length;
+  }
+
+  /** Ids of the items awaiting review. */
+  pendingItemIds(): string[] {
+    return this.s.reviews.queue.map((e) => e[0]);
+  }
+
+  /** Up to `limit` items awaiting review from position `offset`, reasons expanded. */
+  pendingPage(offset: number, limit: number): PendingReview[] {
+    return this.s.reviews.queue.slice(Math.max(0, offset), Math.max(0, offset) + Math.max(0, limit)).map((e) => this.expand(e));
+  }
+
+  /** A page of the review queue for the `reviewQueue` query (`limit` capped at 1,000). */
+  reviewQueuePage(offset: number, limit: number): ReviewQueuePage {
+    const at = Math.max(0, Math.floor(offset));
+    const items = this.pendingPage(at, Math.min(Math.max(1, Math.floor(limit)), 1_000));
+    const total = this.pendingCount;
+    return { items, total, next: at + items.length < total ? at + items.length : null };
+  }
+
+  private expand([itemId, r, sinceMs]: ReviewEntry): PendingReview {
+    const [errorType, reason] = this.s.reviews.reasons[r] ?? ['Unknown', ''];
+    return { itemId, errorType, reason, since: new Date(sinceMs).toISOString() };
+  }
+
+  private enqueueReview(p: PendingReview): void {
+    const reviews = this.s.reviews;
+    let reason = shortReason(p.reason);
+    let key = `${p.errorType}\u0000${reason}`;
+    if (!this.reasonIndex.has(key) && reviews.reasons.length >= REVIEW_REASONS_MAX) {
+      reason = '';
+      key = `${p.errorType}\u0000`;
+    }
+    let r = this.reasonIndex.get(key);
+    if (r === undefined) {
+      r = reviews.reasons.push([p.errorType, reason]) - 1;
+      this.reasonIndex.set(key, r);
+    }
+    const since = Date.parse(p.since);
+    reviews.queue.push([p.itemId, r, Number.isNaN(since) ? 0 : since]);
+    this.pendingIds.add(p.itemId);
+  }
+
+  private dequeueReview(itemId: string): boolean {
+    if (!this.pendingIds.delete(itemId)) return false;
+    const q = this.s.reviews.queue;
+    q.splice(
+      q.findIndex((e) => e[0] === itemId),
+      1,
+    );
+    return true;
   }
 
   /** The record, to read. Writes go through this class's methods. */
@@ -108,8 +209,14 @@ export class BatchState {
     return this.s;
   }
 
-  /** The record for continue-as-new. */
+  /** The record for continue-as-new; reasons no entry points at any more are dropped. */
   carry(): BatchCarry {
+    const { reasons, queue } = this.s.reviews;
+    const used = [...new Set(queue.map((e) => e[1]))].sort((a, b) => a - b);
+    const renumber = new Map(used.map((old, i) => [old, i]));
+    this.s.reviews = { reasons: used.map((i) => reasons[i]!), queue: queue.map(([id, r, since]) => [id, renumber.get(r)!, since]) };
+    this.reasonIndex.clear();
+    this.s.reviews.reasons.forEach(([type, reason], i) => this.reasonIndex.set(`${type}\u0000${reason}`, i));
     return this.s;
   }
 
@@ -144,7 +251,7 @@ export class BatchState {
 
   /** An item left the review queue (its decision was forwarded). */
   removePending(itemId: string): void {
-    this.s.pendingReviews = this.s.pendingReviews.filter((p) => p.itemId !== itemId);
+    this.dequeueReview(itemId);
   }
 
   /** Stops dispatch for good (`stop`) or until `resume` (`pause`). */
@@ -237,39 +344,40 @@ export class BatchState {
 
   /** Running items not waiting for a human, released or not: bounded so tails cannot pile up. */
   get inFlight(): number {
-    return this.s.running.length - this.s.pendingReviews.length;
+    return this.s.running.length - this.pendingCount;
   }
 
   /** An item's call succeeded: its slot is free. False when unknown, finished or already released. */
   release(itemId: string): boolean {
     const released = (this.s.released ??= []);
-    if (!this.s.running.includes(itemId) || released.includes(itemId) || this.s.pendingReviews.some((p) => p.itemId === itemId)) return false;
+    if (!this.runningIds.has(itemId) || released.includes(itemId) || this.pendingIds.has(itemId)) return false;
     released.push(itemId);
     return true;
   }
 
   /** Lists an item as awaiting review; false when it is not one of ours or already listed. */
   addPending(p: PendingReview): boolean {
-    if (!this.s.running.includes(p.itemId) || this.s.pendingReviews.some((r) => r.itemId === p.itemId)) return false;
-    this.s.pendingReviews.push(p);
+    if (!this.runningIds.has(p.itemId) || this.pendingIds.has(p.itemId)) return false;
+    this.enqueueReview(p);
     this.s.consecutiveFailures += 1;
     return true;
   }
 
   markStarted(itemId: string): void {
     this.s.running.push(itemId);
+    this.runningIds.add(itemId);
     this.s.started += 1;
   }
 
   /** Applies an item's report. Returns false for a duplicate or unknown report (ignored). */
   applyOutcome(o: ItemOutcome): boolean {
+    if (!this.runningIds.has(o.itemId)) return false;
     const i = this.s.running.indexOf(o.itemId);
-    if (i < 0) return false;
     this.s.running.splice(i, 1);
+    if (!this.s.running.includes(o.itemId)) this.runningIds.delete(o.itemId);
     const r = this.s.released?.indexOf(o.itemId) ?? -1;
     if (r >= 0) this.s.released!.splice(r, 1);
-    const wasPending = this.s.pendingReviews.findIndex((r) => r.itemId === o.itemId);
-    if (wasPending >= 0) this.s.pendingReviews.splice(wasPending, 1);
+    const wasPending = this.dequeueReview(o.itemId);
     this.s.retried += o.retried;
     if (o.rateLimit) this.s.learnedLimit = o.rateLimit;
     if (o.status === 'succeeded') this.s.counts.succeeded += 1;
@@ -279,7 +387,7 @@ export class BatchState {
     else this.s.counts.failed += 1;
     // A failure is counted when the item starts to wait for review; a success resets the run.
     if (o.status === 'succeeded') this.s.consecutiveFailures = 0;
-    else if (o.status === 'failed' && wasPending < 0) this.s.consecutiveFailures += 1;
+    else if (o.status === 'failed' && !wasPending) this.s.consecutiveFailures += 1;
     this.s.lastFinishedAt = new Date().toISOString();
     this.s.attempts += o.attempts;
     this.s.inputTokens += o.inputTokens;
@@ -300,12 +408,16 @@ export class BatchState {
   /** Items waiting for review by error type. */
   awaitingByType(): Record<string, number> {
     const by: Record<string, number> = {};
-    for (const p of this.s.pendingReviews) by[p.errorType] = (by[p.errorType] ?? 0) + 1;
+    const { reasons, queue } = this.s.reviews;
+    for (const [, r] of queue) {
+      const type = reasons[r]?.[0] ?? 'Unknown';
+      by[type] = (by[type] ?? 0) + 1;
+    }
     return by;
   }
 
   progress(nowMs: number): Progress {
-    const awaiting = this.s.pendingReviews.length;
+    const awaiting = this.pendingCount;
     const running = this.s.running.length - awaiting;
     const queued = this.s.queue.length;
     const moreToRead = this.s.source !== null && !this.s.source.done;
@@ -325,7 +437,7 @@ export class BatchState {
       queued,
       waitingOnReviews,
       ...this.s.counts,
-      awaitingReview: this.s.pendingReviews,
+      awaitingReview: this.pendingPage(0, PROGRESS_REVIEWS),
       ratePerMinute: Math.round(rate * 10) / 10,
       etaSeconds: proceedable === null || rate === 0 || waitingOnReviews ? null : Math.round((Math.max(proceedable, 0) / rate) * 60),
       paused: this.s.paused !== null,

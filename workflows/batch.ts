@@ -51,6 +51,7 @@ import {
   progressQuery,
   resumeSignal,
   reviewManyUpdate,
+  reviewQueueQuery,
   reviewSignal,
   reviewUpdate,
   tierResultSignal,
@@ -194,6 +195,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   setHandler(progressQuery, () => state.progress(Date.now()), described(progressQuery));
   // After the handlers: the batch answers its queries while a worker checks the spec.
   if (fresh && patched(SPEC_CHECK_PATCH)) await checkOnWorker(carry.pipeline);
+  setHandler(reviewQueueQuery, (page) => state.reviewQueuePage(page?.offset ?? 0, page?.limit ?? 1_000));
 
   /**
    * Something the loop must act on now (the predicate of the wait): the batch is done, a start

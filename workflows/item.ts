@@ -8,7 +8,17 @@ import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation
 import type { ItemInput, ItemOutcome } from '../src/shared/types.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { ItemRun } from './item-run.ts';
-import { circuitSignal, described, itemAwaitingSignal, itemDoneSignal, itemStateQuery, reviewDetailsQuery, reviewSignal, reviewUpdate } from '../src/shared/messages.ts';
+import {
+  circuitSignal,
+  described,
+  itemAwaitingSignal,
+  itemDoneSignal,
+  itemStateQuery,
+  reviewDetailsQuery,
+  reviewSignal,
+  reviewUpdate,
+  shortReason,
+} from '../src/shared/messages.ts';
 import type { ReviewDecision } from '../src/shared/messages.ts';
 import { loadOutputCheck, ReviewGate, resolveTier } from './review.ts';
 import { ERROR_TYPE, ITEM_STATUS, PROVIDER, REVIEW_SINCE } from '../src/shared/search-attributes.ts';
@@ -67,7 +77,7 @@ async function awaitReview(run: ItemRun, gate: ReviewGate): Promise<ReviewDecisi
     { key: ERROR_TYPE, value: errorType },
     { key: REVIEW_SINCE, value: since },
   ]);
-  const pending = { itemId: run.itemId, errorType, reason: run.reviewReason, since: since.toISOString() };
+  const pending = { itemId: run.itemId, errorType, reason: shortReason(run.reviewReason), since: since.toISOString() };
   await report(run.input, () => getExternalWorkflowHandle(run.input.parentWorkflowId!).signal(itemAwaitingSignal, pending));
   const deadline = new Date(since.getTime() + review.timeout).toISOString().replace(/\.\d+Z$/, 'Z');
   setCurrentDetails(reviewDetailsMarkdown(run, errorType, deadline));

@@ -24,7 +24,16 @@ export interface BatchReviewDecision extends ReviewDecision {
   itemId: string;
 }
 
-/** One item awaiting review, as the progress query lists it. */
+/** Longest reason the batch keeps per item awaiting review; the item and its row keep the full text. */
+export const REVIEW_REASON_CHARS = 120;
+
+/** A reason cut to {@link REVIEW_REASON_CHARS}, whitespace folded (an HTML error page stays readable). */
+export function shortReason(reason: string): string {
+  const flat = reason.replace(/\s+/g, ' ').trim();
+  return flat.length <= REVIEW_REASON_CHARS ? flat : `${flat.slice(0, REVIEW_REASON_CHARS - 3)}...`;
+}
+
+/** One item awaiting review, as the progress query lists it (`reason` cut by {@link shortReason}). */
 export interface PendingReview {
   itemId: string;
   errorType: string;
@@ -50,6 +59,7 @@ export interface Progress {
   failed: number;
   skipped: number;
   approved: number;
+  /** The first items awaiting review (at most 50; the whole queue: the `reviewQueue` query). */
   awaitingReview: PendingReview[];
   /** Items finished per minute while work could proceed (since the start, up to the last finish while only reviews are left). */
   ratePerMinute: number;
@@ -139,6 +149,18 @@ export const cancelSignal = defineSignal<[CancelRequest]>('cancel');
 export const resumeSignal = defineSignal<[]>('resume');
 
 export const progressQuery = defineQuery<Progress>('progress');
+
+/** A page of the batch's review queue, in the order the items started to wait. */
+export interface ReviewQueuePage {
+  items: PendingReview[];
+  /** Items awaiting review in all. */
+  total: number;
+  /** Offset of the next page; null after the last. */
+  next: number | null;
+}
+
+/** Batch: a page of the review queue (`limit` at most 1,000). */
+export const reviewQueueQuery = defineQuery<ReviewQueuePage, [{ offset?: number; limit?: number }?]>('reviewQueue');
 
 /** Item state for the CLI: its status and why it waits. */
 /** One call of a tier, as the review console shows it: the tier, the model, why it failed and what it cost. */

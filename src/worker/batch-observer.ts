@@ -25,7 +25,7 @@ export function observe(progress: readonly Progress[], batches: number): BatchOb
   const circuits: Record<string, number> = {};
   let reviewQueue = 0;
   for (const p of progress) {
-    reviewQueue += p.awaitingReview.length;
+    reviewQueue += p.awaitingReviewCount;
     for (const [name, c] of Object.entries(p.circuits)) circuits[name] = Math.max(circuits[name] ?? 0, CIRCUIT_STATE_VALUE[c.state]);
   }
   return { batches, answered: progress.length, reviewQueue, circuits };

@@ -16,14 +16,14 @@ import { PROG, describeBatch, rootCause, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf, usageError } from './errors.ts';
 import { reviewTable } from './format.ts';
-import { queryProgress } from './status.ts';
+import { queryReviewQueue } from './status.ts';
 
 /** The `review list` command. */
 export async function reviewListCommand(client: Client, config: Config, batchId: string, opts: { json?: boolean }, io: Io): Promise<ExitCode> {
   const { handle, desc } = await describeBatch(client, config, batchId);
   if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
   let pending: PendingReview[] = [];
-  if (desc.status.name === 'RUNNING') pending = (await queryProgress(client, handle, config)).awaitingReview;
+  if (desc.status.name === 'RUNNING') pending = await queryReviewQueue(client, handle, config);
   if (opts.json) {
     io.out(`${JSON.stringify(pending, null, 2)}\n`);
     return ExitCode.Ok;

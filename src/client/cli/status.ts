@@ -6,8 +6,8 @@
 import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../../common/config.ts';
 import type { BatchSummary } from '../../shared/types.ts';
-import { itemStateQuery, progressQuery } from '../../shared/messages.ts';
-import type { Progress } from '../../shared/messages.ts';
+import { itemStateQuery, progressQuery, reviewQueueQuery } from '../../shared/messages.ts';
+import type { PendingReview, Progress, ReviewQueuePage } from '../../shared/messages.ts';
 import { PROG, describeBatch, rootCause, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf } from './errors.ts';
@@ -35,6 +35,24 @@ export async function queryProgress(client: Client, handle: WorkflowHandle, conf
   } catch (err) {
     throw failure(`batch ${handle.workflowId} did not answer the progress query (${messageOf(err)}); is a worker running on task queue ${config.taskQueue}?`);
   }
+}
+
+/** The whole review queue of a running batch, a page of 1,000 at a time. */
+export async function queryReviewQueue(client: Client, handle: WorkflowHandle, config: Config): Promise<PendingReview[]> {
+  const all: PendingReview[] = [];
+  let offset: number | null = 0;
+  while (offset !== null) {
+    const at: number = offset;
+    let page: ReviewQueuePage;
+    try {
+      page = await withDeadline(client, 10_000, () => handle.query(reviewQueueQuery, { offset: at, limit: 1_000 }));
+    } catch (err) {
+      throw failure(`batch ${handle.workflowId} did not answer the reviewQueue query (${messageOf(err)}); is a worker running on task queue ${config.taskQueue}?`);
+    }
+    all.push(...page.items);
+    offset = page.next;
+  }
+  return all;
 }
 
 async function report(client: Client, config: Config, handle: WorkflowHandle, desc: WorkflowExecutionDescription): Promise<StatusReport> {
@@ -86,7 +104,8 @@ export async function statusCommand(client: Client, config: Config, batchId: str
     const waiting = r.progress.awaitingReview;
     if (waiting.length > 0) {
       io.out(`\n${reviewTable(waiting.slice(0, 10), Date.now())}\n`);
-      if (waiting.length > 10) io.out(`... and ${waiting.length - 10} more\n`);
+      const more = r.progress.awaitingReviewCount - Math.min(waiting.length, 10);
+      if (more > 0) io.out(`... and ${more} more\n`);
       io.out(`review them with: ${PROG} review list ${r.batchId}\n`);
     }
   } else if (r.summary) {
