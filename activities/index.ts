@@ -22,7 +22,7 @@ import type { EndpointInfo } from '../src/shared/types.ts';
 import { postAlert, webhookUrlOf } from './notify.ts';
 import type { NotifyRequest } from './notify.ts';
 import { scrubSecrets, scrubValue } from './scrub.ts';
-import { makeReadItemsPage } from './source.ts';
+import { makeReadItemsPage, makeScanSource } from './source.ts';
 import { defaultSourceRoots } from '../src/common/source-roots.ts';
 import { openStore } from './store.ts';
 import type { ListOptions, ResultStore } from './store.ts';
@@ -82,6 +82,7 @@ export type PersistRequest = ResultRecord & {
 export function createActivities(deps: ActivityDeps) {
   const env = deps.env ?? process.env;
   const log = (): ActivityLogger => deps.logger ?? Context.current().log;
+  const access = { roots: deps.sourceRoots ?? defaultSourceRoots(), hosts: deps.sourceHosts ?? [] };
   const storeFailure = (op: string, err: unknown): ApplicationFailure =>
     ApplicationFailure.create({
       type: FailureType.StoreUnavailable,
@@ -200,7 +201,23 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** A page of items from a JSONL source under the source roots (activities/source.ts). */
-    readItemsPage: makeReadItemsPage({ roots: deps.sourceRoots ?? defaultSourceRoots(), hosts: deps.sourceHosts ?? [] }),
+    readItemsPage: makeReadItemsPage(access),
+
+    /** One pass over a JSONL source before its first page: item count and duplicate ids (activities/source.ts). */
+    scanSource: makeScanSource(access),
+
+    /**
+     * The stored row of one item, or null. The batch asks when a child's id was already used
+     * (a re-run or reset of a finished batch): a final row is counted, never run again.
+     */
+    async itemResult(req: { batchId: string; itemId: string }): Promise<Pick<ResultRecord, 'status' | 'provider' | 'tier'> | null> {
+      try {
+        const [row] = await deps.store.list(req.batchId, { itemId: req.itemId, limit: 1 });
+        return row ? { status: row.status, provider: row.provider, tier: row.tier } : null;
+      } catch (err: unknown) {
+        throw storeFailure('read', err);
+      }
+    },
   };
 }
 

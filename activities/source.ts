@@ -28,6 +28,11 @@ export interface PageRequest {
   maxItemBytes?: number;
   /** 1-based number of the line at `offset`, for error messages. @default 1 */
   line?: number;
+  /**
+   * Lines whose id an earlier line already used, as `[line, firstLine]` (from {@link scanSource}):
+   * each becomes an invalid-item stub that names both lines, so a duplicate is reported, never run.
+   */
+  duplicates?: [number, number][];
 }
 
 export interface Page {
@@ -68,17 +73,38 @@ export function formatBytes(n: number): string {
 
 /** The stub of an item too large to carry: its id when one can be read, and why it cannot run. */
 export function oversizeStub(text: string, line: number, bytes: number, limit: number): Item {
-  const m = /^\s*\{\s*"id"\s*:\s*("(?:[^"\\]|\\.){1,512}")/.exec(text.slice(0, 1200));
-  let id = `line-${line}`;
-  if (m) {
-    try {
-      id = JSON.parse(m[1]!) as string;
-    } catch {
-      // keep the line-based id
-    }
-  }
+  const id = leadingId(text) ?? `line-${line}`;
   const reason = `line ${line}: item is ${formatBytes(bytes)}, over the ${formatBytes(limit)} limit (STEADFAST_MAX_ITEM_BYTES); pass large texts by reference (a path or URL field) or raise the limit`;
   return { id, [INVALID_LINE_FIELD]: reason };
+}
+
+/** The id at the start of an item line, without parsing the whole line (null when it cannot be read so). */
+function leadingId(text: string): string | null {
+  const m = /^\s*\{\s*"id"\s*:\s*("(?:[^"\\]|\\.){1,512}")/.exec(text.slice(0, 1200));
+  if (!m) return null;
+  try {
+    return JSON.parse(m[1]!) as string;
+  } catch {
+    return null;
+  }
+}
+
+/** The stub of a line whose id an earlier line used: reported by line, never run under that id. */
+export function duplicateStub(text: string, line: number, firstLine: number): Item {
+  const id = idOfLine(text);
+  return { id: `line-${line}`, [INVALID_LINE_FIELD]: `line ${line}: duplicate item id ${JSON.stringify(id)} (first on line ${firstLine}); this line is not run` };
+}
+
+/** The item id of a line as the reader would run it, or null for a line that becomes `line-<n>`. */
+function idOfLine(text: string): string | null {
+  const lead = leadingId(text);
+  if (lead !== null) return lead;
+  try {
+    const r = Item.safeParse(JSON.parse(text));
+    return r.success ? r.data.id : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Turns one JSONL line into an item, or an invalid-line item that names the problem. */
@@ -110,13 +136,15 @@ async function readLocal(req: PageRequest): Promise<Page> {
     const items: Item[] = [];
     const maxBytes = req.maxBytes ?? PAGE_BYTES;
     const maxItemBytes = req.maxItemBytes ?? maxItemBytesFrom();
+    const dupOf = new Map(req.duplicates ?? []);
     let bytes = 0;
     let full = false;
     /** Adds the line's item unless the page's byte budget is spent (then the line stays for the next page). */
     const take = (raw: Buffer, line: number): boolean => {
       const text = raw.toString('utf8').trim();
       if (!text) return true;
-      const item = raw.length > maxItemBytes ? oversizeStub(text, line, raw.length, maxItemBytes) : parseLine(text, line);
+      const first = dupOf.get(line);
+      const item = first !== undefined ? duplicateStub(text, line, first) : raw.length > maxItemBytes ? oversizeStub(text, line, raw.length, maxItemBytes) : parseLine(text, line);
       const size = Buffer.byteLength(JSON.stringify(item));
       if (items.length > 0 && bytes + size > maxBytes) return ((full = true), false);
       items.push(item);
@@ -162,29 +190,32 @@ function notAllowed(err: unknown): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureType.InvalidInput, message: errorMessage(err), nonRetryable: true });
 }
 
+/** The real path of a source under `access.roots`; a URL or a path outside them is `InvalidInput`. */
+function allowedPath(source: string, access: SourceAccess): string {
+  if (/^https?:\/\//i.test(source)) {
+    try {
+      checkSourceHost(source, access.hosts);
+    } catch (err: unknown) {
+      throw notAllowed(err);
+    }
+    throw ApplicationFailure.create({
+      type: FailureType.InvalidInput,
+      message: `source ${new URL(source).origin}: URLs are not supported yet; give a path readable by the workers`,
+      nonRetryable: true,
+    });
+  }
+  try {
+    return resolveUnderRoots(source, access.roots);
+  } catch (err: unknown) {
+    if (err instanceof SourceNotAllowedError) throw notAllowed(err);
+    throw err;
+  }
+}
+
 /** Builds the activity that reads the next page of items from a JSONL path (on the workers' filesystem) under `access.roots`. */
 export function makeReadItemsPage(access: SourceAccess): (req: PageRequest) => Promise<Page> {
   return async function readItemsPage(req: PageRequest): Promise<Page> {
-    if (/^https?:\/\//i.test(req.path)) {
-      try {
-        checkSourceHost(req.path, access.hosts);
-      } catch (err: unknown) {
-        throw notAllowed(err);
-      }
-      throw ApplicationFailure.create({
-        type: FailureType.InvalidInput,
-        message: `source ${new URL(req.path).origin}: URLs are not supported yet; give a path readable by the workers`,
-        nonRetryable: true,
-      });
-    }
-    let path: string;
-    try {
-      path = resolveUnderRoots(req.path, access.roots);
-    } catch (err: unknown) {
-      if (err instanceof SourceNotAllowedError) throw notAllowed(err);
-      throw err;
-    }
-    const at = { ...req, path };
+    const at = { ...req, path: allowedPath(req.path, access) };
     const page = await readLocal(at);
     // A page that ends exactly at EOF is the last one.
     if (!page.done) {
@@ -193,4 +224,89 @@ export function makeReadItemsPage(access: SourceAccess): (req: PageRequest) => P
     }
     return page;
   };
+}
+
+/** What {@link scanSource} found: the item count, and the lines that repeat an earlier id. */
+export interface SourceScan {
+  /** Items (non-empty lines) in the source. */
+  total: number;
+  /** `[line, firstLine]` of each line whose id an earlier line used, up to {@link MAX_DUPLICATES}. */
+  duplicates: [number, number][];
+}
+
+/** Most duplicate lines reported one by one; past it the batch is refused as a whole. */
+export const MAX_DUPLICATES = 1_000;
+
+/**
+ * Builds the activity that makes one streaming pass over a JSONL source (under
+ * `access.roots`) before its first page: counts
+ * the items (so the batch knows its total and ETA at once) and finds the lines
+ * whose id an earlier line used. Memory: the set of ids (100,000 ids: a few MB).
+ * More than {@link MAX_DUPLICATES} duplicates fail the batch with `InvalidInput`.
+ */
+export function makeScanSource(access: SourceAccess): (req: { path: string }) => Promise<SourceScan> {
+  return (req) => scanSource(allowedPath(req.path, access));
+}
+
+async function scanSource(path: string): Promise<SourceScan> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw ApplicationFailure.create({
+      type: FailureType.InvalidInput,
+      message: `cannot read items file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      nonRetryable: true,
+    });
+  }
+  const firstLine = new Map<string, number>();
+  const duplicates: [number, number][] = [];
+  let extra = 0;
+  let total = 0;
+  let line = 1;
+  const see = (raw: Buffer): void => {
+    const text = raw.toString('utf8').trim();
+    if (!text) return;
+    total += 1;
+    const id = idOfLine(text) ?? `line-${line}`;
+    const first = firstLine.get(id);
+    if (first === undefined) firstLine.set(id, line);
+    else if (duplicates.length < MAX_DUPLICATES) duplicates.push([line, first]);
+    else extra += 1;
+  };
+  try {
+    let position = 0;
+    let carry = Buffer.alloc(0);
+    for (;;) {
+      const buf = Buffer.alloc(CHUNK);
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, position);
+      position += bytesRead;
+      const data = carry.length ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
+      let start = 0;
+      for (let nl = data.indexOf(10, start); nl >= 0; nl = data.indexOf(10, start)) {
+        see(data.subarray(start, nl));
+        line += 1;
+        start = nl + 1;
+      }
+      carry = Buffer.from(data.subarray(start));
+      if (bytesRead === 0) {
+        see(carry);
+        break;
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  if (extra > 0) {
+    const shown = duplicates
+      .slice(0, 3)
+      .map(([l, f]) => `line ${l} (first on line ${f})`)
+      .join(', ');
+    throw ApplicationFailure.create({
+      type: FailureType.InvalidInput,
+      message: `source ${path}: ${duplicates.length + extra} lines repeat an earlier item id, e.g. ${shown}; give every item its own id`,
+      nonRetryable: true,
+    });
+  }
+  return { total, duplicates };
 }

@@ -6,8 +6,10 @@
  * Idempotency: `INSERT ... ON CONFLICT (batch_id, item_id) DO UPDATE ... WHERE`
  * (1) the record's state differs from the stored one (by a hash that leaves
  * out timestamps: a retried, replayed or re-run item writes nothing), and (2)
- * it is not older: a final status is never replaced by `awaiting_review`, and
- * among equals the later `finished_at` wins.
+ * it moves forward: a final status (succeeded, approved, skipped, failed) is
+ * never replaced, neither by `awaiting_review` nor by the final status of a
+ * later run of the same batch id (a re-run or a reset keeps a human's
+ * decision); among `awaiting_review` rows the later `finished_at` wins.
  * The schema lives in `migrations/` and is applied on open, once per version.
  */
 import { createHash } from 'node:crypto';
@@ -21,6 +23,8 @@ export interface ListOptions {
   status?: ItemStatus | readonly ItemStatus[];
   /** Keyset paging: only items whose id sorts after this one. */
   afterItemId?: string;
+  /** Only this item. */
+  itemId?: string;
   limit?: number;
 }
 
@@ -122,7 +126,7 @@ ON CONFLICT (batch_id, item_id) DO UPDATE SET
   write_count = results.write_count + 1
 WHERE results.record_hash <> excluded.record_hash
   AND (excluded.status_rank > results.status_rank
-    OR (excluded.status_rank = results.status_rank AND excluded.finished_at >= results.finished_at))`;
+    OR (results.status_rank = 0 AND excluded.status_rank = 0 AND excluded.finished_at >= results.finished_at))`;
 }
 
 /** Normalises a timestamp so text comparison is chronological. */
@@ -227,6 +231,7 @@ export function listQuery(batchId: string, opts: ListOptions, p: (i: number) => 
   if (statuses.length > 0) {
     where.push(`status IN (${statuses.map((s) => (params.push(s), p(params.length))).join(', ')})`);
   }
+  if (opts.itemId !== undefined) where.push(`item_id = ${(params.push(opts.itemId), p(params.length))}`);
   if (opts.afterItemId !== undefined) where.push(`item_id > ${(params.push(opts.afterItemId), p(params.length))}`);
   const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
   return { sql: `SELECT * FROM results WHERE ${where.join(' AND ')} ORDER BY item_id${limit}`, params };

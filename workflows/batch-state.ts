@@ -19,7 +19,16 @@ export interface BatchCarry {
   pipeline: PipelineSpec;
   /** Inline items not yet started (inline input), or the page buffer (source input). */
   queue: Item[];
-  source: { jsonl: string; offset: number; line: number; done: boolean } | null;
+  source: {
+    jsonl: string;
+    offset: number;
+    line: number;
+    done: boolean;
+    /** Set once the source was scanned (its total is known from the start). */
+    scanned?: boolean;
+    /** `[line, firstLine]` of lines not yet read that repeat an earlier id (from the scan). */
+    duplicates?: [number, number][];
+  } | null;
   total: number | null;
   /** Ids of started items that have not reported back. */
   running: string[];
@@ -239,7 +248,29 @@ export class BatchState {
     source.offset = page.nextOffset;
     source.line = page.nextLine;
     source.done = page.done;
+    if (source.duplicates?.length) source.duplicates = source.duplicates.filter(([l]) => l >= page.nextLine);
     if (page.done) this.s.total = this.s.started + this.s.queue.length;
+  }
+
+  /** Records the source's scan: its total (known before the first page) and its duplicate lines. */
+  setScan(scan: { total: number; duplicates: [number, number][] }): void {
+    const source = this.s.source;
+    if (!source) return;
+    source.scanned = true;
+    source.duplicates = scan.duplicates;
+    this.s.total = scan.total;
+  }
+
+  /** Duplicate lines at or after `line`, for the next page read. */
+  duplicatesFrom(line: number): [number, number][] {
+    return (this.s.source?.duplicates ?? []).filter(([l]) => l >= line);
+  }
+
+  /** Bytes of the queued items' JSON (the page buffer is part of the carry). */
+  queueBytes(): number {
+    let n = 0;
+    for (const item of this.s.queue) n += JSON.stringify(item).length;
+    return n;
   }
 
   /** Replaces the circuit of tier `t`; returns the previous one. */

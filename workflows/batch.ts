@@ -14,6 +14,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   ParentClosePolicy,
+  WorkflowIdReusePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -30,8 +31,9 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.ts';
 import { FailureType } from '../src/shared/failures.ts';
-import { sourceCall } from '../src/shared/policies.ts';
+import { sourceCall, storeRead } from '../src/shared/policies.ts';
 import type { BatchInput, BatchInputRaw, Item } from '../src/shared/spec.ts';
+import { MAX_BATCH_ID_CHARS } from '../src/shared/spec.ts';
 import type { BatchSummary } from '../src/shared/types.ts';
 import { Alerts } from './batch-alerts.ts';
 import { Cancel } from './batch-cancel.ts';
@@ -61,6 +63,7 @@ import { loadOutputCheck } from './review.ts';
 import { BATCH_ID } from '../src/shared/search-attributes.ts';
 
 const source = proxyActivities<Activities>(sourceCall);
+const store = proxyActivities<Activities>(storeRead);
 
 /**
  * Patch: a new batch checks its spec on a worker before its first item: the worker's
@@ -98,6 +101,17 @@ export const DISPATCH_AHEAD_PATCH = 'dispatch-ahead-v2';
  * counter ({@link LegacyWake}).
  */
 export const WAIT_ON_PREDICATES_PATCH = 'wait-on-predicates-v3';
+/**
+ * Patch: exactly once per (batch, item) whatever the operator does. The batch id must be the
+ * workflow id (two batches cannot share one); a source is scanned once before its first page
+ * (its total, and lines that repeat an id, which are reported and not run); children start
+ * with a reuse policy that refuses the id of a completed item, whose stored row the batch then
+ * counts instead of running it again; the page buffer is bounded by bytes.
+ */
+export const EXACTLY_ONCE_PATCH = 'exactly-once-v4';
+
+/** With the exactly-once patch, no page is read while the queued items' JSON passes this. */
+const QUEUE_BYTES = 256 * 1024;
 
 /** Items read from a JSONL source per activity call. */
 const PAGE_SIZE = 200;
@@ -132,6 +146,7 @@ class LegacyWake {
 }
 
 export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }): Promise<BatchSummary> {
+  const once = patched(EXACTLY_ONCE_PATCH);
   let carry: BatchCarry;
   let fresh = false;
   if ('carry' in input) {
@@ -140,6 +155,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     const parsed = await parseBatchInput(input);
     fresh = true;
     const batchId = parsed.batchId ?? workflowInfo().workflowId;
+    if (once) checkBatchId(batchId);
     carry = initialCarry(batchId, parsed.pipeline, parsed.items, parsed.source, new Date().toISOString());
   }
   // Forwarded reviews are checked against the output schema (loaded lazily).
@@ -193,9 +209,9 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     described(cancelSignal),
   );
   setHandler(progressQuery, () => state.progress(Date.now()), described(progressQuery));
+  setHandler(reviewQueueQuery, (page) => state.reviewQueuePage(page?.offset ?? 0, page?.limit ?? 1_000), described(reviewQueueQuery));
   // After the handlers: the batch answers its queries while a worker checks the spec.
   if (fresh && patched(SPEC_CHECK_PATCH)) await checkOnWorker(carry.pipeline);
-  setHandler(reviewQueueQuery, (page) => state.reviewQueuePage(page?.offset ?? 0, page?.limit ?? 1_000));
 
   /**
    * Something the loop must act on now (the predicate of the wait): the batch is done, a start
@@ -231,6 +247,8 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   });
 
   async function runLoop(): Promise<void> {
+    // Patched: one pass over the source before its first page (its total, its duplicate lines).
+    if (once && state.view.source && !state.view.source.scanned) state.setScan(await source.scanSource({ path: state.view.source.jsonl }));
     while (!state.done) {
       // Taken before dispatching: reports that arrive while children start (one activation can
       // carry both after a worker crash) must wake the wait below, or their slots stay empty.
@@ -239,9 +257,9 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
       const now = Date.now();
       circuits.tick(now);
       // Patched: the page is read after dispatch, so queued items do not wait for it.
-      if (!ahead) await refill(state);
-      const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, item));
-      const paged = ahead && (await refill(state));
+      if (!ahead) await refill(state, once);
+      const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, item, once));
+      const paged = ahead && (await refill(state, once));
       details();
       if (state.done) break;
       if (shouldContinueAsNew()) {
@@ -280,17 +298,53 @@ function shouldContinueAsNew(): boolean {
   return info.continueAsNewSuggested || info.historyLength > HISTORY_EVENT_BUDGET;
 }
 
+/**
+ * A batch's id is its workflow id: Temporal lets one workflow id run once at a time, so two
+ * batches can never share an id (and their items' ids) however they are started.
+ */
+function checkBatchId(batchId: string): void {
+  const { workflowId } = workflowInfo();
+  if (batchId !== workflowId) {
+    throw ApplicationFailure.create({
+      type: FailureType.BatchIdConflict,
+      message: `batch id ${JSON.stringify(batchId)} is not this workflow's id ${JSON.stringify(workflowId)}: a batch's id must be its workflow id, so that no two batches share one; start it with --workflow-id ${JSON.stringify(batchId)} (or leave batchId out)`,
+      nonRetryable: true,
+    });
+  }
+  if (batchId.length > MAX_BATCH_ID_CHARS || batchId.includes('/')) {
+    throw ApplicationFailure.create({
+      type: FailureType.InvalidInput,
+      message: `batch id ${JSON.stringify(batchId.slice(0, 80))}${batchId.length > 80 ? '...' : ''}: use at most ${MAX_BATCH_ID_CHARS} characters and no "/" (item workflow ids are <batchId>/<itemId>)`,
+      nonRetryable: true,
+    });
+  }
+}
+
 /** Reads the next page of a JSONL source by reference, so items never sit in one payload. */
-async function refill(state: BatchState): Promise<boolean> {
+async function refill(state: BatchState, once: boolean): Promise<boolean> {
   const s = state.view;
   if (!s.source || s.source.done || s.queue.length >= s.pipeline.batch.concurrency) return false;
-  const page = await source.readItemsPage({ path: s.source.jsonl, offset: s.source.offset, line: s.source.line, limit: Math.max(PAGE_SIZE, s.pipeline.batch.concurrency) });
+  // Patched: the page buffer is bounded by bytes too (it is part of the carry).
+  if (once && s.queue.length > 0 && state.queueBytes() >= QUEUE_BYTES) return false;
+  const duplicates = once ? state.duplicatesFrom(s.source.line) : [];
+  const page = await source.readItemsPage({
+    path: s.source.jsonl,
+    offset: s.source.offset,
+    line: s.source.line,
+    limit: Math.max(PAGE_SIZE, s.pipeline.batch.concurrency),
+    ...(duplicates.length ? { duplicates } : {}),
+  });
   state.addPage(page);
   return true;
 }
 
-async function startItem(state: BatchState, circuits: Circuits, item: Item): Promise<void> {
+async function startItem(state: BatchState, circuits: Circuits, item: Item, once: boolean): Promise<void> {
   const { batchId, pipeline } = state.view;
+  if (once && state.isRunning(item.id)) {
+    // The source changed after its scan: a second copy of a running item is reported, never waited for.
+    log.warn('duplicate item id ignored: an item with this id is running', { itemId: item.id });
+    return;
+  }
   state.markStarted(item.id);
   const openTiers = circuits.openTiersForNewItem(item.id);
   try {
@@ -300,10 +354,32 @@ async function startItem(state: BatchState, circuits: Circuits, item: Item): Pro
       parentClosePolicy: ParentClosePolicy.ABANDON,
       typedSearchAttributes: [{ key: BATCH_ID, value: batchId }],
       staticSummary: `item ${item.id} of batch ${batchId}`,
+      // Patched: a completed item's id cannot start again (a failed or terminated one can).
+      ...(once ? { workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY } : {}),
     });
   } catch (err) {
-    // Already running under this id (the batch was reset or re-run): it reports to us all the same.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    log.info('item already running', { itemId: item.id });
+    if (!once) return void log.info('item already running', { itemId: item.id });
+    // The id was used before (a re-run or a reset of this batch): a completed item has its final
+    // row, which is counted; one still running reports to this workflow id all the same.
+    const row = await store.itemResult({ batchId, itemId: item.id });
+    if (row && row.status !== 'awaiting_review') {
+      state.applyOutcome({
+        itemId: item.id,
+        status: row.status,
+        tier: row.tier,
+        provider: row.provider,
+        attempts: 0,
+        inputTokens: 0,
+        outputTokens: 0,
+        costUsd: 0,
+        truncated: false,
+        errorType: null,
+        retried: 0,
+      });
+      log.info('item already finished: its stored row is counted, not run again', { itemId: item.id, status: row.status });
+    } else {
+      log.info('item already running', { itemId: item.id });
+    }
   }
 }

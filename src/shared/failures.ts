@@ -26,6 +26,8 @@ export const FailureType = {
   InvalidItem: 'InvalidItem',
   InvalidSpec: 'InvalidSpec',
   InvalidInput: 'InvalidInput',
+  /** Two batches named one batch id: the id must be the batch's workflow id. */
+  BatchIdConflict: 'BatchIdConflict',
   // Persistence and notification.
   StoreUnavailable: 'StoreUnavailable',
   WebhookFailed: 'WebhookFailed',
@@ -52,6 +54,7 @@ export const NON_RETRYABLE_TYPES: readonly FailureType[] = [
   FailureType.InvalidItem,
   FailureType.InvalidSpec,
   FailureType.InvalidInput,
+  FailureType.BatchIdConflict,
 ];
 
 /** Transient types: Temporal retries them with backoff (and Retry-After). */

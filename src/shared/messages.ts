@@ -229,7 +229,8 @@ export const HANDLER_DESCRIPTIONS: Record<string, string> = {
   reviewMany: 'One decision for every waiting item that matches {"filter":{"errorType"?:"AuthFailed","since"?:"<ISO time>","itemIds"?:[...]}}; answers with how many changed.',
   cancel: 'Cancel the batch: {"reason"?:"...","rollback"?:"none"|"mark"|"delete"}. Nothing new starts, running and waiting items stop, their rows say cancelled.',
   resume: 'Resume a batch paused after too many consecutive failures.',
-  progress: 'Counts by state (running apart from awaiting review), rate, ETA, circuits, and the items awaiting review.',
+  progress: 'Counts by state (running apart from awaiting review), rate, ETA, circuits, and the first 50 items awaiting review.',
+  reviewQueue: 'A page of the items awaiting review, oldest first: {"offset"?:0,"limit"?:1000}; answers {items, total, next}.',
   itemState: "The item's status, error type, reason and tier.",
   reviewDetails: 'What a reviewer needs: input fields (secret ones masked), calls, best output, schema errors.',
 };

@@ -77,6 +77,8 @@ export const persistCall = { startToCloseTimeout: '30 seconds', retry: PERSIST_R
 export const notifyCall = { startToCloseTimeout: '30 seconds', retry: NOTIFY_RETRY } as const;
 /** Reading a page of a JSONL source: a missing or unreadable file is permanent (`InvalidInput`). */
 export const sourceCall = { startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 10, nonRetryableErrorTypes: [FailureType.InvalidInput as string] } };
+/** Reading one stored row (the batch asks when a child's id was used before); outlasts a database restart like a write. */
+export const storeRead = { startToCloseTimeout: '30 seconds', retry: PERSIST_RETRY } as const;
 
 /** The RetryPolicy of one tier's LLM calls, built from the spec's `retry` block (durations in ms). */
 export function llmRetryFor(retry: PipelineSpec['retry']): RetryPolicy {

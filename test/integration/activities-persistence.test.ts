@@ -150,11 +150,11 @@ for (const t of targets) {
         expect(outcomes.filter((o) => o === 'unchanged')).toHaveLength(19);
         expect(await s1.count(b)).toBe(1);
         expect(await s2.writeCount(b, 'hot')).toBe(1);
-        // Concurrent different records of one key: still one row, the latest finished wins.
+        // Concurrent different final records of one key (later runs of the batch id): still one row, the first final one.
         const later = Array.from({ length: 20 }, (_, i) => record(b, 'hot', { attempts: i, finishedAt: new Date(Date.UTC(2025, 5, 2, 0, 0, i)).toISOString() }));
-        await Promise.all(later.map((r, i) => (i % 2 ? s1 : s2).upsert(r)));
+        expect(await Promise.all(later.map((r, i) => (i % 2 ? s1 : s2).upsert(r)))).toEqual(later.map(() => 'unchanged'));
         expect(await s1.count(b)).toBe(1);
-        expect((await s2.list(b))[0]!.attempts).toBe(19);
+        expect(await s2.list(b)).toEqual([rec]);
       } finally {
         await s1.close();
         await s2.close();
@@ -179,6 +179,9 @@ for (const t of targets) {
         const [row] = await store.list(b);
         expect(row?.status).toBe('approved');
         expect(await store.writeCount(b, 'i')).toBe(2);
+        // A later run of the batch id (a re-run or reset) cannot replace a human's approval.
+        expect(await store.upsert({ ...approved, status: 'succeeded', attempts: 9, finishedAt: '2025-06-03T00:00:00.000Z' })).toBe('unchanged');
+        expect((await store.list(b))[0]).toMatchObject({ status: 'approved', attempts: approved.attempts });
         // A retry that fails again after review: a newer awaiting_review replaces an older one.
         const b2 = batch();
         await store.upsert({ ...waiting, batchId: b2 });
