@@ -133,6 +133,16 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
   const maxAnswerBytes = deps.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
 
   return async function callLlm(req: LlmRequest): Promise<LlmResult> {
+    try {
+      return await callOnce(req);
+    } catch (err: unknown) {
+      // The workflow counts every call a failed tier made (retries included) from the last attempt's number.
+      if (err instanceof ApplicationFailure) stampAttempt(err, Context.current().info.attempt);
+      throw err;
+    }
+  };
+
+  async function callOnce(req: LlmRequest): Promise<LlmResult> {
     const ctx = Context.current();
     const { attempt, startToCloseTimeoutMs } = ctx.info;
     const p = req.provider;
@@ -262,5 +272,11 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       endpoint: raw.simulated ? { ...endpoint, vendor: 'simulated', simulated: true } : endpoint,
       ...(raw.rateLimit ? { rateLimit: raw.rateLimit } : {}),
     };
-  };
+  }
+}
+
+/** Writes the attempt number into the failure's first details object (`attempt`), where the workflow reads it. */
+function stampAttempt(failure: ApplicationFailure, attempt: number): void {
+  const first = failure.details?.[0];
+  if (first !== null && typeof first === 'object') (first as { attempt?: number }).attempt = attempt;
 }

@@ -14,6 +14,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
 } from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
 import type { Activities, PersistRequest } from '../activities/index.ts';
 import { llmCallFor, persistCall, truncateCall } from '../src/shared/policies.ts';
 import { surelyFits } from '../src/shared/truncate.ts';
@@ -71,6 +72,18 @@ export function failureOf(err: unknown): CallError {
     return { type: cause.type ?? FailureType.Unknown, message: cause.message, details: cause.details?.[0] as InvalidOutputDetails | undefined };
   if (cause instanceof TimeoutFailure) return { type: FailureType.Timeout, message: cause.message };
   return { type: cause instanceof Error ? cause.name : FailureType.Unknown, message: errorMessage(cause) };
+}
+
+/**
+ * The LLM calls a failed `callLlm` made, retries included: the attempt number the activity
+ * wrote into the failure's details; a last attempt that timed out (no details) after every
+ * attempt was spent counts `maxAttempts`; otherwise one.
+ */
+export function callsOf(err: unknown, f: CallError, maxAttempts: number): number {
+  const attempt = (f.details as { attempt?: unknown } | undefined)?.attempt;
+  if (typeof attempt === 'number' && Number.isInteger(attempt) && attempt >= 1) return attempt;
+  if (err instanceof ActivityFailure && err.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED) return maxAttempts;
+  return 1;
 }
 
 /** Refits after a provider's context-length error, at most. */
@@ -302,12 +315,14 @@ export class ItemRun {
         return r;
       } catch (err) {
         if (isCancellation(err) && this.openTiers.includes(t) && !CancellationScope.current().consideredCancelled) {
+          // The call in flight reached the provider: it counts.
+          this.attempts += 1;
           this.fail(FailureType.CircuitOpen, `circuit of ${name} opened during the call`, name);
           return null;
         }
         if (isCancellation(err)) throw err;
         const f = failureOf(err);
-        this.attempts += 1;
+        this.attempts += callsOf(err, f, this.spec.retry.maxAttempts);
         // A rejected answer (invalid, refused, cut off) was billed: its tokens and cost count.
         const cost = f.details?.usage ? costOf(provider.pricing, f.details.usage) : 0;
         if (f.details?.usage) this.record(f.details.usage, cost, 0);

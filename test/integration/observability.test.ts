@@ -189,6 +189,8 @@ describe('a worker process under the flaky profile', () => {
     // Every HTTP request the provider saw is one call in our counter, per model.
     expect(sumBy(s, METRICS.llmCalls.name, 'model')).toEqual(stats.byModel);
     expect(calls()).toBe(stats.requests);
+    // The batch's attempts are the same calls (a failed tier's retries included).
+    expect(summary.attempts).toBe(stats.requests);
     // The flaky profile injected each kind of fault: each maps to one outcome.
     for (const k of ['hang', 'rate_limit', 'overloaded']) expect(fault(k), k).toBeGreaterThan(0);
     expect(calls({ outcome: 'RateLimited' })).toBe(fault('rate_limit'));
