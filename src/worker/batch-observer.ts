@@ -18,6 +18,8 @@ export interface BatchObservation {
   answered: number;
   reviewQueue: number;
   circuits: Record<string, number>;
+  /** False when another worker publishes (this one then reports zeros). */
+  leader?: boolean;
 }
 
 /** Folds the progress of the running batches into the gauge values. */
@@ -43,6 +45,12 @@ export interface BatchObserverOptions {
   maxBatches?: number;
   /** Deadline of each list and query call. @default 5000 (ms) */
   deadlineMs?: number;
+  /**
+   * This worker's identity. When set, only the worker whose identity sorts first among
+   * the task queue's live workflow pollers queries the batches; the others publish zeros
+   * (dashboards take `max`). Unset: this observer always queries (one worker, tests).
+   */
+  identity?: string;
   onError?: (err: unknown) => void;
 }
 
@@ -55,12 +63,29 @@ export interface BatchObserver {
 
 const OBSERVER_DEFAULTS = { intervalMs: 5_000, maxBatches: 200, deadlineMs: 5_000 };
 
+/** A poller not seen for this long no longer counts as a live worker. */
+const POLLER_LIVE_MS = 2 * 60_000;
+
+/**
+ * The identity that leads among a task queue's pollers: the first in sort order of those
+ * seen in the last {@link POLLER_LIVE_MS}. Null when none is live.
+ */
+export function leaderOf(pollers: readonly { identity?: string | null; lastAccessMs?: number }[], nowMs: number): string | null {
+  const live = pollers
+    .filter((p) => p.identity && (p.lastAccessMs === undefined || nowMs - p.lastAccessMs < POLLER_LIVE_MS))
+    .map((p) => p.identity!)
+    .sort();
+  return live[0] ?? null;
+}
+
 /**
  * Publishes the workflow-held state as gauges: items awaiting review, circuit state
  * per provider tier and running batches. Each pass lists the running
  * `batchPipeline` workflows of the task queue and asks each for `progress`
- * (a query: no history event, answered by whichever worker caches the batch).
- * Every worker replica publishes the same values, so dashboards take `max`.
+ * (a query: no history event, but a workflow task on the worker that caches the batch,
+ * and the server buffers few queries per workflow). So that the load does not grow
+ * with the number of workers, only one of them queries (see `identity`); the others
+ * publish zeros, so dashboards take `max`.
  */
 export function startBatchObserver(options: BatchObserverOptions): BatchObserver {
   const o = { ...OBSERVER_DEFAULTS, ...options };
@@ -74,7 +99,34 @@ export function startBatchObserver(options: BatchObserverOptions): BatchObserver
   const query = `WorkflowType = 'batchPipeline' AND ExecutionStatus = 'Running' AND TaskQueue = '${escaped}'`;
   const deadline = <T>(fn: () => Promise<T>): Promise<T> => o.client.withDeadline(Date.now() + o.deadlineMs, fn);
 
+  /** True when this worker should query the batches (see {@link BatchObserverOptions.identity}). */
+  async function leads(): Promise<boolean> {
+    if (o.identity === undefined) return true;
+    const r = await deadline(() =>
+      o.client.workflowService.describeTaskQueue({
+        namespace: o.client.options.namespace,
+        // TASK_QUEUE_KIND_NORMAL and TASK_QUEUE_TYPE_WORKFLOW (proto enums; @temporalio/proto is not a direct dependency).
+        taskQueue: { name: o.taskQueue, kind: 1 },
+        taskQueueType: 1,
+      }),
+    );
+    const pollers = (r.pollers ?? []).map((p) => ({
+      identity: p.identity,
+      ...(p.lastAccessTime?.seconds != null ? { lastAccessMs: Number(p.lastAccessTime.seconds) * 1000 } : {}),
+    }));
+    return leaderOf(pollers, Date.now()) === o.identity;
+  }
+
+  function publish(obs: BatchObservation): BatchObservation {
+    reviewQueue.set(obs.reviewQueue, tags);
+    batchesRunning.set(obs.batches, tags);
+    for (const name of Object.keys(obs.circuits)) seen.add(name);
+    for (const name of seen) circuitState.set(obs.circuits[name] ?? 0, { ...tags, provider: name });
+    return obs;
+  }
+
   async function refresh(): Promise<BatchObservation> {
+    if (!(await leads())) return publish({ batches: 0, answered: 0, reviewQueue: 0, circuits: {}, leader: false });
     const ids: string[] = [];
     await deadline(async () => {
       for await (const wf of o.client.workflow.list({ query, pageSize: o.maxBatches })) {
@@ -88,12 +140,7 @@ export function startBatchObserver(options: BatchObserverOptions): BatchObserver
       const answers = await Promise.allSettled(ids.slice(i, i + 8).map((id) => deadline(() => o.client.workflow.getHandle(id).query(progressQuery))));
       for (const a of answers) if (a.status === 'fulfilled') progress.push(a.value);
     }
-    const obs = observe(progress, ids.length);
-    reviewQueue.set(obs.reviewQueue, tags);
-    batchesRunning.set(obs.batches, tags);
-    for (const name of Object.keys(obs.circuits)) seen.add(name);
-    for (const name of seen) circuitState.set(obs.circuits[name] ?? 0, { ...tags, provider: name });
-    return obs;
+    return publish(observe(progress, ids.length));
   }
 
   let stopped = false;

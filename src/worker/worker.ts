@@ -145,6 +145,7 @@ async function main(): Promise<void> {
         client,
         taskQueue: config.taskQueue,
         meter: Runtime.instance().metricMeter,
+        identity: worker.options.identity,
         onError: (err) => logger.debug('batch observer pass failed', { error: errorMessage(err) }),
       });
     }

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { PersistRequest } from '../../activities/index.ts';
 import { FailureType } from '../../src/shared/failures.ts';
 import { CANCELLED_OUTCOME, HISTOGRAM_BUCKETS, METRICS, METRIC_NAMES, recoverySeconds, steadfastMetrics } from '../../activities/metrics.ts';
-import { observe, startBatchObserver } from '../../src/worker/batch-observer.ts';
+import { leaderOf, observe, startBatchObserver } from '../../src/worker/batch-observer.ts';
 import { parsePrometheus, sumBy } from '../../src/dev/prometheus-text.ts';
 import { PipelineSpec, ProviderSpec } from '../../src/shared/spec.ts';
 import type { ProviderSpecInput } from '../../src/shared/spec.ts';
@@ -335,6 +335,44 @@ describe('metric helpers', () => {
     const c = (state: 'closed' | 'open' | 'half_open') => ({ state, failures: 0, openUntil: null });
     const o = observe([progress(2, { primary: c('open'), secondary: c('closed') }), progress(3, { primary: c('half_open'), secondary: c('half_open') })], 3);
     expect(o).toEqual({ batches: 3, answered: 2, reviewQueue: 5, circuits: { primary: 2, secondary: 1 } });
+  });
+
+  it('only the worker that sorts first among live pollers queries the batches; the others publish zeros', async () => {
+    const now = Date.parse('2026-01-01T00:10:00Z');
+    const seen = (identity: string, minutesAgo: number) => ({ identity, lastAccessMs: now - minutesAgo * 60_000 });
+    expect(leaderOf([seen('w2', 0), seen('w1', 0), seen('w3', 0)], now)).toBe('w1');
+    // A worker gone for more than two minutes hands over.
+    expect(leaderOf([seen('w2', 0), seen('w1', 5)], now)).toBe('w2');
+    expect(leaderOf([], now)).toBeNull();
+
+    const queried: Record<string, number> = {};
+    const client = (me: string, pollers: string[]) =>
+      ({
+        options: { namespace: 'ns' },
+        withDeadline: (_d: number, fn: () => Promise<unknown>) => fn(),
+        workflowService: { describeTaskQueue: async () => ({ pollers: pollers.map((identity) => ({ identity, lastAccessTime: { seconds: Math.floor(Date.now() / 1000) } })) }) },
+        workflow: {
+          async *list() {
+            yield { workflowId: 'b1' };
+          },
+          getHandle: () => ({
+            query: async () => {
+              queried[me] = (queried[me] ?? 0) + 1;
+              return { awaitingReview: [], awaitingReviewCount: 7, circuits: {} } as unknown as Progress;
+            },
+          }),
+        },
+      }) as unknown as Client;
+    const workers = ['w1', 'w2', 'w3'].map((identity) => ({ identity, meter: new RecordingMeter() }));
+    const observers = workers.map((w) =>
+      startBatchObserver({ client: client(w.identity, ['w3', 'w1', 'w2']), taskQueue: 'q', meter: w.meter, intervalMs: 60_000, identity: w.identity }),
+    );
+    const passes = await Promise.all(observers.map((o) => o.refresh()));
+    await Promise.all(observers.map((o) => o.stop()));
+    expect(Object.keys(queried)).toEqual(['w1']);
+    expect(passes.map((p) => p.reviewQueue)).toEqual([7, 0, 0]);
+    expect(passes.map((p) => p.leader ?? true)).toEqual([true, false, false]);
+    expect(workers.map((w) => w.meter.of(METRICS.reviewQueue.name).at(-1)?.value)).toEqual([7, 0, 0]);
   });
 
   it("the observer lists the task queue's running batches, queries their progress and sets the gauges", async () => {
