@@ -1,0 +1,182 @@
+/**
+ * Workflow edges under load, on a fresh dev server with three workers (each with
+ * its /metrics endpoint, so each runs the batch observer):
+ *
+ *   queries: a batch (default 2,000 items) while a prober asks `progress` every
+ *            500 ms, as a watching CLI does: failed queries, latency, and the
+ *            slowest answer within 10 s of each continue-as-new.
+ *   reviews: a batch whose every item fails for good (default 10,000): once all
+ *            await review, the progress answer's size and latency, the whole
+ *            review list (`reviewQueue` pages), decisions by Update, and the
+ *            batch's continue-as-new with the queue in its carry.
+ *
+ *   node bench/edges.ts [--items 2000] [--review-items 10000] [--only queries|reviews] [--keep]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { progressQuery, reviewQueueQuery, reviewUpdate } from '../src/shared/messages.ts';
+import type { Progress, ReviewQueuePage } from '../src/shared/messages.ts';
+import type { batchPipeline } from '../workflows/batch.ts';
+import { freePort, sleep, snapshotCode, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
+import { machine, writeResults } from './report.ts';
+import { terminateBatch } from './steadfast.ts';
+import { benchPipeline, makeItems } from './workload.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    items: { type: 'string', default: '2000' },
+    concurrency: { type: 'string', default: '100' },
+    'review-items': { type: 'string', default: '10000' },
+    workers: { type: 'string', default: '3' },
+    only: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const log = (msg: string): void => console.error(`edges: ${msg}`);
+const dir = mkdtempSync(join(tmpdir(), 'steadfast-edges-'));
+const stamp = Date.now().toString(36);
+const only = new Set((args.only ?? 'queries,reviews').split(','));
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : 0;
+};
+
+async function main(): Promise<void> {
+  const code = snapshotCode(join(dir, 'code'));
+  log(`code ${code.commit}${code.dirty.length ? ` plus ${code.dirty.length} uncommitted changes` : ''}; temp dir ${dir}`);
+  const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'dev-server.log') });
+  const provider = await startProviderProc({ latencyMs: 50, logFile: join(dir, 'provider.log') });
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  const taskQueue = `edges-${stamp}`;
+  const workers = [];
+  for (let i = 0; i < Number(args.workers); i++) {
+    workers.push(
+      await startWorkerProc({
+        address: server.address,
+        taskQueue,
+        dbPath: join(dir, 'results.db'),
+        providerUrl: provider.url,
+        logFile: join(dir, `worker-${i}.log`),
+        codeRoot: code.root,
+        env: { STEADFAST_METRICS_PORT: String(await freePort()) },
+      }),
+    );
+  }
+  log(`${workers.length} workers on ${taskQueue}`);
+  const out: Record<string, unknown> = { machine: machine(), commit: code.commit, workers: workers.length };
+  try {
+    if (only.has('queries')) out['queries'] = await queries();
+    if (only.has('reviews')) out['reviews'] = await reviews();
+  } finally {
+    for (const w of workers) await w.stop().catch(() => undefined);
+    await provider.stop();
+    await connection.close();
+    await server.stop();
+    if (!args.keep) rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify(out, null, 2));
+  log(`results: ${writeResults('edges', out)}`);
+
+  async function queries() {
+    const n = Number(args.items);
+    const batchId = `edges-q-${stamp}`;
+    const pipeline = benchPipeline({ providerUrl: provider.url, concurrency: Number(args.concurrency) });
+    const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue, workflowId: batchId, args: [{ batchId, pipeline, items: makeItems(n) }] });
+    const samples: { at: number; ms: number; ok: boolean; runs?: number; error?: string }[] = [];
+    let done = false;
+    const result = handle.result().finally(() => (done = true));
+    const t0 = Date.now();
+    while (!done) {
+      const at = Date.now();
+      const p = await client
+        .withDeadline(at + 10_000, () => handle.query(progressQuery))
+        .then((q: Progress) => ({ ok: true, runs: q.runs }))
+        .catch((err: unknown) => ({ ok: false, error: err instanceof Error ? err.message.slice(0, 120) : String(err) }));
+      if (done) break;
+      samples.push({ at: at - t0, ms: Date.now() - at, ...p });
+      await sleep(Math.max(0, 500 - (Date.now() - at)));
+    }
+    const summary = await result;
+    const changes = samples.filter((s, i) => i > 0 && s.runs !== undefined && s.runs !== samples.slice(0, i).findLast((x) => x.runs !== undefined)?.runs).map((s) => s.at);
+    const near = samples.filter((s) => changes.some((c) => Math.abs(s.at - c) <= 10_000));
+    const ms = samples.map((s) => s.ms);
+    const r = {
+      items: n,
+      wallMs: Date.now() - t0,
+      summary: { total: summary.total, succeeded: summary.succeeded, attempts: summary.attempts },
+      runs: samples.findLast((s) => s.runs !== undefined)?.runs ?? null,
+      queries: samples.length,
+      failed: samples.filter((s) => !s.ok).length,
+      errors: [...new Set(samples.filter((s) => !s.ok).map((s) => s.error))],
+      latencyMs: { p50: pct(ms, 50), p99: pct(ms, 99), max: Math.max(...ms) },
+      continueAsNew: changes.length,
+      maxNearContinueAsNewMs: near.length ? Math.max(...near.map((s) => s.ms)) : null,
+    };
+    log(`queries: ${JSON.stringify(r)}`);
+    return r;
+  }
+
+  async function reviews() {
+    const n = Number(args['review-items']);
+    const batchId = `edges-r-${stamp}`;
+    const pipeline = { ...benchPipeline({ providerUrl: provider.url, concurrency: Number(args.concurrency), reviewTimeoutMs: 3_600_000 }) };
+    const items = makeItems(n).map((it) => ({ ...it, text: `${it.text} [[fault:auth]]` }));
+    const t0 = Date.now();
+    const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue, workflowId: batchId, args: [{ batchId, pipeline, items }] });
+    let failedQueries = 0;
+    let lastLog = 0;
+    for (;;) {
+      const p: Progress | null = await client.withDeadline(Date.now() + 10_000, () => handle.query(progressQuery)).catch(() => (failedQueries++, null));
+      if (p && (p.awaitingReviewCount ?? 0) >= n) break;
+      if (Date.now() - lastLog > 30_000) {
+        lastLog = Date.now();
+        log(`reviews: ${p?.awaitingReviewCount ?? '?'} of ${n} awaiting review, run ${p?.runs ?? '?'}`);
+      }
+      await sleep(2_000);
+    }
+    const allWaitingMs = Date.now() - t0;
+    const q0 = Date.now();
+    const progress = await handle.query(progressQuery);
+    const progressMs = Date.now() - q0;
+    const l0 = Date.now();
+    let listed = 0;
+    let pages = 0;
+    let biggestPage = 0;
+    for (let offset: number | null = 0; offset !== null;) {
+      const page: ReviewQueuePage = await handle.query(reviewQueueQuery, { offset, limit: 1_000 });
+      listed += page.items.length;
+      pages += 1;
+      biggestPage = Math.max(biggestPage, Buffer.byteLength(JSON.stringify(page)));
+      offset = page.next;
+    }
+    const listMs = Date.now() - l0;
+    const d0 = Date.now();
+    const decide = progress.awaitingReview.slice(0, 20);
+    for (const w of decide) await handle.executeUpdate(reviewUpdate, { args: [{ itemId: w.itemId, decision: 'skip' }] });
+    const decisionMs = (Date.now() - d0) / Math.max(1, decide.length);
+    const after = await handle.query(progressQuery);
+    const desc = await handle.describe();
+    const r = {
+      items: n,
+      allWaitingMs,
+      failedQueriesWhileFilling: failedQueries,
+      progressBytes: Buffer.byteLength(JSON.stringify(progress)),
+      progressMs,
+      awaitingReviewCount: progress.awaitingReviewCount,
+      reviewList: { listed, pages, biggestPageBytes: biggestPage, ms: listMs },
+      decisions: { n: decide.length, msEach: Math.round(decisionMs), awaitingAfter: after.awaitingReviewCount },
+      runs: after.runs,
+      historyLength: desc.historyLength,
+    };
+    log(`reviews: ${JSON.stringify(r)}`);
+    await terminateBatch(client, batchId);
+    return r;
+  }
+}
+
+await main();
