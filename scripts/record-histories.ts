@@ -1,7 +1,9 @@
 /**
  * Records the histories that test/replay replays: runs a small batch on a local
  * dev server with the fault-injecting provider and writes the batch's and one
- * item's history (the JSON of `temporal workflow show --output json`).
+ * item's history (the JSON of `temporal workflow show --output json`), plus a
+ * batch by reference whose source repeats an id (`batch-source-<tag>`) and the
+ * second run of a finished batch id (`batch-rerun-<tag>`).
  *   node scripts/record-histories.ts [version-tag]
  */
 import { execFileSync } from 'node:child_process';
@@ -33,13 +35,24 @@ const worker = await createWorker({ connection: env.nativeConnection, config, de
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
 const input: BatchInputRaw = { ...example, batchId: 'replay', items: example.items!.slice(0, 3) };
 
+// The source's third line repeats the first line's id; its stub goes to review and is skipped after 1 s.
+const jsonl = join(dir, 'source.jsonl');
+writeFileSync(jsonl, [...example.items!.slice(0, 2), example.items![0]].map((i) => JSON.stringify(i)).join('\n') + '\n');
+const sourceInput: BatchInputRaw = { batchId: 'replay-source', pipeline: { ...example.pipeline, review: { timeout: '1s', defaultDecision: 'skip' } }, source: { jsonl } };
+const rerunInput: BatchInputRaw = { ...example, batchId: 'replay-rerun', items: example.items!.slice(0, 2) };
+
 await worker.runUntil(async () => {
-  const handle = await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId: 'replay', args: [input] });
-  await handle.result();
+  const run = async (workflowId: string, args: BatchInputRaw) => (await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId, args: [args] })).result();
+  await run('replay', input);
+  await run('replay-source', sourceInput);
+  await run('replay-rerun', rerunInput);
+  await run('replay-rerun', rerunInput);
 });
 for (const [name, id] of [
   [`batch-${tag}`, 'replay'],
   [`item-${tag}`, 'replay/t001'],
+  [`batch-source-${tag}`, 'replay-source'],
+  [`batch-rerun-${tag}`, 'replay-rerun'],
 ] as const) {
   // The same JSON as `temporal workflow show --output json`, which users can record too.
   const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });
