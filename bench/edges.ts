@@ -5,14 +5,15 @@
  *   queries: a batch (default 2,000 items) while a prober asks `progress` every
  *            500 ms, as a watching CLI does: failed queries, latency, and the
  *            slowest answer within 10 s of each continue-as-new.
- *   reviews: a batch whose every item fails for good (default 10,000): once all
- *            await review, the progress answer's size and latency, the whole
+ *   reviews: a batch by reference whose every item fails for good (default 10,000
+ *            lines, each an InvalidItem whose reason is a 3.7 KB HTML 502 page, so
+ *            no LLM call and no circuit breaker slows the fill): once all await review, the progress answer's size and latency, the whole
  *            review list (`reviewQueue` pages), decisions by Update, and the
  *            batch's continue-as-new with the queue in its carry.
  *
  *   node bench/edges.ts [--items 2000] [--review-items 10000] [--only queries|reviews] [--keep]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,7 +24,8 @@ import type { batchPipeline } from '../workflows/batch.ts';
 import { freePort, sleep, snapshotCode, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
 import { machine, writeResults } from './report.ts';
 import { terminateBatch } from './steadfast.ts';
-import { benchPipeline, makeItems } from './workload.ts';
+import { INVALID_LINE_FIELD } from '../src/shared/spec.ts';
+import { benchPipeline, makeItem, makeItems } from './workload.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,7 +55,12 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
   const taskQueue = `edges-${stamp}`;
-  const workers = [];
+  const workers: Awaited<ReturnType<typeof startWorkerProc>>[] = [];
+  process.once('SIGINT', () => {
+    void Promise.allSettled([...workers.map((w) => w.stop()), provider.stop()])
+      .then(() => server.stop())
+      .finally(() => process.exit(130));
+  });
   for (let i = 0; i < Number(args.workers); i++) {
     workers.push(
       await startWorkerProc({
@@ -125,9 +132,12 @@ async function main(): Promise<void> {
     const n = Number(args['review-items']);
     const batchId = `edges-r-${stamp}`;
     const pipeline = { ...benchPipeline({ providerUrl: provider.url, concurrency: Number(args.concurrency), reviewTimeoutMs: 3_600_000 }) };
-    const items = makeItems(n).map((it) => ({ ...it, text: `${it.text} [[fault:auth]]` }));
+    const html502 = (i: number) =>
+      `ProviderUnavailable: 502 Bad Gateway: <html><head><title>502 Bad Gateway</title></head><body>${`<p>upstream ${i % 97} closed the connection</p>\n`.repeat(90)}</body></html>`;
+    const jsonl = join(dir, 'reviews.jsonl');
+    writeFileSync(jsonl, Array.from({ length: n }, (_, i) => `${JSON.stringify({ ...makeItem(i, 'r'), [INVALID_LINE_FIELD]: html502(i) })}\n`).join(''));
     const t0 = Date.now();
-    const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue, workflowId: batchId, args: [{ batchId, pipeline, items }] });
+    const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue, workflowId: batchId, args: [{ batchId, pipeline, source: { jsonl } }] });
     let failedQueries = 0;
     let lastLog = 0;
     for (;;) {
@@ -168,6 +178,7 @@ async function main(): Promise<void> {
       progressBytes: Buffer.byteLength(JSON.stringify(progress)),
       progressMs,
       awaitingReviewCount: progress.awaitingReviewCount,
+      reasonBytes: Buffer.byteLength(html502(0)),
       reviewList: { listed, pages, biggestPageBytes: biggestPage, ms: listMs },
       decisions: { n: decide.length, msEach: Math.round(decisionMs), awaitingAfter: after.awaitingReviewCount },
       runs: after.runs,
