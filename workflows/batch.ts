@@ -108,7 +108,7 @@ export const WAIT_ON_PREDICATES_PATCH = 'wait-on-predicates-v3';
  * with a reuse policy that refuses the id of a completed item, whose stored row the batch then
  * counts instead of running it again; the page buffer is bounded by bytes.
  */
-export const EXACTLY_ONCE_PATCH = 'exactly-once-v4';
+export const EXACTLY_ONCE_PATCH = 'exactly-once-v5';
 
 /** With the exactly-once patch, no page is read while the queued items' JSON passes this. */
 const QUEUE_BYTES = 256 * 1024;

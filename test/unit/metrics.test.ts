@@ -398,7 +398,7 @@ describe('metric helpers', () => {
             queries.push(id);
             const a = answers[id]!;
             if (a instanceof Error) throw a;
-            return { awaitingReview: [{ itemId: 'x', errorType: 'AuthFailed', reason: '', since: '' }], circuits: a } as unknown as Progress;
+            return { awaitingReview: [{ itemId: 'x', errorType: 'AuthFailed', reason: '', since: '' }], awaitingReviewCount: 1, circuits: a } as unknown as Progress;
           },
         }),
       },
