@@ -69,7 +69,7 @@ describe('continue-as-new', () => {
     const { summary, runs } = await h.run(async () => {
       const handle = await h.startBatch({ pipeline: spec(`http://127.0.0.1:${port}/hook`), source: { jsonl: path } }, 'can-1');
       let p = await handle.query(progressQuery);
-      for (let i = 0; i < 600 && !(p.started === N + 1 && p.awaitingReview.length === 3 && p.running === 0 && p.runs > 1); i++) {
+      for (let i = 0; i < 600 && !(p.started === N + 1 && p.awaitingReviewCount === 3 && p.running === 0 && p.runs > 1); i++) {
         await new Promise((r) => setTimeout(r, 200));
         p = await handle.query(progressQuery);
       }
