@@ -8,8 +8,8 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../common/config.ts';
-import { progressQuery, reviewDetailsQuery, reviewUpdate } from '../shared/messages.ts';
-import type { BatchReviewDecision, PendingReview, Progress, ReviewDetails } from '../shared/messages.ts';
+import { progressQuery, reviewDetailsQuery, reviewQueueQuery, reviewUpdate } from '../shared/messages.ts';
+import type { BatchReviewDecision, PendingReview, Progress, ReviewDetails, ReviewQueuePage } from '../shared/messages.ts';
 
 /** How many batches the console lists (running first, then the most recent). */
 export const BATCH_LIMIT = 25;
@@ -104,7 +104,20 @@ export class ConsoleData {
       4,
       async (r) => {
         try {
-          r.progress = await this.deadline(() => this.client.workflow.getHandle(r.batchId).query(progressQuery));
+          const handle = this.client.workflow.getHandle(r.batchId);
+          const progress = await this.deadline(() => handle.query(progressQuery));
+          // Progress lists the first items awaiting review; the whole queue comes a page at a time.
+          if (progress.awaitingReviewCount > progress.awaitingReview.length) {
+            const all: PendingReview[] = [];
+            for (let offset: number | null = 0; offset !== null;) {
+              const at: number = offset;
+              const page: ReviewQueuePage = await this.deadline(() => handle.query(reviewQueueQuery, { offset: at, limit: 1_000 }));
+              all.push(...page.items);
+              offset = page.next;
+            }
+            progress.awaitingReview = all;
+          }
+          r.progress = progress;
         } catch (err) {
           r.problem = `no progress (${messageOf(err)}); is a worker running on task queue ${this.config.taskQueue}?`;
         }

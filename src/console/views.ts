@@ -156,7 +156,7 @@ function progressText(r: BatchRow): string {
   const p = r.progress;
   if (!p) return r.problem ?? '';
   const done = p.succeeded + p.approved + p.failed + p.skipped;
-  return `${done} of ${p.total ?? '?'} done (${p.succeeded} succeeded, ${p.approved} approved, ${p.skipped} skipped, ${p.failed} failed), ${p.running} running, ${p.awaitingReview.length} awaiting review, ${p.ratePerMinute}/min${p.paused ? `; paused: ${p.pausedReason ?? ''}` : ''}`;
+  return `${done} of ${p.total ?? '?'} done (${p.succeeded} succeeded, ${p.approved} approved, ${p.skipped} skipped, ${p.failed} failed), ${p.running} running, ${p.awaitingReviewCount} awaiting review, ${p.ratePerMinute}/min${p.paused ? `; paused: ${p.pausedReason ?? ''}` : ''}`;
 }
 
 /** The batch table, and out-of-band updates of the filter choices. */
