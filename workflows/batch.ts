@@ -33,7 +33,7 @@ import type { Activities } from '../activities/index.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { sourceCall, storeRead } from '../src/shared/policies.ts';
 import type { BatchInput, BatchInputRaw, Item } from '../src/shared/spec.ts';
-import { MAX_BATCH_ID_CHARS } from '../src/shared/spec.ts';
+import { MAX_BATCH_ID_CHARS } from '../src/shared/tiers.ts';
 import type { BatchSummary } from '../src/shared/types.ts';
 import { Alerts } from './batch-alerts.ts';
 import { Cancel } from './batch-cancel.ts';

@@ -6,6 +6,7 @@
  * fails at once with a non-retryable error that names the field.
  */
 import { z } from 'zod';
+import { MAX_BATCH_ID_CHARS, MAX_ITEM_ID_CHARS } from './tiers.ts';
 import { schemaProblem } from './validate.ts';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
@@ -189,13 +190,7 @@ export type PipelineSpecInput = z.input<typeof PipelineSpec>;
 
 export { INVALID_LINE_FIELD, contextWindowOf, tierName } from './tiers.ts';
 
-/**
- * Longest item id, in characters. An item's workflow id is `<batchId>/<itemId>` and Temporal
- * refuses workflow ids past 1,000 characters, so both parts are bounded at the boundary.
- */
-export const MAX_ITEM_ID_CHARS = 512;
-/** Longest batch id, in characters (see {@link MAX_ITEM_ID_CHARS}). */
-export const MAX_BATCH_ID_CHARS = 256;
+export { MAX_BATCH_ID_CHARS, MAX_ITEM_ID_CHARS } from './tiers.ts';
 
 /** An item: an `id` plus any fields the template uses. */
 export const Item = z.looseObject({

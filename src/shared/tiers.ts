@@ -8,6 +8,14 @@
  */
 import type { ProviderSpec } from './spec.ts';
 
+/**
+ * Longest item id, in characters. An item's workflow id is `<batchId>/<itemId>` and Temporal
+ * refuses workflow ids past 1,000 characters, so both parts are bounded at the boundary.
+ */
+export const MAX_ITEM_ID_CHARS = 512;
+/** Longest batch id, in characters (see {@link MAX_ITEM_ID_CHARS}). */
+export const MAX_BATCH_ID_CHARS = 256;
+
 /** Field set on an item made from a bad input line; the item goes to review with this reason. */
 export const INVALID_LINE_FIELD = '_invalid';
 
