@@ -69,6 +69,12 @@ export const METRICS = {
     labels: [],
     help: 'Items awaiting human review in the running batches of this task queue (read from the progress query)',
   },
+  itemsRunning: {
+    name: 'steadfast_items_running',
+    type: 'gauge',
+    labels: [],
+    help: 'Items working now in the running batches of this task queue; items awaiting review are not counted (they are steadfast_review_queue)',
+  },
   circuitState: {
     name: 'steadfast_circuit_state',
     type: 'gauge',

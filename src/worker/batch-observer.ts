@@ -17,6 +17,8 @@ export interface BatchObservation {
   /** Batches whose progress query answered. */
   answered: number;
   reviewQueue: number;
+  /** Items working now (awaiting review not counted). */
+  running?: number;
   circuits: Record<string, number>;
   /** False when another worker publishes (this one then reports zeros). */
   leader?: boolean;
@@ -26,11 +28,13 @@ export interface BatchObservation {
 export function observe(progress: readonly Progress[], batches: number): BatchObservation {
   const circuits: Record<string, number> = {};
   let reviewQueue = 0;
+  let running = 0;
   for (const p of progress) {
     reviewQueue += p.awaitingReviewCount;
+    running += p.running;
     for (const [name, c] of Object.entries(p.circuits)) circuits[name] = Math.max(circuits[name] ?? 0, CIRCUIT_STATE_VALUE[c.state]);
   }
-  return { batches, answered: progress.length, reviewQueue, circuits };
+  return { batches, answered: progress.length, reviewQueue, running, circuits };
 }
 
 /** Options of {@link startBatchObserver}. */
@@ -93,6 +97,7 @@ export function startBatchObserver(options: BatchObserverOptions): BatchObserver
   const reviewQueue = o.meter.createGauge(METRICS.reviewQueue.name, 'int', '', METRICS.reviewQueue.help);
   const circuitState = o.meter.createGauge(METRICS.circuitState.name, 'int', '', METRICS.circuitState.help);
   const batchesRunning = o.meter.createGauge(METRICS.batchesRunning.name, 'int', '', METRICS.batchesRunning.help);
+  const itemsRunning = o.meter.createGauge(METRICS.itemsRunning.name, 'int', '', METRICS.itemsRunning.help);
   // Providers seen before keep a series; when no running batch uses them any more they read closed.
   const seen = new Set<string>();
   const escaped = o.taskQueue.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
@@ -120,6 +125,7 @@ export function startBatchObserver(options: BatchObserverOptions): BatchObserver
   function publish(obs: BatchObservation): BatchObservation {
     reviewQueue.set(obs.reviewQueue, tags);
     batchesRunning.set(obs.batches, tags);
+    itemsRunning.set(obs.running ?? 0, tags);
     for (const name of Object.keys(obs.circuits)) seen.add(name);
     for (const name of seen) circuitState.set(obs.circuits[name] ?? 0, { ...tags, provider: name });
     return obs;

@@ -334,7 +334,8 @@ describe('metric helpers', () => {
     });
     const c = (state: 'closed' | 'open' | 'half_open') => ({ state, failures: 0, openUntil: null });
     const o = observe([progress(2, { primary: c('open'), secondary: c('closed') }), progress(3, { primary: c('half_open'), secondary: c('half_open') })], 3);
-    expect(o).toEqual({ batches: 3, answered: 2, reviewQueue: 5, circuits: { primary: 2, secondary: 1 } });
+    // Items awaiting review are the review queue, not running: each progress here has 1 running item.
+    expect(o).toEqual({ batches: 3, answered: 2, reviewQueue: 5, running: 2, circuits: { primary: 2, secondary: 1 } });
   });
 
   it('only the worker that sorts first among live pollers queries the batches; the others publish zeros', async () => {
@@ -398,7 +399,7 @@ describe('metric helpers', () => {
             queries.push(id);
             const a = answers[id]!;
             if (a instanceof Error) throw a;
-            return { awaitingReview: [{ itemId: 'x', errorType: 'AuthFailed', reason: '', since: '' }], awaitingReviewCount: 1, circuits: a } as unknown as Progress;
+            return { awaitingReview: [{ itemId: 'x', errorType: 'AuthFailed', reason: '', since: '' }], awaitingReviewCount: 1, running: 4, circuits: a } as unknown as Progress;
           },
         }),
       },
@@ -407,7 +408,7 @@ describe('metric helpers', () => {
     const observer = startBatchObserver({ client, taskQueue: "it's-q", meter: m, intervalMs: 60_000 });
     const first = await observer.refresh();
     expect(listed).toBe("WorkflowType = 'batchPipeline' AND ExecutionStatus = 'Running' AND TaskQueue = 'it\\'s-q'");
-    expect(first).toEqual({ batches: 3, answered: 2, reviewQueue: 2, circuits: { primary: 2, backup: 1 } });
+    expect(first).toEqual({ batches: 3, answered: 2, reviewQueue: 2, running: 8, circuits: { primary: 2, backup: 1 } });
     const last = (name: string, where: MetricTags = {}) => m.of(name, where).at(-1)?.value;
     expect(last(METRICS.reviewQueue.name)).toBe(2);
     expect(last(METRICS.batchesRunning.name)).toBe(3);
