@@ -11,13 +11,19 @@ document.addEventListener('DOMContentLoaded', () => {
     all.addEventListener('change', () => {
       for (const box of document.querySelectorAll('#queue-body input.sel')) box.checked = all.checked;
     });
+    // Unselecting one row is no longer "select all".
+    document.addEventListener('change', (e) => {
+      if (e.target instanceof HTMLInputElement && e.target.matches('#queue-body input.sel') && !e.target.checked) all.checked = false;
+    });
   }
 });
-// A refreshed queue that lost rows leaves "select all" checked only while every row still is.
+// A refreshed queue: with "select all" checked every row shown stays selected (a refresh that
+// was sent before the click must not undo it); otherwise it reads checked only while every row is.
 document.addEventListener('htmx:afterSwap', (e) => {
   if (e.detail.target && e.detail.target.id === 'queue-body') {
     const all = document.getElementById('select-all');
     const boxes = [...document.querySelectorAll('#queue-body input.sel')];
-    if (all) all.checked = boxes.length > 0 && boxes.every((b) => b.checked);
+    if (all && all.checked) for (const box of boxes) box.checked = true;
+    else if (all) all.checked = boxes.length > 0 && boxes.every((b) => b.checked);
   }
 });
