@@ -3,6 +3,23 @@
  * before anything starts: the shared text on how they reach Temporal.
  */
 
+import { errorMessage } from '../shared/failures.ts';
+
+/**
+ * Runs an entry point: `--help` prints `usage` and starts nothing; otherwise `main` runs and a
+ * failure prints `<name> failed: <message>` and exits 1.
+ */
+export function runEntry(name: string, usage: string, main: () => Promise<void>): void {
+  if (helpRequested(process.argv.slice(2))) {
+    console.log(usage);
+    process.exit(0);
+  }
+  main().catch((err: unknown) => {
+    console.error(`${name} failed:`, errorMessage(err));
+    process.exit(1);
+  });
+}
+
 /** True when the arguments ask for help. */
 export function helpRequested(argv: readonly string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');

@@ -16,7 +16,7 @@ import type { batchPipeline } from '../../workflows/batch.ts';
 import { connectClient, registerSearchAttributes, webUiUrl } from '../client/client.ts';
 import { ensureDevServer } from './ensure-dev-server.ts';
 import { loadConfig } from '../common/config.ts';
-import { CONNECTION_HELP, helpRequested } from '../common/usage.ts';
+import { CONNECTION_HELP, runEntry } from '../common/usage.ts';
 import { installRuntime } from '../worker/logger.ts';
 import { startProvider } from '../provider/index.ts';
 import type { RunningProvider } from '../provider/index.ts';
@@ -110,16 +110,7 @@ async function main(): Promise<void> {
 const USAGE = `usage: npm run demo [-- batch.json]   (./sf demo on a fresh machine)
   One batch end to end: starts the local Temporal dev server unless one answers (on a local plaintext
   address), the fault-injecting provider (STEADFAST_DEMO_PROFILE, default flaky) unless one runs on
-  STEADFAST_PROVIDER_URL, and a worker in this process; results in STEADFAST_DB_PATH or DATABASE_URL.
+  STEADFAST_SIMULATED_PROVIDER_URL, and a worker in this process; results in STEADFAST_DB_PATH or DATABASE_URL.
 ${CONNECTION_HELP}`;
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  if (helpRequested(process.argv.slice(2))) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  main().catch((err: unknown) => {
-    console.error('demo failed:', err instanceof Error ? err.message : err);
-    process.exit(1);
-  });
-}
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) runEntry('demo', USAGE, main);

@@ -18,7 +18,7 @@ import type { ActivityDeps } from '../../activities/index.ts';
 import { cachedWorkflowBundle } from './bundle-cache.ts';
 import { loadConfig } from '../common/config.ts';
 import { ConnectionConfigError, describeConnection, explainConnectError } from '../common/connection.ts';
-import { CONNECTION_HELP, helpRequested } from '../common/usage.ts';
+import { CONNECTION_HELP, runEntry } from '../common/usage.ts';
 import type { Config } from '../common/config.ts';
 import { WorkerHealth, startHealthServer } from './health.ts';
 import type { HealthServer } from './health.ts';
@@ -173,16 +173,7 @@ const USAGE = `usage: npm run worker   (node src/worker/worker.ts)
   A Steadfast worker: polls task queue STEADFAST_TASK_QUEUE (default steadfast) until SIGINT/SIGTERM,
   then drains in-flight activities for up to 30 s. Configured by the environment (README "Configuration"):
   STEADFAST_METRICS_PORT (9464, /metrics), STEADFAST_HEALTH_PORT (8081, /livez and /readyz),
-  DATABASE_URL or STEADFAST_DB_PATH (results), STEADFAST_PROVIDER_URL, OPENAI_API_KEY, ANTHROPIC_API_KEY.
+  DATABASE_URL or STEADFAST_DB_PATH (results), STEADFAST_SIMULATED_PROVIDER_URL (only to answer from the fault-injecting provider), OPENAI_API_KEY, ANTHROPIC_API_KEY.
 ${CONNECTION_HELP}`;
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  if (helpRequested(process.argv.slice(2))) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  main().catch((err: unknown) => {
-    console.error('worker failed:', err instanceof Error ? err.message : err);
-    process.exit(1);
-  });
-}
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) runEntry('worker', USAGE, main);
