@@ -2,6 +2,7 @@
  * The batch's durable state. It is a plain record (no Map/Set: the default
  * converter writes them as `{}`) so it crosses continue-as-new unchanged.
  */
+import { FailureType } from '../src/shared/failures.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
 import { batchPolicyMarkdown } from '../src/shared/batch-details.ts';
 import { tierName } from '../src/shared/tiers.ts';
@@ -135,6 +136,8 @@ export class BatchState {
   private readonly runningIds: Set<string>;
   private readonly pendingIds: Set<string>;
   private readonly reasonIndex = new Map<string, number>();
+  /** Items awaiting review per error type, kept as the queue changes (progress is read on every message). */
+  private readonly pendingByType = new Map<string, number>();
 
   constructor(carry: BatchCarry) {
     this.s = carry;
@@ -144,6 +147,7 @@ export class BatchState {
     this.s.reviews.reasons.forEach(([type, reason], i) => this.reasonIndex.set(`${type}\u0000${reason}`, i));
     this.runningIds = new Set(carry.running);
     this.pendingIds = new Set(this.s.reviews.queue.map((e) => e[0]));
+    for (const e of this.s.reviews.queue) this.countType(this.typeOf(e), 1);
     for (const p of legacy ?? []) this.enqueueReview(p);
   }
 
@@ -180,8 +184,18 @@ export class BatchState {
     return { items, total, next: at + items.length < total ? at + items.length : null };
   }
 
+  private typeOf(e: ReviewEntry): string {
+    return this.s.reviews.reasons[e[1]]?.[0] ?? FailureType.Unknown;
+  }
+
+  private countType(type: string, delta: number): void {
+    const n = (this.pendingByType.get(type) ?? 0) + delta;
+    if (n > 0) this.pendingByType.set(type, n);
+    else this.pendingByType.delete(type);
+  }
+
   private expand([itemId, r, sinceMs]: ReviewEntry): PendingReview {
-    const [errorType, reason] = this.s.reviews.reasons[r] ?? ['Unknown', ''];
+    const [errorType, reason] = this.s.reviews.reasons[r] ?? [FailureType.Unknown, ''];
     return { itemId, errorType, reason, since: new Date(sinceMs).toISOString() };
   }
 
@@ -201,15 +215,17 @@ export class BatchState {
     const since = Date.parse(p.since);
     reviews.queue.push([p.itemId, r, Number.isNaN(since) ? 0 : since]);
     this.pendingIds.add(p.itemId);
+    this.countType(p.errorType, 1);
   }
 
   private dequeueReview(itemId: string): boolean {
     if (!this.pendingIds.delete(itemId)) return false;
     const q = this.s.reviews.queue;
-    q.splice(
-      q.findIndex((e) => e[0] === itemId),
+    const [e] = q.splice(
+      q.findIndex((x) => x[0] === itemId),
       1,
     );
+    if (e) this.countType(this.typeOf(e), -1);
     return true;
   }
 
@@ -438,13 +454,7 @@ export class BatchState {
 
   /** Items waiting for review by error type. */
   awaitingByType(): Record<string, number> {
-    const by: Record<string, number> = {};
-    const { reasons, queue } = this.s.reviews;
-    for (const [, r] of queue) {
-      const type = reasons[r]?.[0] ?? 'Unknown';
-      by[type] = (by[type] ?? 0) + 1;
-    }
-    return by;
+    return Object.fromEntries(this.pendingByType);
   }
 
   progress(nowMs: number): Progress {
