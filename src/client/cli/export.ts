@@ -6,6 +6,7 @@
 import { createWriteStream, existsSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Config } from '../../common/config.ts';
+import type { ResultStore } from '../../../activities/store.ts';
 import type { ItemStatus, ResultRecord } from '../../shared/types.ts';
 import { csvRow } from './csv.ts';
 import { failure, messageOf, usageError } from './errors.ts';
@@ -180,20 +181,38 @@ export interface ExportCommandOptions extends ExportOptions {
   out?: string;
 }
 
-/** Runs the export; returns the number of rows written. Progress notes go to `note` (stderr). */
-export async function exportBatch(config: Config, batchId: string, opts: ExportCommandOptions, note: (msg: string) => void): Promise<number> {
-  if (!EXPORT_FORMATS.includes(opts.format)) throw usageError(`--format ${JSON.stringify(opts.format)}: use jsonl or csv`);
+/**
+ * Opens the results store the CLI is configured for (loaded on demand: it pulls in
+ * node:sqlite or pg, which the other commands do not need); a missing SQLite file is an
+ * error rather than a new empty store.
+ */
+export async function openResultStore(config: Config, command = 'the export'): Promise<ResultStore> {
   if (!config.databaseUrl && config.dbPath !== ':memory:' && !existsSync(config.dbPath)) {
-    throw failure(`no results store at ${config.dbPath} (STEADFAST_DB_PATH); run the export where the workers write, or set DATABASE_URL`);
+    throw failure(`no results store at ${config.dbPath} (STEADFAST_DB_PATH); run ${command} where the workers write, or set DATABASE_URL`);
   }
-  // Loaded on demand: the store pulls in node:sqlite or pg, which the other commands do not need.
   const { openStore } = await import('../../../activities/store.ts');
-  let store;
   try {
-    store = await openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
+    return await openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
   } catch (err) {
     throw failure(`cannot open the results store (${config.databaseUrl ? 'DATABASE_URL' : config.dbPath}): ${messageOf(err)}`);
   }
+}
+
+/** A batch's rows a page at a time (keyset paging by item id, so memory stays flat). */
+export async function* storePages(store: ResultStore, batchId: string, status?: readonly ItemStatus[]): AsyncGenerator<ResultRecord[]> {
+  for (let after: string | undefined; ;) {
+    const page = await store.list(batchId, { status, afterItemId: after, limit: PAGE });
+    if (page.length > 0) yield page;
+    const last = page[page.length - 1];
+    if (page.length < PAGE || !last) return;
+    after = last.itemId;
+  }
+}
+
+/** Runs the export; returns the number of rows written. Progress notes go to `note` (stderr). */
+export async function exportBatch(config: Config, batchId: string, opts: ExportCommandOptions, note: (msg: string) => void): Promise<number> {
+  if (!EXPORT_FORMATS.includes(opts.format)) throw usageError(`--format ${JSON.stringify(opts.format)}: use jsonl or csv`);
+  const store = await openResultStore(config);
   const toFile = opts.out !== undefined && opts.out !== '-';
   let out: Writable = process.stdout;
   if (toFile) {
@@ -210,14 +229,9 @@ export async function exportBatch(config: Config, batchId: string, opts: ExportC
   let total = 0;
   try {
     await write(out, writer.header());
-    let after: string | undefined;
-    for (;;) {
-      const page = await store.list(batchId, { status: opts.failed ? DEAD_LETTER_STATUSES : undefined, afterItemId: after, limit: PAGE });
+    for await (const page of storePages(store, batchId, opts.failed ? DEAD_LETTER_STATUSES : undefined)) {
       await write(out, writer.lines(page));
       rows += page.length;
-      const last = page[page.length - 1];
-      if (page.length < PAGE || !last) break;
-      after = last.itemId;
     }
     if (rows === 0 && opts.failed) total = await store.count(batchId);
   } finally {

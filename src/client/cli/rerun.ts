@@ -18,10 +18,12 @@ import type { Config } from '../../common/config.ts';
 import { PARENT_BATCH } from '../../shared/search-attributes.ts';
 import { BatchInput } from '../../shared/spec.ts';
 import type { BatchInputRaw, Item, PipelineSpecInput } from '../../shared/spec.ts';
+import type { ResultStore } from '../../../activities/store.ts';
 import type { ItemStatus, ResultRecord } from '../../shared/types.ts';
 import { PROG, describeBatch, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf, usageError } from './errors.ts';
+import { openResultStore, storePages } from './export.ts';
 import { checkBatchId, parseItemsText, parseSpecText, Problems } from './input.ts';
 
 export interface RerunOptions {
@@ -39,24 +41,11 @@ const FAILED: readonly ItemStatus[] = ['failed', 'cancelled', 'rolled_back', 'aw
 const NOT_GOOD: readonly ItemStatus[] = [...FAILED, 'skipped'];
 const GOOD: readonly ItemStatus[] = ['succeeded', 'approved'];
 
-/** Opens the results store the CLI is configured for. */
-async function store(config: Config) {
-  const { openStore } = await import('../../../activities/store.ts');
-  try {
-    return await openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
-  } catch (err) {
-    throw failure(`cannot open the results store (${config.databaseUrl ? 'DATABASE_URL' : config.dbPath}): ${messageOf(err)}`);
-  }
-}
-
-async function allRows(s: Awaited<ReturnType<typeof store>>, batchId: string, status?: readonly ItemStatus[]): Promise<ResultRecord[]> {
+/** Every row of a batch (optionally of some statuses). */
+async function allRows(s: ResultStore, batchId: string, status?: readonly ItemStatus[]): Promise<ResultRecord[]> {
   const rows: ResultRecord[] = [];
-  for (let after: string | undefined; ;) {
-    const page = await s.list(batchId, { status, afterItemId: after, limit: 1_000 });
-    rows.push(...page);
-    if (page.length < 1_000) return rows;
-    after = page[page.length - 1]!.itemId;
-  }
+  for await (const page of storePages(s, batchId, status)) rows.push(...page);
+  return rows;
 }
 
 /** The input the batch was started with (its first run's start event), and its root batch. */
@@ -109,7 +98,7 @@ export async function rerunCommand(client: Client, config: Config, batchId: stri
     spec = parsed.raw as PipelineSpecInput;
   }
   let ids: Set<string>;
-  const s = await store(config);
+  const s = await openResultStore(config, 'the re-run');
   try {
     if (opts.ids !== undefined) {
       let text: string;
@@ -198,7 +187,7 @@ export async function lineage(client: Client, batchId: string): Promise<string[]
 /** Rows of `batchId` merged with all its re-runs. */
 export async function mergedRows(client: Client, config: Config, batchId: string): Promise<{ rows: MergedRecord[]; batches: string[] }> {
   const batches = await lineage(client, batchId);
-  const s = await store(config);
+  const s = await openResultStore(config);
   try {
     const all = [];
     for (const b of batches) all.push({ batchId: b, rows: await allRows(s, b) });
