@@ -8,12 +8,12 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../common/config.ts';
-import { progressQuery, reviewDetailsQuery, reviewQueueQuery, reviewUpdate } from '../shared/messages.ts';
+import { progressQuery, reviewDetailsQuery, reviewManyUpdate, reviewQueueQuery, reviewUpdate } from '../shared/messages.ts';
 import type { BatchReviewDecision, PendingReview, Progress, ReviewDetails, ReviewQueuePage } from '../shared/messages.ts';
 
 /** How many batches the console lists (running first, then the most recent). */
 export const BATCH_LIMIT = 25;
-/** Decisions of a bulk action in flight at once (Temporal takes about 10 Updates in flight per workflow). */
+/** Batches a bulk action decides in at once (one reviewMany Update each). */
 export const BULK_CONCURRENCY = 4;
 /** Deadline of one query or Update. */
 const CALL_MS = 15_000;
@@ -159,8 +159,29 @@ export class ConsoleData {
     }
   }
 
-  /** The same decision for many items, {@link BULK_CONCURRENCY} at a time, one result per item. */
+  /**
+   * The same decision for many items: one `reviewMany` Update per batch (filtered to the
+   * selected ids), {@link BULK_CONCURRENCY} batches at a time, one result per item.
+   */
   async decideMany(targets: { batchId: string; itemId: string }[], d: Omit<BatchReviewDecision, 'itemId'>): Promise<DecisionResult[]> {
-    return mapBounded(targets, BULK_CONCURRENCY, (t) => this.decide(t.batchId, { ...d, itemId: t.itemId }));
+    const byBatch = new Map<string, string[]>();
+    for (const t of targets) byBatch.set(t.batchId, [...(byBatch.get(t.batchId) ?? []), t.itemId]);
+    const perBatch = await mapBounded([...byBatch], BULK_CONCURRENCY, async ([batchId, itemIds]): Promise<DecisionResult[]> => {
+      try {
+        const r = await this.deadline(() => this.client.workflow.getHandle(batchId).executeUpdate(reviewManyUpdate, { args: [{ ...d, filter: { itemIds } }] }));
+        const decided = new Set(r.itemIds);
+        return itemIds.map((itemId) => (decided.has(itemId) ? { ok: true, batchId, itemId } : { ok: false, batchId, itemId, message: 'not awaiting review any more' }));
+      } catch (err) {
+        const message =
+          err instanceof WorkflowUpdateFailedError
+            ? `rejected: ${rootMessage(err)}`
+            : err instanceof WorkflowNotFoundError
+              ? `batch ${batchId} is no longer running`
+              : `not confirmed (${messageOf(err)}); the decision may or may not have been applied`;
+        return itemIds.map((itemId) => ({ ok: false, batchId, itemId, message }));
+      }
+    });
+    const results = new Map(perBatch.flat().map((r) => [`${r.batchId}/${r.itemId}`, r]));
+    return targets.map((t) => results.get(`${t.batchId}/${t.itemId}`)!);
   }
 }
