@@ -3,7 +3,6 @@
  * run's Temporal dev server, with a harness worker running in this process
  * (`h.run`) and the harness's SQLite results file. Asserts output and exit codes.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +12,10 @@ import { parseCsv } from '../../src/client/cli/csv.ts';
 import type { BatchInputRaw } from '../../src/shared/spec.ts';
 import type { BatchSummary, ResultRecord } from '../../src/shared/types.ts';
 import type { PendingReview } from '../../src/shared/messages.ts';
+import { harnessEnv, runCli } from '../support/cli.ts';
+import type { CliResult } from '../support/cli.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
-
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'client', 'cli.ts');
 
 const SPEC_YAML = `name: cli-test
 prompt:
@@ -34,12 +33,6 @@ retry:
 review:
   timeout: 1h
 `;
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 describe('steadfast CLI against a real Temporal server', () => {
   let h: Harness;
@@ -61,30 +54,8 @@ describe('steadfast CLI against a real Temporal server', () => {
   };
 
   /** Runs the CLI in a child process (asynchronously: the worker in this process must keep polling). */
-  function cli(...args: string[]): Promise<CliResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        cwd: dir,
-        env: {
-          ...process.env,
-          TEMPORAL_ADDRESS: h.address,
-          TEMPORAL_NAMESPACE: h.config.namespace,
-          STEADFAST_TASK_QUEUE: h.taskQueue,
-          STEADFAST_DB_PATH: h.config.dbPath,
-          DATABASE_URL: '',
-          // Links point where configuration says the Web UI is (compose serves it on :8080).
-          TEMPORAL_UI_URL: 'http://127.0.0.1:8080',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  // Links point where configuration says the Web UI is (compose serves it on :8080).
+  const cli = (...args: string[]): Promise<CliResult> => runCli(args, { ...harnessEnv(h), TEMPORAL_UI_URL: 'http://127.0.0.1:8080' }, dir);
 
   const jsonl = (items: object[]) => items.map((i) => JSON.stringify(i)).join('\n') + '\n';
 
