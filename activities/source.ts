@@ -5,10 +5,11 @@
  * with the line number and the reason (nothing is lost). Only paths under the
  * operator's source roots are read (src/common/source-roots.ts).
  *
- * Every page stays under Temporal's payload limit by design: it ends at `limit`
- * items or `maxBytes` of item JSON, whichever comes first, and an item whose own
- * line is larger than the item limit (`STEADFAST_MAX_ITEM_BYTES`) is replaced by
- * a stub that goes to review as `InvalidItem`, naming its size; the rest run.
+ * Pages are bounded: one ends at `limit` items or `maxBytes` of item JSON, whichever
+ * comes first (one item always fits; a page over STEADFAST_CLAIM_BYTES travels as a
+ * claim check), and an item whose own line is larger than the item limit
+ * (`STEADFAST_MAX_ITEM_BYTES`) is replaced by a stub that goes to review as
+ * `InvalidItem`, naming its size; the rest run.
  */
 import { open } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
@@ -46,18 +47,24 @@ const CHUNK = 1 << 20;
 
 /** Default budget of one page's item JSON: a quarter of Temporal's 2 MB payload limit. */
 export const PAGE_BYTES = 512 * 1024;
-/** Default largest item (its JSONL line), so an item and its workflow input stay far under 2 MB. */
-export const ITEM_BYTES = 256 * 1024;
+/**
+ * Default largest item (its JSONL line). Items are not bound by Temporal's payload limit:
+ * any payload over STEADFAST_CLAIM_BYTES is claim-checked (src/common/claim-check.ts), so
+ * this bounds only the worker's memory and what a model could be asked to read.
+ */
+export const ITEM_BYTES = 16 * 1024 * 1024;
+/** Largest allowed STEADFAST_MAX_ITEM_BYTES. */
+export const MAX_ITEM_BYTES_LIMIT = 256 * 1024 * 1024;
 
 /** The item size limit from `STEADFAST_MAX_ITEM_BYTES` (bytes), else {@link ITEM_BYTES}. */
 export function maxItemBytesFrom(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env['STEADFAST_MAX_ITEM_BYTES'];
   if (raw === undefined || raw === '') return ITEM_BYTES;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1024 || n > 1024 * 1024) {
+  if (!Number.isInteger(n) || n < 1024 || n > MAX_ITEM_BYTES_LIMIT) {
     throw ApplicationFailure.create({
       type: FailureType.InvalidInput,
-      message: `STEADFAST_MAX_ITEM_BYTES=${raw}: give a whole number of bytes from 1024 to 1048576`,
+      message: `STEADFAST_MAX_ITEM_BYTES=${raw}: give a whole number of bytes from 1024 to ${MAX_ITEM_BYTES_LIMIT}`,
       nonRetryable: true,
     });
   }

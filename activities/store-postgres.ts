@@ -81,6 +81,18 @@ export async function openPostgresStore(url: string, poolSize = 10): Promise<Res
           : "UPDATE results SET status = 'rolled_back', write_count = write_count + 1 WHERE batch_id = $1 AND status <> 'rolled_back'";
       return (await pool.query(sql, [batchId])).rowCount ?? 0;
     },
+    async putBlob(key: string, payload: Uint8Array): Promise<void> {
+      await pool.query('INSERT INTO payload_blobs (blob_key, payload, bytes, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (blob_key) DO NOTHING', [
+        key,
+        Buffer.from(payload).toString('base64'),
+        payload.byteLength,
+        new Date().toISOString(),
+      ]);
+    },
+    async getBlob(key: string): Promise<Uint8Array | null> {
+      const r = await pool.query<{ payload: string }>('SELECT payload FROM payload_blobs WHERE blob_key = $1', [key]);
+      return r.rows[0] ? new Uint8Array(Buffer.from(r.rows[0].payload, 'base64')) : null;
+    },
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

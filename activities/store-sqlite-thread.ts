@@ -27,6 +27,8 @@ export type SqliteRequest =
   | { id: number; op: 'count'; batchId: string }
   | { id: number; op: 'writeCount'; batchId: string; itemId: string }
   | { id: number; op: 'rollback'; batchId: string; mode: 'mark' | 'delete' }
+  | { id: number; op: 'putBlob'; key: string; payload: Uint8Array; now: string }
+  | { id: number; op: 'getBlob'; key: string }
   | { id: number; op: 'close' };
 
 /** The thread's answer to request `id` (`id` 0: the open itself). */
@@ -71,6 +73,8 @@ function open(data: SqliteThreadData): (req: SqliteRequest) => unknown {
   const upsert = db.prepare(upsertSql(() => '?'));
   const exists = db.prepare('SELECT write_count FROM results WHERE batch_id = ? AND item_id = ?');
   const count = db.prepare('SELECT COUNT(*) AS n FROM results WHERE batch_id = ?');
+  const putBlob = db.prepare('INSERT INTO payload_blobs (blob_key, payload, bytes, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (blob_key) DO NOTHING');
+  const getBlob = db.prepare('SELECT payload FROM payload_blobs WHERE blob_key = ?');
   return (req) => {
     switch (req.op) {
       case 'upsert': {
@@ -98,6 +102,13 @@ function open(data: SqliteThreadData): (req: SqliteRequest) => unknown {
             ? 'DELETE FROM results WHERE batch_id = ?'
             : "UPDATE results SET status = 'rolled_back', write_count = write_count + 1 WHERE batch_id = ? AND status <> 'rolled_back'";
         return Number(db.prepare(sql).run(req.batchId).changes);
+      }
+      case 'putBlob':
+        putBlob.run(req.key, Buffer.from(req.payload).toString('base64'), req.payload.byteLength, req.now);
+        return null;
+      case 'getBlob': {
+        const r = getBlob.get(req.key);
+        return r ? new Uint8Array(Buffer.from(String(r['payload']), 'base64')) : null;
       }
       case 'close':
         db.close();

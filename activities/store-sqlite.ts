@@ -158,6 +158,8 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
     count: (batchId: string) => call<number>({ op: 'count', batchId }),
     writeCount: (batchId: string, itemId: string) => call<number | null>({ op: 'writeCount', batchId, itemId }),
     rollback: (batchId: string, mode: 'mark' | 'delete') => call<number>({ op: 'rollback', batchId, mode }),
+    putBlob: (key: string, payload: Uint8Array) => call<void>({ op: 'putBlob', key, payload, now: new Date().toISOString() }),
+    getBlob: (key: string) => call<Uint8Array | null>({ op: 'getBlob', key }),
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

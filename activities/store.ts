@@ -43,6 +43,10 @@ export interface ResultStore {
   writeCount(batchId: string, itemId: string): Promise<number | null>;
   /** Rolls back a cancelled batch's rows: `mark` sets status `rolled_back`, `delete` removes them. Returns the rows touched. */
   rollback(batchId: string, mode: 'mark' | 'delete'): Promise<number>;
+  /** Keeps a claim-checked payload under its content key; a key already stored is left as it is. */
+  putBlob(key: string, payload: Uint8Array): Promise<void>;
+  /** The payload stored under `key`, or null. */
+  getBlob(key: string): Promise<Uint8Array | null>;
   close(): Promise<void>;
 }
 

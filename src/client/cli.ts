@@ -9,6 +9,7 @@ import type { Client } from '@temporalio/client';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../common/config.ts';
 import { configFrom, connect, processIo } from './cli/context.ts';
+import { closeClient } from './client.ts';
 import type { GlobalOptions, Io } from './cli/context.ts';
 import { CliError, ExitCode, failure, messageOf, usageError } from './cli/errors.ts';
 import { EXPORT_FORMATS, exportBatch, exportMerged } from './cli/export.ts';
@@ -43,7 +44,7 @@ async function withClient(config: Config, fn: (client: Client) => Promise<ExitCo
   try {
     return await fn(client);
   } finally {
-    await client.connection.close();
+    await closeClient(client);
   }
 }
 

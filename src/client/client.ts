@@ -4,12 +4,28 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../common/config.ts';
+import { clientCodec } from '../common/claim-check.ts';
+import type { ClaimCheckCodec } from '../common/claim-check.ts';
 import { SEARCH_ATTRIBUTES } from '../shared/search-attributes.ts';
 
-/** Connects a client; rejects when the server does not answer within `timeoutMs`. */
+const codecs = new WeakMap<Client, ClaimCheckCodec>();
+
+/** Connects a client (with the claim-check codec); rejects when the server does not answer within `timeoutMs`. */
 export async function connectClient(config: Config, timeoutMs = 5_000): Promise<Client> {
   const connection = await Connection.connect({ ...config.temporal.connectionOptions, connectTimeout: timeoutMs });
-  return new Client({ connection, namespace: config.namespace });
+  const codec = clientCodec(config, async () => {
+    const { openStore } = await import('../../activities/store.ts');
+    return openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
+  });
+  const client = new Client({ connection, namespace: config.namespace, dataConverter: { payloadCodecs: [codec] } });
+  codecs.set(client, codec);
+  return client;
+}
+
+/** Closes a client from {@link connectClient}: its connection and the store its codec opened. */
+export async function closeClient(client: Client): Promise<void> {
+  await client.connection.close();
+  await codecs.get(client)?.close();
 }
 
 /** True when a Temporal frontend answers at the configured address. */

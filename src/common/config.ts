@@ -51,13 +51,24 @@ const EnvConfig = z.object({
   /** Port of the worker's /livez and /readyz (Kubernetes probes); 0 disables. */
   STEADFAST_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   STEADFAST_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** Largest LLM answer an attempt may return (bytes); larger ones fail as PayloadsTooLarge. At most 1 MiB: it must fit a payload. */
+  /** Largest LLM answer an attempt may return (bytes); larger ones fail as PayloadsTooLarge. Answers over STEADFAST_CLAIM_BYTES are claim-checked. */
   STEADFAST_MAX_ANSWER_BYTES: z.coerce
     .number()
     .int()
     .min(1024)
-    .max(1 << 20)
+    .max(16 << 20)
     .default(256 * 1024),
+  /**
+   * Temporal payloads (activity inputs and results, child inputs, carries) larger than this
+   * many bytes are kept in the results database and history holds a key (claim check).
+   * Well under Temporal's 2 MB payload limit, so many of them fit one workflow task.
+   */
+  STEADFAST_CLAIM_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1536 * 1024)
+    .default(128 * 1024),
   /** Directories (`:`-separated) batch sources may be read from. @default data/ under the working directory, and the OS temp dir */
   STEADFAST_SOURCE_ROOTS: z.string().optional(),
   /** Hosts (comma-separated) batch source URLs may name. @default none */
@@ -85,6 +96,8 @@ export type Config = {
   logLevel: z.output<typeof EnvConfig>['STEADFAST_LOG_LEVEL'];
   maxActivities: number;
   maxAnswerBytes: number;
+  /** Payloads above this many bytes are claim-checked (src/common/claim-check.ts). */
+  claimBytes: number;
   sourceRoots: string[];
   sourceHosts: string[];
 };
@@ -130,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: Connecti
     logLevel: c.STEADFAST_LOG_LEVEL,
     maxActivities: c.STEADFAST_MAX_ACTIVITIES,
     maxAnswerBytes: c.STEADFAST_MAX_ANSWER_BYTES,
+    claimBytes: c.STEADFAST_CLAIM_BYTES,
     sourceRoots: parseSourceRoots(c.STEADFAST_SOURCE_ROOTS),
     sourceHosts: parseSourceHosts(c.STEADFAST_SOURCE_HOSTS),
   };

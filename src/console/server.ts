@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
+import { clientCodec } from '../common/claim-check.ts';
+import type { ClaimCheckCodec } from '../common/claim-check.ts';
 import { loadConfig } from '../common/config.ts';
 import type { Config } from '../common/config.ts';
 import { createApp } from './app.ts';
@@ -34,9 +36,15 @@ export interface StartConsoleOptions {
 export async function startConsole(opts: StartConsoleOptions): Promise<RunningConsole> {
   let client = opts.client;
   let connection: Connection | null = null;
+  let codec: ClaimCheckCodec | null = null;
   if (!client) {
-    connection = await Connection.connect({ address: opts.config.temporalAddress, connectTimeout: 5_000 });
-    client = new Client({ connection, namespace: opts.config.namespace });
+    const config = opts.config;
+    connection = await Connection.connect({ ...config.temporal.connectionOptions, connectTimeout: 5_000 });
+    codec = clientCodec(config, async () => {
+      const { openStore } = await import('../../activities/store.ts');
+      return openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
+    });
+    client = new Client({ connection, namespace: config.namespace, dataConverter: { payloadCodecs: [codec] } });
   }
   const app = createApp(new ConsoleData(client, opts.config), opts.console);
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
@@ -53,6 +61,7 @@ export async function startConsole(opts: StartConsoleOptions): Promise<RunningCo
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await connection?.close();
+      await codec?.close();
     },
   };
 }

@@ -13,7 +13,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createDefaultDeps } from '../../activities/index.ts';
 import { progressQuery } from '../shared/messages.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
-import { connectClient, registerSearchAttributes, webUiUrl } from '../client/client.ts';
+import { closeClient, connectClient, registerSearchAttributes, webUiUrl } from '../client/client.ts';
 import { ensureDevServer } from './ensure-dev-server.ts';
 import { loadConfig } from '../common/config.ts';
 import { CONNECTION_HELP, runEntry } from '../common/usage.ts';
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   say('the dev server keeps running for the Web UI; stop it with: pkill -f "temporal server start-dev"');
   await deps.close();
   await provider?.close();
-  await client.connection.close();
+  await closeClient(client);
   await connection.close();
 }
 

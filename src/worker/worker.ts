@@ -16,6 +16,7 @@ import type { Logger, WorkerOptions } from '@temporalio/worker';
 import { createActivities, createDefaultDeps } from '../../activities/index.ts';
 import type { ActivityDeps } from '../../activities/index.ts';
 import { cachedWorkflowBundle } from './bundle-cache.ts';
+import { ClaimCheckCodec, storeName } from '../common/claim-check.ts';
 import { loadConfig } from '../common/config.ts';
 import { ConnectionConfigError, describeConnection, explainConnectError } from '../common/connection.ts';
 import { CONNECTION_HELP, runEntry } from '../common/usage.ts';
@@ -37,6 +38,12 @@ export interface WorkerSetup {
   overrides?: Partial<WorkerOptions>;
 }
 
+/** The worker's data converter: payloads over STEADFAST_CLAIM_BYTES are claim-checked in its results store. */
+export function workerDataConverter(config: Config, deps: Pick<ActivityDeps, 'store'>): { payloadCodecs: ClaimCheckCodec[] } {
+  const store = deps.store;
+  return { payloadCodecs: [new ClaimCheckCodec({ thresholdBytes: config.claimBytes, storeName: storeName(config), store: () => Promise.resolve(store) })] };
+}
+
 /** Builds a worker on the configured task queue with the real activities. */
 export async function createWorker(setup: WorkerSetup): Promise<Worker> {
   const { connection, config, deps } = setup;
@@ -46,6 +53,7 @@ export async function createWorker(setup: WorkerSetup): Promise<Worker> {
     taskQueue: config.taskQueue,
     ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(deps),
+    dataConverter: workerDataConverter(config, deps),
     maxConcurrentActivityTaskExecutions: config.maxActivities,
     // In-flight LLM calls get this long to finish on SIGTERM before they are cancelled.
     shutdownGraceTime: '30 s',
@@ -140,7 +148,7 @@ async function main(): Promise<void> {
     health.attach(worker, connection);
     if (config.metricsPort > 0) {
       // Workflow-held state (review queue, circuits) becomes gauges via the batches' progress query.
-      const client = new Client({ connection, namespace: config.namespace });
+      const client = new Client({ connection, namespace: config.namespace, dataConverter: workerDataConverter(config, deps) });
       observer = startBatchObserver({
         client,
         taskQueue: config.taskQueue,

@@ -140,6 +140,21 @@ for (const t of targets) {
       }
     });
 
+    it('keeps claim-checked payloads: one row per key, read back byte for byte by another store instance', async () => {
+      const a = await t.open();
+      const b = await t.open();
+      try {
+        const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) % 256);
+        const key = `k-${randomUUID()}`.padEnd(64, '0');
+        await Promise.all([a.putBlob(key, bytes), b.putBlob(key, bytes), a.putBlob(key, bytes)]);
+        expect(Buffer.from((await b.getBlob(key))!)).toEqual(Buffer.from(bytes));
+        expect(await a.getBlob('f'.repeat(64))).toBeNull();
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
     it('20 concurrent upserts of one key from two store instances leave exactly one row', async () => {
       const [s1, s2] = [await t.open(), await t.open()];
       try {

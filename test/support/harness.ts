@@ -19,7 +19,7 @@ import type { Config } from '../../src/common/config.ts';
 import { startProvider } from '../../src/provider/index.ts';
 import type { ProviderOptions, RunningProvider } from '../../src/provider/index.ts';
 import type { BatchInputRaw } from '../../src/shared/spec.ts';
-import { createWorker } from '../../src/worker/worker.ts';
+import { createWorker, workerDataConverter } from '../../src/worker/worker.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
 
 export interface Harness {
@@ -70,7 +70,8 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       overrides: { shutdownGraceTime: '1 s', ...opts.worker, ...overrides },
     });
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace: config.namespace });
+  // The workers' claim-check codec: large results and query answers read back like small ones.
+  const client = new Client({ connection, namespace: config.namespace, dataConverter: workerDataConverter(config, { store }) });
   return {
     address,
     client,

@@ -16,12 +16,12 @@ function file(name: string, lines: string[]): string {
 }
 
 /** Reads the whole source page by page, as the batch does. */
-async function readAll(path: string, limit = 200): Promise<Page[]> {
+async function readAll(path: string, limit = 200, maxItemBytes?: number): Promise<Page[]> {
   const pages: Page[] = [];
   let offset = 0;
   let line = 1;
   for (let i = 0; i < 10_000; i++) {
-    const page = await readItemsPage({ path, offset, line, limit });
+    const page = await readItemsPage({ path, offset, line, limit, ...(maxItemBytes ? { maxItemBytes } : {}) });
     pages.push(page);
     if (page.done) return pages;
     offset = page.nextOffset;
@@ -46,23 +46,32 @@ describe('source pages have a byte budget', () => {
     expect(pages.at(-1)!.nextLine).toBe(251);
   });
 
-  it('one 5 MB item among small ones becomes an invalid stub naming its size; the others are read', async () => {
+  it('one 5 MB item among small ones is read whole, alone in its page (a claim check carries it)', async () => {
+    const lines = [doc(0, 10), doc(1, 10), doc(2, 5 * 1024 * 1024), doc(3, 10), doc(4, 10), doc(5, 10)];
+    const pages = await readAll(file('big-ok.jsonl', lines));
+    expect(ITEM_BYTES).toBeGreaterThan(5 * 1024 * 1024);
+    expect(pages.map((p) => p.items.map((i) => i.id))).toEqual([['doc-0', 'doc-1'], ['doc-2'], ['doc-3', 'doc-4', 'doc-5']]);
+    expect(String(pages[1]!.items[0]!['text'])).toHaveLength(5 * 1024 * 1024);
+  });
+
+  it('an item over STEADFAST_MAX_ITEM_BYTES becomes an invalid stub naming its size; the others are read', async () => {
+    const limit = 256 * 1024;
     const lines = [doc(0, 10), doc(1, 10), doc(2, 5 * 1024 * 1024), doc(3, 10), doc(4, 10), doc(5, 10)];
     const path = file('big.jsonl', lines);
-    const pages = await readAll(path);
+    const pages = await readAll(path, 200, limit);
     for (const p of pages) expect(Buffer.byteLength(JSON.stringify(p))).toBeLessThan(PAGE_BYTES);
     const items = pages.flatMap((p) => p.items);
     expect(items.map((i) => i.id)).toEqual(['doc-0', 'doc-1', 'doc-2', 'doc-3', 'doc-4', 'doc-5']);
     const big = items[2]!;
     expect(big[INVALID_LINE_FIELD]).toBe(
-      `line 3: item is 5.0 MB, over the ${ITEM_BYTES / 1024} KB limit (STEADFAST_MAX_ITEM_BYTES); pass large texts by reference (a path or URL field) or raise the limit`,
+      `line 3: item is 5.0 MB, over the ${limit / 1024} KB limit (STEADFAST_MAX_ITEM_BYTES); pass large texts by reference (a path or URL field) or raise the limit`,
     );
     expect(items.filter((i) => INVALID_LINE_FIELD in i)).toHaveLength(1);
   });
 
   it('an oversize item whose id is not its first field is named by its line', async () => {
     const path = file('big2.jsonl', [JSON.stringify({ text: 'y'.repeat(300_000), id: 'late' })]);
-    const [page] = await readAll(path);
+    const [page] = await readAll(path, 200, 256 * 1024);
     expect(page!.items).toEqual([{ id: 'line-1', [INVALID_LINE_FIELD]: expect.stringContaining('line 1: item is 293 KB') as unknown }]);
   });
 

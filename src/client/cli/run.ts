@@ -10,7 +10,7 @@ import type { Client } from '@temporalio/client';
 import { batchPolicyMarkdown } from '../../shared/batch-details.ts';
 import type { Config } from '../../common/config.ts';
 import { resolveUnderRoots } from '../../common/source-roots.ts';
-import { webUiUrl } from '../client.ts';
+import { closeClient, webUiUrl } from '../client.ts';
 import { BatchInput, formatIssues } from '../../shared/spec.ts';
 import type { BatchInputRaw, Item } from '../../shared/spec.ts';
 import type { BatchSummary } from '../../shared/types.ts';
@@ -144,6 +144,6 @@ export async function runCommand(itemsFile: string, opts: RunOptions, config: Co
       process.off('SIGINT', onSigint);
     }
   } finally {
-    await client.connection.close();
+    await closeClient(client);
   }
 }
