@@ -8,22 +8,26 @@
  *   reviews: a batch by reference whose every item fails for good (default 10,000
  *            lines, each an InvalidItem whose reason is a 3.7 KB HTML 502 page, so
  *            no LLM call and no circuit breaker slows the fill): once all await review, the progress answer's size and latency, the whole
- *            review list (`reviewQueue` pages), decisions by Update, and the
- *            batch's continue-as-new with the queue in its carry.
+ *            review list (`reviewQueue` pages), decisions by Update, one bulk
+ *            `reviewMany` skip of all the rest and the time until the batch ends,
+ *            the batch's continue-as-new with the queue in its carry, and the
+ *            progress poll's slowest answer within 10 s of each continue-as-new.
  *
  *   node bench/edges.ts [--items 2000] [--review-items 10000] [--only queries|reviews] [--keep]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { progressQuery, reviewQueueQuery, reviewUpdate } from '../src/shared/messages.ts';
+import { progressQuery, reviewManyUpdate, reviewQueueQuery, reviewUpdate } from '../src/shared/messages.ts';
+import { openStore } from '../activities/store.ts';
+import { clientCodec } from '../src/common/claim-check.ts';
+import { loadConfig } from '../src/common/config.ts';
 import type { Progress, ReviewQueuePage } from '../src/shared/messages.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
 import { freePort, sleep, snapshotCode, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
 import { machine, writeResults } from './report.ts';
-import { terminateBatch } from './steadfast.ts';
 import { INVALID_LINE_FIELD } from '../src/shared/spec.ts';
 import { benchPipeline, makeItem, makeItems } from './workload.ts';
 
@@ -53,7 +57,10 @@ async function main(): Promise<void> {
   const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'dev-server.log') });
   const provider = await startProviderProc({ latencyMs: 50, logFile: join(dir, 'provider.log') });
   const connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection });
+  // The workers' claim check: review pages over 128 KiB come back as keys into their database.
+  const dbPath = join(dir, 'results.db');
+  const codec = clientCodec(loadConfig({ ...process.env, STEADFAST_DB_PATH: dbPath }), () => openStore({ dbPath }));
+  const client = new Client({ connection, dataConverter: { payloadCodecs: [codec] } });
   const taskQueue = `edges-${stamp}`;
   const workers: Awaited<ReturnType<typeof startWorkerProc>>[] = [];
   process.once('SIGINT', () => {
@@ -66,7 +73,7 @@ async function main(): Promise<void> {
       await startWorkerProc({
         address: server.address,
         taskQueue,
-        dbPath: join(dir, 'results.db'),
+        dbPath,
         providerUrl: provider.url,
         logFile: join(dir, `worker-${i}.log`),
         codeRoot: code.root,
@@ -83,6 +90,7 @@ async function main(): Promise<void> {
     for (const w of workers) await w.stop().catch(() => undefined);
     await provider.stop();
     await connection.close();
+    await codec.close();
     await server.stop();
     if (!args.keep) rmSync(dir, { recursive: true, force: true });
   }
@@ -140,8 +148,11 @@ async function main(): Promise<void> {
     const handle = await client.workflow.start<typeof batchPipeline>('batchPipeline', { taskQueue, workflowId: batchId, args: [{ batchId, pipeline, source: { jsonl } }] });
     let failedQueries = 0;
     let lastLog = 0;
+    const polls: { at: number; ms: number; runs?: number }[] = [];
     for (;;) {
+      const at = Date.now();
       const p: Progress | null = await client.withDeadline(Date.now() + 10_000, () => handle.query(progressQuery)).catch(() => (failedQueries++, null));
+      polls.push({ at: at - t0, ms: Date.now() - at, ...(p ? { runs: p.runs } : {}) });
       if (p && (p.awaitingReviewCount ?? 0) >= n) break;
       if (Date.now() - lastLog > 30_000) {
         lastLog = Date.now();
@@ -149,6 +160,8 @@ async function main(): Promise<void> {
       }
       await sleep(2_000);
     }
+    const runChanges = polls.filter((s, i) => i > 0 && s.runs !== undefined && s.runs !== polls.slice(0, i).findLast((x) => x.runs !== undefined)?.runs).map((s) => s.at);
+    const nearRunChange = polls.filter((s) => runChanges.some((c) => Math.abs(s.at - c) <= 10_000)).map((s) => s.ms);
     const allWaitingMs = Date.now() - t0;
     const q0 = Date.now();
     const progress = await handle.query(progressQuery);
@@ -171,6 +184,14 @@ async function main(): Promise<void> {
     const decisionMs = (Date.now() - d0) / Math.max(1, decide.length);
     const after = await handle.query(progressQuery);
     const desc = await handle.describe();
+    // One bulk decision for all the rest, then the batch ends by itself.
+    const b0 = Date.now();
+    const bulk = await handle.executeUpdate(reviewManyUpdate, { args: [{ decision: 'skip' }] });
+    const bulkMs = Date.now() - b0;
+    const summary = await handle.result();
+    const bulkToEndMs = Date.now() - b0;
+    const workerLogs = Array.from({ length: workers.length }, (_, i) => readFileSync(join(dir, `worker-${i}.log`), 'utf8')).join('\n');
+    const pollMs = polls.map((x) => x.ms);
     const r = {
       items: n,
       allWaitingMs,
@@ -181,11 +202,16 @@ async function main(): Promise<void> {
       reasonBytes: Buffer.byteLength(html502(0)),
       reviewList: { listed, pages, biggestPageBytes: biggestPage, ms: listMs },
       decisions: { n: decide.length, msEach: Math.round(decisionMs), awaitingAfter: after.awaitingReviewCount },
+      bulk: { decided: bulk.decided, remaining: bulk.remaining, updateMs: bulkMs, untilBatchEndMs: bulkToEndMs },
+      summary: { total: summary.total, succeeded: summary.succeeded, skipped: summary.skipped, status: summary.status },
+      polls: { n: polls.length, failed: failedQueries, p50: pct(pollMs, 50), p99: pct(pollMs, 99), max: Math.max(...pollMs) },
+      continueAsNewWhileFilling: runChanges.length,
+      maxPollNearContinueAsNewMs: nearRunChange.length ? Math.max(...nearRunChange) : null,
+      isolateTimeoutsInWorkerLogs: (workerLogs.match(/Script execution timed out/g) ?? []).length,
       runs: after.runs,
       historyLength: desc.historyLength,
     };
     log(`reviews: ${JSON.stringify(r)}`);
-    await terminateBatch(client, batchId);
     return r;
   }
 }

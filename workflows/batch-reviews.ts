@@ -3,12 +3,12 @@ const BULK_CHUNK = 200;
 /** Ids listed in a bulk answer at most. */
 const BULK_IDS_LISTED = 1_000;
 
-/** Whether a pending review matches a bulk filter. */
-export function matchesFilter(p: PendingReview, f: ReviewFilter | undefined): boolean {
+/** Whether a pending review matches a bulk filter (`ids`: the filter's `itemIds` as a set, when a caller tests many items). */
+export function matchesFilter(p: PendingReview, f: ReviewFilter | undefined, ids?: ReadonlySet<string>): boolean {
   if (!f) return true;
   if (f.errorType !== undefined && p.errorType !== f.errorType) return false;
   if (f.since !== undefined && Date.parse(p.since) > Date.parse(f.since)) return false;
-  if (f.itemIds !== undefined && !f.itemIds.includes(p.itemId)) return false;
+  if (f.itemIds !== undefined && !(ids ? ids.has(p.itemId) : f.itemIds.includes(p.itemId))) return false;
   return true;
 }
 
@@ -120,9 +120,10 @@ export class Reviews {
   /** Applies one decision to every matching item awaiting review, a chunk of signals at a time. */
   async forwardMany(d: BulkReviewDecision): Promise<BulkReviewResult> {
     const { filter, ...decision } = d;
+    const ids = filter?.itemIds ? new Set(filter.itemIds) : undefined;
     const matched = this.state
       .pendingPage(0, this.state.pendingCount)
-      .filter((p) => matchesFilter(p, filter))
+      .filter((p) => matchesFilter(p, filter, ids))
       .map((p) => p.itemId);
     for (let i = 0; i < matched.length; i += BULK_CHUNK) {
       await Promise.all(matched.slice(i, i + BULK_CHUNK).map((itemId) => this.forward({ ...decision, itemId })));

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { Config } from './config.ts';
 
 /** Metadata `encoding` of a claim: its data is `{"sha256": "<hex>", "bytes": n}`. */
@@ -43,7 +43,8 @@ export interface ClaimCheckOptions {
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
-const PayloadProto = temporal.api.common.v1.Payload;
+// CommonJS: Node's ESM loader sees only its default export.
+const PayloadProto = proto.temporal.api.common.v1.Payload;
 
 /** Encoded size of a payload, without encoding it: data plus metadata keys and values. */
 function roughSize(p: Payload): number {

@@ -1,7 +1,8 @@
 /**
  * `steadfast console` (`npm run console`, `./sf console`): serves the review
  * console on STEADFAST_CONSOLE_HOST:STEADFAST_CONSOLE_PORT (loopback by default).
- * A client-side process like the CLI: it talks to Temporal only, and sends
+ * A client-side process like the CLI: it talks to Temporal (and reads claim-checked
+ * payloads from the results store), and sends
  * decisions through the batch's `reviewItem` Update.
  */
 import { realpathSync } from 'node:fs';

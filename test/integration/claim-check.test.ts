@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
@@ -25,7 +25,7 @@ async function largestEvents(client: Client, workflowIds: string[]): Promise<Map
     let nextPageToken: Uint8Array | undefined;
     do {
       const r = await client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId }, ...(nextPageToken ? { nextPageToken } : {}) });
-      for (const e of r.history?.events ?? []) max = Math.max(max, temporal.api.history.v1.HistoryEvent.encode(e).finish().byteLength);
+      for (const e of r.history?.events ?? []) max = Math.max(max, proto.temporal.api.history.v1.HistoryEvent.encode(e).finish().byteLength);
       nextPageToken = r.nextPageToken && r.nextPageToken.length > 0 ? r.nextPageToken : undefined;
     } while (nextPageToken);
     out.set(workflowId, max);
