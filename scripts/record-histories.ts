@@ -3,7 +3,8 @@
  * dev server with the fault-injecting provider and writes the batch's and one
  * item's history (the JSON of `temporal workflow show --output json`), plus a
  * batch by reference whose source repeats an id (`batch-source-<tag>`) and the
- * second run of a finished batch id (`batch-rerun-<tag>`).
+ * second run of a finished batch id (`batch-rerun-<tag>`), and a batch whose failed
+ * items are decided by one bulk `reviewMany` Update (`batch-bulk-<tag>`).
  *   node scripts/record-histories.ts [version-tag]
  */
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,7 @@ import type { BatchInputRaw } from '../src/shared/spec.ts';
 import { devServerExecutable, temporalCliPath } from '../src/dev/temporal-tools.ts';
 import { createWorker } from '../src/worker/worker.ts';
 import { ALL_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes.ts';
+import { progressQuery, reviewManyUpdate } from '../src/shared/messages.ts';
 
 const tag = process.argv[2] ?? 'v1';
 const env = await TestWorkflowEnvironment.createLocal({ server: { executable: devServerExecutable(), searchAttributes: ALL_SEARCH_ATTRIBUTES } });
@@ -40,6 +42,16 @@ const jsonl = join(dir, 'source.jsonl');
 writeFileSync(jsonl, [...example.items!.slice(0, 2), example.items![0]].map((i) => JSON.stringify(i)).join('\n') + '\n');
 const sourceInput: BatchInputRaw = { batchId: 'replay-source', pipeline: { ...example.pipeline, review: { timeout: '1s', defaultDecision: 'skip' } }, source: { jsonl } };
 const rerunInput: BatchInputRaw = { ...example, batchId: 'replay-rerun', items: example.items!.slice(0, 2) };
+// Two items refused for good (no retry), one that succeeds; the two are skipped by one bulk Update.
+const bulkInput: BatchInputRaw = {
+  batchId: 'replay-bulk',
+  pipeline: { ...example.pipeline, retry: { maxAttempts: 1 }, review: { timeout: '1h' } },
+  items: [
+    { id: 'b1', text: 'refused [[fault:refusal]]' },
+    { id: 'b2', text: 'refused [[fault:refusal]]' },
+    { id: 'b3', text: 'a fine ticket' },
+  ],
+};
 
 await worker.runUntil(async () => {
   const run = async (workflowId: string, args: BatchInputRaw) => (await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId, args: [args] })).result();
@@ -47,12 +59,17 @@ await worker.runUntil(async () => {
   await run('replay-source', sourceInput);
   await run('replay-rerun', rerunInput);
   await run('replay-rerun', rerunInput);
+  const bulk = await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId: 'replay-bulk', args: [bulkInput] });
+  while ((await bulk.query(progressQuery)).awaitingReviewCount < 2) await new Promise((r) => setTimeout(r, 100));
+  await bulk.executeUpdate(reviewManyUpdate, { args: [{ decision: 'skip' }] });
+  await bulk.result();
 });
 for (const [name, id] of [
   [`batch-${tag}`, 'replay'],
   [`item-${tag}`, 'replay/t001'],
   [`batch-source-${tag}`, 'replay-source'],
   [`batch-rerun-${tag}`, 'replay-rerun'],
+  [`batch-bulk-${tag}`, 'replay-bulk'],
 ] as const) {
   // The same JSON as `temporal workflow show --output json`, which users can record too.
   const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });

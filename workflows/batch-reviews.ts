@@ -30,11 +30,14 @@ export class Reviews {
   private readonly alerts: Alerts;
   /** Review alerts as one digest per interval (new batches) rather than one post per item (older ones replay that). */
   private readonly digest: boolean;
+  /** Bulk decisions answer at once and are delivered by the loop (new batches); older ones replay delivery inside the Update. */
+  private readonly outbox: () => boolean;
 
-  constructor(state: BatchState, alerts: Alerts, digest: boolean) {
+  constructor(state: BatchState, alerts: Alerts, digest: boolean, outbox: () => boolean = () => false) {
     this.state = state;
     this.alerts = alerts;
     this.digest = digest;
+    this.outbox = outbox;
   }
 
   /** The digest interval of this batch's spec (ms). */
@@ -125,10 +128,32 @@ export class Reviews {
       .pendingPage(0, this.state.pendingCount)
       .filter((p) => matchesFilter(p, filter, ids))
       .map((p) => p.itemId);
-    for (let i = 0; i < matched.length; i += BULK_CHUNK) {
-      await Promise.all(matched.slice(i, i + BULK_CHUNK).map((itemId) => this.forward({ ...decision, itemId })));
+    if (this.outbox()) {
+      this.state.queueDecisions(decision, matched);
+    } else {
+      for (let i = 0; i < matched.length; i += BULK_CHUNK) {
+        await Promise.all(matched.slice(i, i + BULK_CHUNK).map((itemId) => this.forward({ ...decision, itemId })));
+      }
     }
     return { decided: matched.length, itemIds: matched.slice(0, BULK_IDS_LISTED), remaining: this.state.pendingCount };
+  }
+
+  /**
+   * Delivers accepted bulk decisions, a chunk of signals at a time (a workflow may have at
+   * most 2,000 signals in flight). An item that ended meanwhile (its review timed out, the
+   * batch was cancelled) cannot take its decision: that is logged, nothing else changes.
+   */
+  async deliverOutbox(): Promise<void> {
+    while (this.state.outboxSize > 0) {
+      const chunk = this.state.takeOutbox(BULK_CHUNK);
+      await Promise.all(
+        chunk.map(({ itemId, decision }) =>
+          getExternalWorkflowHandle(`${this.state.view.batchId}/${itemId}`)
+            .signal(reviewSignal, decision)
+            .catch((err: unknown) => log.warn('bulk decision not delivered: the item has ended', { itemId, error: errorMessage(err) })),
+        ),
+      );
+    }
   }
 
   /** Sends a validated decision on to the item that awaits it. */

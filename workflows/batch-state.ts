@@ -10,7 +10,7 @@ import type { BatchSummary, ItemOutcome, RateLimitInfo } from '../src/shared/typ
 import { closedCircuit } from './circuit.ts';
 import type { CircuitState } from './circuit.ts';
 import { shortReason } from '../src/shared/messages.ts';
-import type { PendingReview, Progress, ReviewQueuePage } from '../src/shared/messages.ts';
+import type { PendingReview, Progress, ReviewDecision, ReviewQueuePage } from '../src/shared/messages.ts';
 import { newPacer } from './pacer.ts';
 import type { PacerState } from './pacer.ts';
 
@@ -56,6 +56,12 @@ export interface BatchCarry {
   reviews: ReviewRecord;
   /** The review queue of runs started before {@link ReviewRecord}; converted on load. */
   pendingReviews?: PendingReview[];
+  /**
+   * Bulk decisions accepted but not yet delivered to their items: the batch loop sends them a
+   * chunk of signals at a time, so a `reviewMany` over 10,000 items answers at once. Absent
+   * in batches from before it existed.
+   */
+  outbox?: { decision: ReviewDecision; itemIds: string[] }[];
   consecutiveFailures: number;
   /** Why dispatch is paused (too many consecutive failures); null while running. */
   paused: string | null;
@@ -299,6 +305,30 @@ export class BatchState {
   /** An item left the review queue (its decision was forwarded). */
   removePending(itemId: string): void {
     this.dequeueReview(itemId);
+  }
+
+  /** Takes items off the review queue and keeps their decision until the loop delivers it. */
+  queueDecisions(decision: ReviewDecision, itemIds: readonly string[]): void {
+    const ids = itemIds.filter((id) => this.dequeueReview(id));
+    if (ids.length) (this.s.outbox ??= []).push({ decision, itemIds: ids });
+  }
+
+  /** Decisions accepted and not yet delivered. */
+  get outboxSize(): number {
+    return (this.s.outbox ?? []).reduce((n, e) => n + e.itemIds.length, 0);
+  }
+
+  /** The next `max` undelivered decisions, removed from the outbox. */
+  takeOutbox(max: number): { itemId: string; decision: ReviewDecision }[] {
+    const out: { itemId: string; decision: ReviewDecision }[] = [];
+    const box = this.s.outbox ?? [];
+    while (box.length && out.length < max) {
+      const e = box[0]!;
+      for (const itemId of e.itemIds.splice(0, max - out.length)) out.push({ itemId, decision: e.decision });
+      if (e.itemIds.length === 0) box.shift();
+    }
+    if (box.length === 0) delete this.s.outbox;
+    return out;
   }
 
   /** Stops dispatch for good (`stop`) or until `resume` (`pause`). */

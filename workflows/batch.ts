@@ -109,6 +109,8 @@ export const WAIT_ON_PREDICATES_PATCH = 'wait-on-predicates-v3';
  * counts instead of running it again; the page buffer is bounded by bytes.
  */
 export const EXACTLY_ONCE_PATCH = 'exactly-once-v5';
+/** Bulk decisions are kept in the record and delivered by the loop, so `reviewMany` answers at once. */
+export const BULK_OUTBOX_PATCH = 'bulk-outbox-v6';
 
 /** With the exactly-once patch, no page is read while the queued items' JSON passes this. */
 const QUEUE_BYTES = 256 * 1024;
@@ -166,7 +168,8 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   upsertSearchAttributes([{ key: BATCH_ID, value: state.view.batchId }]);
   const ahead = patched(DISPATCH_AHEAD_PATCH);
   const predicates = ahead && patched(WAIT_ON_PREDICATES_PATCH);
-  const reviews = new Reviews(state, alerts, predicates);
+  // Asked in the Update's handler: the marker lands where a bulk decision first arrives.
+  const reviews = new Reviews(state, alerts, predicates, () => predicates && patched(BULK_OUTBOX_PATCH));
   const dispatcher = new Dispatcher(state, circuits, ahead);
   const cancel = new Cancel(state, dispatcher, alerts);
   const legacy = new LegacyWake();
@@ -224,6 +227,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     dispatcher.canStart(Date.now()) ||
     dispatcher.needsPage() ||
     shouldContinueAsNew() ||
+    state.outboxSize > 0 ||
     circuits.nextHalfOpen !== planned ||
     reviews.digestDueAt !== plannedDigest;
 
@@ -260,6 +264,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
       if (!ahead) await refill(state, once);
       const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, item, once));
       const paged = ahead && (await refill(state, once));
+      if (state.outboxSize > 0) await reviews.deliverOutbox();
       details();
       if (state.done) break;
       if (shouldContinueAsNew()) {

@@ -76,6 +76,16 @@ describe('bulk review', () => {
       expect({ ...r, itemIds: [...r.itemIds].sort() }).toEqual({ decided: 3, itemIds: ['bad0', 'bad1', 'bad2'], remaining: 0 });
       const summary = await handle.result();
       expect(summary).toMatchObject({ total: 10, succeeded: 3, skipped: 7 });
+
+      // Each bulk Update answered before its signals went out: the batch loop delivers them,
+      // so an Update over 10,000 items does not wait for 10,000 signals.
+      const events = (await handle.fetchHistory()).events ?? [];
+      const completed = events.flatMap((e, i) => (e.workflowExecutionUpdateCompletedEventAttributes ? [i] : []));
+      const signalled = (prefix: string) =>
+        events.findIndex((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes?.workflowExecution?.workflowId?.startsWith(`bulk-1/${prefix}`));
+      expect(completed).toHaveLength(2);
+      expect(completed[0]).toBeLessThan(signalled('auth'));
+      expect(completed[1]).toBeLessThan(signalled('bad'));
     });
     hook.close();
     // 7 items entered review: the first is told at once, the other 6 in one digest (at the end here), not 7 posts.

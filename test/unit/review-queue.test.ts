@@ -90,4 +90,22 @@ describe('review queue at scale', () => {
     expect(shortReason('a\n\n  b')).toBe('a b');
     expect(shortReason('x'.repeat(500))).toHaveLength(REVIEW_REASON_CHARS);
   });
+
+  it('a bulk decision over 10,000 items leaves the queue at once and is delivered in chunks, across continue-as-new', () => {
+    const st = waiting(10_000, 3);
+    const ids = st.pendingItemIds();
+    st.queueDecisions({ decision: 'skip', note: 'bulk' }, [...ids, 'not-waiting']);
+    expect(st.pendingCount).toBe(0);
+    expect(st.outboxSize).toBe(10_000);
+    const first = st.takeOutbox(200);
+    expect(first).toHaveLength(200);
+    expect(first[0]).toEqual({ itemId: ids[0], decision: { decision: 'skip', note: 'bulk' } });
+    // What is not delivered yet travels in the carry: the next run delivers the rest, each once.
+    const next = new BatchState(JSON.parse(JSON.stringify(st.carry())) as BatchCarry);
+    expect(next.outboxSize).toBe(9_800);
+    const rest: string[] = [];
+    while (next.outboxSize > 0) rest.push(...next.takeOutbox(200).map((d) => d.itemId));
+    expect([...first.map((d) => d.itemId), ...rest]).toEqual(ids);
+    expect(next.carry().outbox).toBeUndefined();
+  });
 });
