@@ -19,6 +19,8 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { BatchReviewDecision, ReviewDecision, ReviewDetails } from '../shared/messages.ts';
 import { parseJsonOutput, validateOutput } from '../shared/validate.ts';
 import type { ConsoleConfig } from './config.ts';
+import { codecCors, codecRoutes } from './codec.ts';
+import type { CodecRoutes } from './codec.ts';
 import type { ConsoleData, QueueFilter } from './data.ts';
 import { batchesFragment, itemFragment, itemStatusFragment, page, problemFragment, queueFragment, resultsFragment, validationFragment } from './views.ts';
 
@@ -57,8 +59,9 @@ async function form(c: Context): Promise<{ get: (k: string) => string; sel: stri
 }
 
 /** Builds the console's Hono app over the given data source. */
-export function createApp(data: ConsoleData, config: ConsoleConfig): Hono {
+export function createApp(data: ConsoleData, config: ConsoleConfig, codec?: CodecRoutes): Hono {
   const app = new Hono();
+  if (codec) codecCors(app, codec);
   const csrfToken = randomBytes(24).toString('base64url');
 
   app.use(
@@ -100,6 +103,9 @@ export function createApp(data: ConsoleData, config: ConsoleConfig): Hono {
     if (!f) return c.notFound();
     return c.body(f.body, 200, { 'content-type': `${f.type}; charset=utf-8`, 'cache-control': 'no-cache' });
   });
+
+  // The Web UI's codec calls come from its own origin, with no CSRF token; they only read.
+  if (codec) codecRoutes(app, codec);
 
   // Unsafe methods: same origin and the page's CSRF token.
   app.use('*', csrf());

@@ -20,6 +20,17 @@ const Env = z.object({
     .optional(),
   /** Seconds between the page's refreshes. @default 2 */
   STEADFAST_CONSOLE_POLL_SECONDS: z.coerce.number().min(0.5).max(60).default(2),
+  /** Web UI origins (comma-separated) that may call `/codec/decode`. @default the dev server's Web UI, http://localhost:8233 and http://127.0.0.1:8233 */
+  STEADFAST_CONSOLE_CODEC_ORIGINS: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'an origin like https://temporal.example.com (scheme and host, no path)')))
+    .optional(),
 });
 
 /** The console's settings. */
@@ -30,6 +41,8 @@ export interface ConsoleConfig {
   /** Lower-case header name, or undefined. */
   authHeader: string | undefined;
   pollSeconds: number;
+  /** Origins whose pages may call the codec routes. */
+  codecOrigins: string[];
 }
 
 /** True for a loopback interface, where only this machine's users reach the console. */
@@ -48,6 +61,7 @@ export function loadConsoleConfig(env: NodeJS.ProcessEnv = process.env): Console
     token: c.STEADFAST_CONSOLE_TOKEN,
     authHeader: c.STEADFAST_CONSOLE_AUTH_HEADER?.toLowerCase(),
     pollSeconds: c.STEADFAST_CONSOLE_POLL_SECONDS,
+    codecOrigins: c.STEADFAST_CONSOLE_CODEC_ORIGINS ?? ['http://localhost:8233', 'http://127.0.0.1:8233'],
   };
   if (!isLoopback(config.host) && !config.token && !config.authHeader) {
     throw new Error(

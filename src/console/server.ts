@@ -47,7 +47,12 @@ export async function startConsole(opts: StartConsoleOptions): Promise<RunningCo
     });
     client = new Client({ connection, namespace: config.namespace, dataConverter: { payloadCodecs: [codec] } });
   }
-  const app = createApp(new ConsoleData(client, opts.config), opts.console);
+  const decoder = codec;
+  const app = createApp(
+    new ConsoleData(client, opts.config),
+    opts.console,
+    decoder ? { decode: (payloads) => decoder.decode(payloads), origins: opts.console.codecOrigins } : undefined,
+  );
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: opts.console.host, port: opts.console.port }, () => resolve(s));
     s.once('error', reject);

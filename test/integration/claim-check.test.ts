@@ -10,7 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import proto from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConsoleConfig } from '../../src/console/config.ts';
+import { startConsole } from '../../src/console/server.ts';
+import { temporalCliPath } from '../../src/dev/temporal-tools.ts';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
@@ -102,6 +107,46 @@ describe('claim check', () => {
     expect(rows[1]!.truncation).not.toBeNull();
     const sizes = await largestEvents(h.client, [batchId, `${batchId}/d1`, `${batchId}/d2`, `${batchId}/d3`]);
     for (const [id, bytes] of sizes) expect(bytes, `largest event of ${id}`).toBeLessThan(h.config.claimBytes + 16 * 1024);
+
+    // The console decodes claims for the Temporal CLI and Web UI (the codec server protocol).
+    const consoleServer = await startConsole({ config: h.config, console: loadConsoleConfig({ STEADFAST_CONSOLE_PORT: '0' }) });
+    try {
+      // Not execFileSync: the console answering the CLI runs on this event loop.
+      const show = async (...extra: string[]) =>
+        (
+          await promisify(execFile)(temporalCliPath()!, ['workflow', 'show', '--address', h.address, '--workflow-id', `${batchId}/d2`, '--output', 'json', ...extra], {
+            encoding: 'utf8',
+            maxBuffer: 256 * 1024 * 1024,
+          })
+        ).stdout;
+      const plain = await show();
+      expect(plain).not.toContain('Revenue grew in every region');
+      expect(plain).toContain('YmluYXJ5L3N0ZWFkZmFzdC1jbGFpbQ'); // base64 of binary/steadfast-claim
+      // Decoded: no claim left, and the 5 MB document is back in the history (base64 in proto JSON).
+      const decoded = await show('--codec-endpoint', `${consoleServer.url}/codec`);
+      expect(decoded).not.toContain('YmluYXJ5L3N0ZWFkZmFzdC1jbGFpbQ');
+      expect(decoded.length).toBeGreaterThan(5 * MB);
+      expect(plain.length).toBeLessThan(1 * MB);
+      const preflight = await fetch(`${consoleServer.url}/codec/decode`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://localhost:8233', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace' },
+      });
+      expect(preflight.headers.get('access-control-allow-origin')).toBe('http://localhost:8233');
+      const elsewhere = await fetch(`${consoleServer.url}/codec/decode`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' },
+      });
+      expect(elsewhere.headers.get('access-control-allow-origin')).toBeNull();
+      const bad = await fetch(`${consoleServer.url}/codec/decode`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"payloads":[{"data":"not base64!"}]}',
+      });
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toEqual({ error: 'bad codec request: payloads[0].data is not base64' });
+    } finally {
+      await consoleServer.close();
+    }
   }, 120_000);
 
   it('stores a 2.5 MB answer whole: the row has it, and the item history holds a key', async () => {
