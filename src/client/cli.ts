@@ -192,9 +192,11 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
     .addOption(new Option('-f, --format <format>', 'output format').choices(EXPORT_FORMATS).default('jsonl'))
     .option('--failed', 'the dead-letter list: failed, awaiting-review and skipped items with their error context')
     .option('-o, --out <file>', 'write to a file instead of stdout')
+    .option('--step <name>', "multi-step pipelines: one step's results per item (status, tier, model, attempts, tokens, cost, output)")
     .option('--merged', 'one row per item over the batch and all its re-runs: the latest good result, else the latest row, with fromBatch')
-    .action(async (batchId: string, opts: { format: ExportFormat; failed?: boolean; out?: string; merged?: boolean }, cmd: Command) => {
+    .action(async (batchId: string, opts: { format: ExportFormat; failed?: boolean; out?: string; merged?: boolean; step?: string }, cmd: Command) => {
       const c = config(cmd);
+      if (opts.step !== undefined && (opts.failed || opts.merged)) throw usageError('--step goes with neither --failed nor --merged');
       if (opts.merged) {
         if (opts.failed) throw usageError('--merged and --failed do not go together');
         await withClient(c, async (client) => {
@@ -206,7 +208,7 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
         done(ExitCode.Ok);
         return;
       }
-      await exportBatch(c, batchId, { format: opts.format, failed: Boolean(opts.failed), out: opts.out }, (msg) => io.err(`${msg}\n`));
+      await exportBatch(c, batchId, { format: opts.format, failed: Boolean(opts.failed), out: opts.out, step: opts.step }, (msg) => io.err(`${msg}\n`));
       done(ExitCode.Ok);
     });
 
