@@ -158,7 +158,12 @@ class StepWalk {
 
   private totals(steps: readonly StepResult[]): { attempts: number; inputTokens: number; outputTokens: number; costUsd: number } {
     const t = { attempts: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
-    for (const s of steps) ((t.attempts += s.attempts), (t.inputTokens += s.inputTokens), (t.outputTokens += s.outputTokens), (t.costUsd += s.costUsd));
+    for (const s of steps) {
+      t.attempts += s.attempts;
+      t.inputTokens += s.inputTokens;
+      t.outputTokens += s.outputTokens;
+      t.costUsd += s.costUsd;
+    }
     return t;
   }
 
