@@ -115,7 +115,7 @@ export const COLUMNS = [
   'endpoint_vendor',
   'endpoint_host',
   'simulated',
-  // 004_steps.sql
+  // 005_steps.sql
   'steps',
   'created_at',
   'updated_at',

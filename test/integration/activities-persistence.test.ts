@@ -279,12 +279,12 @@ for (const t of targets) {
       }
     });
 
-    it('upgrades a database written before per-step results (003) without losing or rewriting its rows', async () => {
+    it('upgrades a database written before per-step results (004) without losing or rewriting its rows', async () => {
       const db = await t.fresh();
       try {
-        // The schema as the previous release left it: migrations 001-003 applied, one row in it.
+        // The schema as the previous release left it: migrations 001-004 applied, one row in it.
         await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
-        for (const m of loadMigrations().filter((x) => x.version < '004')) {
+        for (const m of loadMigrations().filter((x) => x.version < '005')) {
           await db.exec(m.sql);
           await db.exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (${t.name === 'sqlite' ? '?, ?' : '$1, $2'})`, [m.version, '2026-01-01T00:00:00Z']);
         }
