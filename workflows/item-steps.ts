@@ -311,11 +311,13 @@ async function runStep(walk: StepWalk): Promise<'skipped' | null> {
 }
 
 /**
- * Most characters (of their JSON) the step outputs of one item may hold together: they
- * travel in later prompts and in the row's persist call, which must stay far under
- * Temporal's 2 MB payload limit. One answer is bounded by the worker's answer limit.
+ * Most characters (of their JSON) the step outputs of one item may hold together. They
+ * live in the item's workflow state, travel in later prompts and in the row's persist
+ * call; payloads over the claim threshold go by reference (claim check), so this bounds
+ * the item's memory and its row rather than a history event. One answer is bounded by
+ * the worker's answer limit.
  */
-export const STEP_OUTPUTS_CHARS = 1_000_000;
+export const STEP_OUTPUTS_CHARS = 32 * 1024 * 1024;
 
 /** Characters of an output as JSON (a text output counts its quotes). */
 export function outputChars(v: unknown): number {
