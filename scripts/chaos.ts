@@ -271,7 +271,7 @@ async function main(): Promise<number> {
     ['kill -> its interrupted items done, median / max', recMs.length ? `${fmt.s(median(recMs))} / ${fmt.s(Math.max(...recMs))}` : '-', ''],
     ['batch stalls (no item finished for ' + STALL_MS / 1000 + ' s)', `${stalls.length}`, '0'],
     ...Object.entries(stepFigures).map(([step, f]) => [
-      `step ${step}: calls / extra / extra at kills / its calls in flight at kills`,
+      `step ${step}: calls / extra / extra at kills / its calls in flight at kills (open + answered)`,
       `${f.calls} / ${f.extra} / ${f.extraAtKills} / ${f.inFlightAtKills}`,
       'extra at kills <= in flight',
     ]),

@@ -23,6 +23,7 @@ import { planSteps } from '../src/shared/pipeline-steps.ts';
 import type { PlannedStep, StepBrief, StepResult } from '../src/shared/pipeline-steps.ts';
 import { evaluateWhen } from '../src/shared/when.ts';
 import { FailureType } from '../src/shared/failures.ts';
+import { maskText, secretValues } from '../src/shared/review-details.ts';
 
 /** The patch that introduced multi-step items (histories of one-prompt items have no marker). */
 export const STEPS_PATCH = 'steps-v1';
@@ -215,8 +216,10 @@ class StepWalk {
 
   details(): ReviewDetails {
     const d = this.run.details();
+    // A model may quote a secret field back: earlier outputs are masked like the rest of the answer.
+    const secrets = secretValues(this.item, this.input.pipeline.secretFields);
     const earlier = this.results.map((r) => {
-      const text = r.output === null ? null : typeof r.output === 'string' ? r.output : JSON.stringify(r.output);
+      const text = r.output === null ? null : maskText(typeof r.output === 'string' ? r.output : JSON.stringify(r.output), secrets);
       return { name: r.name, status: r.status, output: text === null ? null : text.length > EARLIER_OUTPUT_CHARS ? `${text.slice(0, EARLIER_OUTPUT_CHARS)}...` : text };
     });
     const { steps: _s, ...input } = d.input;

@@ -73,7 +73,8 @@ export function stepOfCall(key: string): string | null {
 
 /**
  * Per step of a multi-step batch: calls, calls beyond one per (item, step), those blamed on
- * kills, and the calls of that step in flight at the kills (the goal: blamed <= in flight).
+ * kills, and the calls of that step in flight at the kills, open at the provider or answered
+ * but not yet reported (the goal: blamed <= in flight).
  */
 export function perStep(v: ChaosVerdict, calls: readonly CallRecord[]): Record<string, { calls: number; extra: number; extraAtKills: number; inFlightAtKills: number }> {
   const out: Record<string, { calls: number; extra: number; extraAtKills: number; inFlightAtKills: number }> = {};
@@ -87,6 +88,8 @@ export function perStep(v: ChaosVerdict, calls: readonly CallRecord[]): Record<s
     if (step === null) continue;
     at(step).extra++;
     if (d.cause === 'inFlightAtKill' || d.cause === 'answeredBeforeKill') at(step).extraAtKills++;
+    // An answer the killed worker had not reported yet was in flight as far as Temporal knew.
+    if (d.cause === 'answeredBeforeKill') at(step).inFlightAtKills++;
   }
   for (const k of v.kills) {
     for (const id of k.inFlightItems) {

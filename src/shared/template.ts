@@ -41,7 +41,10 @@ export function validateItem(item: Item, spec: PipelineSpec): string[] {
   const problems: string[] = [];
   const invalid = item[INVALID_LINE_FIELD];
   if (typeof invalid === 'string') return [invalid];
-  const fields = new Set([...spec.input.required, ...placeholders(promptOf(spec).template), ...placeholders(promptOf(spec).system ?? '')]);
+  // A multi-step spec (checked before it runs, e.g. by the CLI): the item fields of every step; `steps.*` are outputs.
+  const prompts = spec.steps ? spec.steps.map((st) => st.prompt) : [promptOf(spec)];
+  const used = prompts.flatMap((p) => [...placeholders(p.template), ...placeholders(p.system ?? '')]).filter((f) => !(spec.steps && f.startsWith('steps.')));
+  const fields = new Set([...spec.input.required, ...used]);
   for (const f of fields) {
     const v = lookup(item, f);
     if (v === undefined || v === null) problems.push(`item ${item.id}: field "${f}" is missing`);

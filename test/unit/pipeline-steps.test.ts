@@ -264,3 +264,15 @@ describe('export of multi-step rows', () => {
     expect(JSON.parse(jsonl)).toMatchObject({ itemId: 'i1', step: 'extract', status: 'succeeded', output: { total: 12 } });
   });
 });
+
+describe('items of a multi-step spec, checked before it runs', () => {
+  it('requires the item fields of every step, not the outputs of earlier steps', async () => {
+    const { validateItem } = await import('../../src/shared/template.ts');
+    const two = PipelineSpec.parse({
+      ...base,
+      steps: [base.steps![0], { name: 'classify', prompt: { template: '{{steps.extract.total}} for {{customer}}' } }],
+    });
+    expect(validateItem({ id: 'a', text: 't', customer: 'c' }, two)).toEqual([]);
+    expect(validateItem({ id: 'a', text: 't' }, two)).toEqual(['item a: field "customer" is missing']);
+  });
+});
