@@ -600,6 +600,8 @@ export class BatchState {
     const total = this.finished;
     const tierUse: Record<string, number> = {};
     this.s.pipeline.providers.forEach((p, i) => (tierUse[tierName(p, i)] = this.s.tierUse[tierName(p, i)] ?? 0));
+    // A multi-step item may end on a step's own tier, which is not one of the pipeline's.
+    for (const [name, n] of Object.entries(this.s.tierUse)) tierUse[name] ??= n;
     return {
       batchId: this.s.batchId,
       total,

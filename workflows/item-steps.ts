@@ -198,9 +198,12 @@ class StepWalk {
     const steps = this.allResults();
     const last = this.last();
     const briefs: StepBrief[] = steps.map(({ output: _o, model: _m, ...b }) => b);
-    const run = this.run.outcome();
+    const { endpoint: _e, ...run } = this.run.outcome();
+    const ok = this.status === 'succeeded' || this.status === 'approved';
     return {
       ...run,
+      // The answer's endpoint is the last step's that gave one (the current run may be a step `when` skipped).
+      ...(ok && this.endpoint ? { endpoint: this.endpoint } : {}),
       status: this.status,
       tier: last?.tier ?? null,
       provider: last?.provider ?? null,

@@ -117,6 +117,9 @@ describe('multi-step pipelines', () => {
     });
     expect(summary.steps!['extract']!.inputTokens).toBeGreaterThan(0);
     expect(summary.steps!['note']!.tierUse).toEqual({ writer: notes });
+    // Every item's answer came from the simulated endpoint, also when its last step was skipped.
+    expect(summary.simulated).toBe(8);
+    expect(summary.tierUse).toEqual({ 'gpt-4o-mini': 0, 'gpt-4o': 8 - notes, writer: notes });
   }, 90_000);
 
   it('waits for review at the failed step; approve supplies its output, retry reruns it without calling the step before', async () => {
