@@ -95,6 +95,8 @@ class StepWalk {
     if (r.review) this.lastReview = r.review;
     if (ok && r.endpoint) this.endpoint = r.endpoint;
     if (r.truncation) this.truncation = r.truncation;
+    // The batch paces the pipeline's first tier: only a step on the pipeline's chain tells its limits.
+    if (this.step.sharedTiers && r.rateLimit) this.rateLimit = r.rateLimit;
     this.results.push({
       name: this.step.name,
       status,
@@ -193,17 +195,19 @@ class StepWalk {
   lastReview: PersistRequest['review'] = null;
   endpoint: PersistRequest['endpoint'] = null;
   truncation: PersistRequest['truncation'] = null;
+  rateLimit: ItemOutcome['rateLimit'];
 
   outcome(): ItemOutcome {
     const steps = this.allResults();
     const last = this.last();
     const briefs: StepBrief[] = steps.map(({ output: _o, model: _m, ...b }) => b);
-    const { endpoint: _e, ...run } = this.run.outcome();
+    const { endpoint: _e, rateLimit: _r, ...run } = this.run.outcome();
     const ok = this.status === 'succeeded' || this.status === 'approved';
     return {
       ...run,
       // The answer's endpoint is the last step's that gave one (the current run may be a step `when` skipped).
       ...(ok && this.endpoint ? { endpoint: this.endpoint } : {}),
+      ...(this.rateLimit ? { rateLimit: this.rateLimit } : {}),
       status: this.status,
       tier: last?.tier ?? null,
       provider: last?.provider ?? null,
