@@ -180,6 +180,35 @@ describe('multi-step pipelines', () => {
     expect(summary.steps?.['classify']).toMatchObject({ reviewed: 2, approved: 1, succeeded: 2 });
   }, 90_000);
 
+  it('retry at the failed step from another of its tiers', async () => {
+    h.provider.reset();
+    // classify has two tiers of its own, both down: the item waits at classify after trying both.
+    const twoTiers: PipelineSpecInput = {
+      ...spec,
+      steps: spec.steps!.map((st) =>
+        st.name === 'classify' ? { ...st, providers: [...tier('gpt-4o'), { name: 'backup', kind: 'anthropic' as const, model: 'claude-sonnet-4-6', timeout: '3s' }] } : st,
+      ),
+    };
+    h.provider.setModelDown('gpt-4o', true);
+    h.provider.setModelDown('claude-sonnet-4-6', true);
+    const handle = await h.startBatch({ pipeline: twoTiers, items: [{ id: 't', text: 'hotel', hint: 'plain' }] });
+    const summary = await h.run(async () => {
+      await until('the item awaiting review', async () => (await handle.query(progressQuery)).awaitingReviewCount === 1);
+      const unknown = await handle.executeUpdate(reviewUpdate, { args: [{ itemId: 't', decision: 'retry', provider: 'nope' }] }).catch((e: unknown) => e);
+      // The tiers a retry may name are the step's own.
+      expect(String((unknown as WorkflowUpdateFailedError).cause?.message)).toContain('is not a tier of this pipeline (gpt-4o, backup)');
+      h.provider.setModelDown('claude-sonnet-4-6', false);
+      await handle.executeUpdate(reviewUpdate, { args: [{ itemId: 't', decision: 'retry', provider: 'backup' }] });
+      return handle.result();
+    });
+    h.provider.setModelDown('gpt-4o', false);
+    expect(summary).toMatchObject({ succeeded: 1, retried: 1 });
+    const row = (await h.store.list(handle.workflowId))[0]!;
+    expect(stepOf(row.steps, 'classify')).toMatchObject({ status: 'succeeded', provider: 'backup', tier: 1, reviewed: true });
+    expect(h.provider.stats().byModel['gpt-4o-mini']).toBe(1);
+    expect(summary.steps?.['classify']).toMatchObject({ fallbacks: 1, tierUse: { backup: 1 } });
+  }, 60_000);
+
   it('skips the item at the failed step on skip: the steps after it never run', async () => {
     h.provider.reset();
     const handle = await h.startBatch({ pipeline: spec, items: [{ id: 's', text: 'chair', hint: '[[fault:auth]]' }] });
