@@ -141,6 +141,11 @@ describe('multi-step pipelines', () => {
       expect(p.steps?.['classify']).toMatchObject({ awaitingReview: 2 });
       const item = h.client.workflow.getHandle(`${handle.workflowId}/a`);
       expect(await item.query(itemStateQuery)).toMatchObject({ status: 'awaiting_review', step: 'classify', errorType: 'AuthFailed' });
+      // The Web UI's current details of the waiting item (the SDK's metadata query) name the step.
+      const meta = await item.query<{ currentDetails?: string }, []>('__temporal_workflow_metadata');
+      expect(meta.currentDetails).toMatch(/waiting for review\*\* at step \*\*classify\*\* \(approve supplies this step's output/);
+      const batchMeta = await handle.query<{ currentDetails?: string }, []>('__temporal_workflow_metadata');
+      expect(batchMeta.currentDetails).toContain('classify 0 running, 2 awaiting review');
       const details = await item.query(reviewDetailsQuery);
       expect(details.step).toMatchObject({ name: 'classify', index: 1, of: 3, earlier: [{ name: 'extract', status: 'succeeded' }] });
       expect(details.output.schema).toMatchObject({ properties: { category: { enum: ['travel', 'software', 'office'] } } });
