@@ -11,6 +11,11 @@ import { itemStateQuery, progressQuery, reviewDetailsQuery, reviewUpdate } from 
 import type { Progress } from '../../src/shared/messages.ts';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { StepResult } from '../../src/shared/pipeline-steps.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportBatch } from '../../src/client/cli/export.ts';
+import { parseCsv } from '../../src/client/cli/csv.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 
@@ -68,6 +73,7 @@ async function until(what: string, check: () => Promise<boolean>, ms = 30_000): 
   }
 }
 
+const dir = mkdtempSync(join(tmpdir(), 'sf-steps-'));
 const stepOf = (steps: StepResult[] | null | undefined, name: string) => steps?.find((s) => s.name === name);
 
 describe('multi-step pipelines', () => {
@@ -75,7 +81,10 @@ describe('multi-step pipelines', () => {
   beforeAll(async () => {
     h = await createHarness();
   });
-  afterAll(async () => h?.close());
+  afterAll(async () => {
+    await h?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('feeds each output into the next step, skips by when, and stores every step', async () => {
     h.provider.reset();
@@ -117,6 +126,23 @@ describe('multi-step pipelines', () => {
     });
     expect(summary.steps!['extract']!.inputTokens).toBeGreaterThan(0);
     expect(summary.steps!['note']!.tierUse).toEqual({ writer: notes });
+
+    // The export flattens the steps: CSV columns per step, or one step per line with --step.
+    const csvFile = join(dir, 'all.csv');
+    expect(await exportBatch(h.config, handle.workflowId, { format: 'csv', failed: false, out: csvFile }, () => undefined)).toBe(8);
+    const [header, ...lines] = parseCsv(readFileSync(csvFile, 'utf8')).records.map((r) => r.fields);
+    expect(header).toEqual(expect.arrayContaining(['extract.output', 'classify.model', 'note.status', 'note.costUsd']));
+    expect(lines).toHaveLength(8);
+    const first = rows[0]!;
+    expect(JSON.parse(lines[0]![header!.indexOf('extract.output')]!)).toEqual(stepOf(first.steps, 'extract')!.output);
+    const stepFile = join(dir, 'classify.jsonl');
+    await exportBatch(h.config, handle.workflowId, { format: 'jsonl', failed: false, out: stepFile, step: 'classify' }, () => undefined);
+    const perStep = readFileSync(stepFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: string; model: string; output: unknown });
+    expect(perStep).toHaveLength(8);
+    expect(perStep.every((l) => l.step === 'classify' && l.model === 'gpt-4o')).toBe(true);
     // Every item's answer came from the simulated endpoint, also when its last step was skipped.
     expect(summary.simulated).toBe(8);
     expect(summary.tierUse).toEqual({ 'gpt-4o-mini': 0, 'gpt-4o': 8 - notes, writer: notes });
