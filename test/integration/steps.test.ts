@@ -258,6 +258,24 @@ describe('multi-step pipelines', () => {
     expect(h.provider.stats().byModel['claude-haiku-4-5']).toBeUndefined();
   }, 60_000);
 
+  it('a cancel stops an item at its step: the row keeps the finished steps and names the one it stopped at', async () => {
+    h.provider.reset();
+    const handle = await h.startBatch({ pipeline: spec, items: [{ id: 'x', text: 'desk', hint: '[[fault:auth]]' }] });
+    const summary = await h.run(async () => {
+      await until('the item awaiting review', async () => (await handle.query(progressQuery)).awaitingReviewCount === 1);
+      await handle.cancel();
+      return handle.result();
+    });
+    expect(summary).toMatchObject({ status: 'cancelled', cancelled: 1 });
+    const row = (await h.store.list(handle.workflowId))[0]!;
+    expect(row.status).toBe('cancelled');
+    expect(row.steps?.map((s) => [s.name, s.status])).toEqual([
+      ['extract', 'succeeded'],
+      ['classify', 'failed'],
+    ]);
+    expect(stepOf(row.steps, 'extract')!.output).toMatchObject({ vendor: expect.any(String) });
+  }, 60_000);
+
   it('a worker lost between steps: the next worker replays the finished step and calls only the rest', async () => {
     h.provider.reset();
     // classify's model is down: every item finishes extract, then retries classify until it heals.
