@@ -276,3 +276,46 @@ describe('items of a multi-step spec, checked before it runs', () => {
     expect(validateItem({ id: 'a', text: 't' }, two)).toEqual(['item a: field "customer" is missing']);
   });
 });
+
+describe('the step walker (item workflow state)', () => {
+  const input = { batchId: 'b', item: { id: 'i', text: 'an invoice', ssn: '123-45-6789' }, pipeline: PipelineSpec.parse({ ...base, secretFields: ['ssn'] }) };
+
+  it('feeds earlier outputs to the next step, sums the steps into the row and the outcome', async () => {
+    const { StepWalk } = await import('../../workflows/step-walk.ts');
+    const walk = new StepWalk(input);
+    walk.status = 'succeeded';
+    walk.run.status = 'succeeded';
+    walk.run.output = { total: 42, vendor: 'quoting 123-45-6789' };
+    walk.run.tier = 0;
+    walk.run.attempts = 2;
+    walk.run.inputTokens = 10;
+    walk.finishStep('succeeded');
+    walk.enter(1);
+    // The next step's item carries the earlier outputs for its template; the reviewer sees them masked.
+    expect(walk.run.item['steps']).toEqual({ extract: { total: 42, vendor: 'quoting 123-45-6789' } });
+    expect(walk.details().step).toEqual({ name: 'note', index: 1, of: 2, earlier: [{ name: 'extract', status: 'succeeded', output: '{"total":42,"vendor":"quoting [secret]"}' }] });
+    expect(walk.details().input).not.toHaveProperty('steps');
+    walk.run.status = 'succeeded';
+    walk.run.output = 'a note';
+    walk.run.attempts = 1;
+    walk.run.inputTokens = 5;
+    walk.finishStep('succeeded');
+    const outcome = walk.outcome();
+    expect(outcome).toMatchObject({ status: 'succeeded', attempts: 3, inputTokens: 15, tier: null });
+    expect(outcome.steps?.map((s) => [s.name, s.status, s.attempts])).toEqual([
+      ['extract', 'succeeded', 2],
+      ['note', 'succeeded', 1],
+    ]);
+    expect(outcome.steps?.[0]).not.toHaveProperty('output');
+  });
+
+  it('sends a step whose output would take the item past the budget to review', async () => {
+    const { StepWalk, STEP_OUTPUTS_CHARS } = await import('../../workflows/step-walk.ts');
+    const walk = new StepWalk(input);
+    walk.run.status = 'succeeded';
+    walk.run.output = 'x'.repeat(STEP_OUTPUTS_CHARS);
+    walk.checkBudget();
+    expect(walk.run.status).toBe('failed');
+    expect(walk.run.lastError).toMatchObject({ type: 'InvalidOutput', message: expect.stringContaining('over the 33554432 an item may carry') });
+  });
+});
