@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportBatch } from '../../src/client/cli/export.ts';
 import { parseCsv } from '../../src/client/cli/csv.ts';
+import { harnessEnv, runCli } from '../support/cli.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
 
@@ -245,7 +246,16 @@ describe('multi-step pipelines', () => {
     const handle = await h.startBatch({ pipeline: spec, items: [{ id: 's', text: 'chair', hint: '[[fault:auth]]' }] });
     const summary = await h.run(async () => {
       await until('the item awaiting review', async () => (await handle.query(progressQuery)).awaitingReviewCount === 1);
-      await handle.executeUpdate(reviewUpdate, { args: [{ itemId: 's', decision: 'skip', note: 'not ours' }] });
+      // The CLI as users run it: the review list names the step, a bulk decision can be limited to it.
+      const cli = (...args: string[]) => runCli(args, harnessEnv(h));
+      const list = await cli('review', 'list', handle.workflowId);
+      expect(list.stdout).toMatch(/^ITEM\s+STEP\s+ERROR\s+WAITING\s+REASON$/m);
+      expect(list.stdout).toMatch(/^s\s+classify\s+AuthFailed\s/m);
+      const wrong = await cli('review', 'skip', handle.workflowId, '--all', '--step', 'nope');
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toContain('filter.step "nope" is not a step of this pipeline (extract, classify, note)');
+      const skip = await cli('review', 'skip', handle.workflowId, '--all', '--step', 'classify', '--note', 'not ours');
+      expect(skip.stdout + skip.stderr).toContain('at step classify');
       return handle.result();
     });
     expect(summary).toMatchObject({ skipped: 1 });
