@@ -162,7 +162,15 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       ep = resolveEndpoint(p, req.tier, deps.policy, deps.env);
     } catch (err: unknown) {
       const type = err instanceof ApplicationFailure ? err.type : undefined;
-      steadfastMetrics(ctx.metricMeter).llmCall({ provider: tier, model: p.model, tier: req.tier, outcome: type ?? FailureType.Unknown, attempt, latencyMs: 0 });
+      steadfastMetrics(ctx.metricMeter).llmCall({
+        provider: tier,
+        model: p.model,
+        tier: req.tier,
+        outcome: type ?? FailureType.Unknown,
+        attempt,
+        latencyMs: 0,
+        ...(req.step !== undefined ? { step: req.step } : {}),
+      });
       ctx.log.warn('tier not callable on this worker', { tier, model: p.model, type, error: err instanceof Error ? err.message : String(err) });
       throw err;
     }
@@ -178,7 +186,15 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     const started = Date.now();
     // One metric sample per HTTP request, so our counters add up with the provider's own.
     const record = (outcome: string, answered?: { usage: TokenUsage }): void => {
-      const r: LlmCallRecord = { provider: tier, model: p.model, tier: req.tier, outcome, attempt, latencyMs: Date.now() - started };
+      const r: LlmCallRecord = {
+        provider: tier,
+        model: p.model,
+        tier: req.tier,
+        outcome,
+        attempt,
+        latencyMs: Date.now() - started,
+        ...(req.step !== undefined ? { step: req.step } : {}),
+      };
       if (answered) Object.assign(r, { usage: answered.usage, costUsd: costOf(p.pricing, answered.usage) });
       steadfastMetrics(ctx.metricMeter).llmCall(r);
     };

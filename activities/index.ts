@@ -136,6 +136,7 @@ export function createActivities(deps: ActivityDeps) {
         output: scrubValue(row.output, opts),
         error: row.error ? scrubValue(row.error, opts) : null,
         ...(row.review ? { review: scrubValue(row.review, opts) } : {}),
+        ...(row.steps ? { steps: scrubValue(row.steps, opts) } : {}),
       };
       let outcome;
       try {

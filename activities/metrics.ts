@@ -81,6 +81,20 @@ export const METRICS = {
     labels: ['provider'],
     help: 'Worst circuit state of a provider tier over the running batches: 0 closed, 1 half-open, 2 open',
   },
+  stepCalls: {
+    name: 'steadfast_step_calls_total',
+    type: 'counter',
+    labels: ['step', 'provider', 'outcome'],
+    help: 'LLM call attempts of multi-step pipelines by step, tier name and outcome: ok or the failure type',
+  },
+  stepFallbacks: { name: 'steadfast_step_fallbacks_total', type: 'counter', labels: ['step', 'provider'], help: 'Successful calls of a step on a fallback tier (tier index > 0)' },
+  stepTokens: {
+    name: 'steadfast_step_tokens_total',
+    type: 'counter',
+    labels: ['step', 'direction'],
+    help: 'Tokens of answered calls per step of multi-step pipelines, direction in or out',
+  },
+  stepCost: { name: 'steadfast_step_cost_usd', type: 'histogram', labels: ['step'], help: 'Cost in USD of each answered call of a step; _sum is the spend per step' },
   batchesRunning: { name: 'steadfast_batches_running', type: 'gauge', labels: [], help: 'Running batch workflows on this task queue' },
 } as const;
 
@@ -94,6 +108,7 @@ export const METRIC_NAMES: readonly string[] = Object.values(METRICS).map((m) =>
 export const HISTOGRAM_BUCKETS: Record<string, number[]> = {
   [METRICS.llmCost.name]: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1],
   [METRICS.itemCost.name]: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 10],
+  [METRICS.stepCost.name]: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1],
   [METRICS.llmLatency.name]: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
   [METRICS.itemRecovery.name]: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 21600, 86400, 604800],
 };
@@ -115,6 +130,8 @@ export interface LlmCallRecord {
   /** Present when the provider answered (also for refused, cut or invalid output). */
   usage?: { inputTokens: number; outputTokens: number };
   costUsd?: number;
+  /** The step of a multi-step pipeline; its calls are counted per step as well. */
+  step?: string;
 }
 
 /** One item row that the store actually changed. */
@@ -161,6 +178,16 @@ export function steadfastMetrics(meter: MetricMeter): SteadfastMetrics {
         if (r.usage.inputTokens > 0) counter(METRICS.tokens).add(r.usage.inputTokens, { direction: 'in', ...who });
         if (r.usage.outputTokens > 0) counter(METRICS.tokens).add(r.usage.outputTokens, { direction: 'out', ...who });
         histogram(METRICS.llmCost, 'USD').record(Math.max(r.costUsd ?? 0, 0), who);
+      }
+      if (r.step !== undefined) {
+        const step = r.step;
+        counter(METRICS.stepCalls).add(1, { step, provider: r.provider, outcome: r.outcome });
+        if (r.outcome === 'ok' && r.tier > 0) counter(METRICS.stepFallbacks).add(1, { step, provider: r.provider });
+        if (r.usage) {
+          if (r.usage.inputTokens > 0) counter(METRICS.stepTokens).add(r.usage.inputTokens, { step, direction: 'in' });
+          if (r.usage.outputTokens > 0) counter(METRICS.stepTokens).add(r.usage.outputTokens, { step, direction: 'out' });
+          histogram(METRICS.stepCost, 'USD').record(Math.max(r.costUsd ?? 0, 0), { step });
+        }
       }
     },
     truncation(r) {

@@ -115,6 +115,8 @@ export const COLUMNS = [
   'endpoint_vendor',
   'endpoint_host',
   'simulated',
+  // 005_steps.sql
+  'steps',
   'created_at',
   'updated_at',
 ] as const;
@@ -163,7 +165,7 @@ export function rowValues(rec: ResultRecord, now: string): (string | number | nu
   ];
   const ep = rec.endpoint ?? null;
   const endpoint = [ep?.vendor ?? null, ep?.host ?? null, ep ? (ep.simulated ? 1 : 0) : null];
-  return [...body, recordHash(rec), ...endpoint, now, now];
+  return [...body, recordHash(rec), ...endpoint, json(rec.steps ?? null), now, now];
 }
 
 /**
@@ -191,6 +193,8 @@ export function recordHash(rec: ResultRecord): string {
     rec.truncation ?? null,
     error,
     ...(ep ? [ep.vendor ?? null, ep.host ?? null, ep.simulated ? 1 : 0] : []),
+    // Only multi-step rows have steps: the hash of every other row stays what it was.
+    ...(rec.steps ? [rec.steps] : []),
   ];
   return createHash('sha256').update(JSON.stringify(state)).digest('hex');
 }
@@ -203,6 +207,7 @@ export function fromRow(r: Row): ResultRecord {
   const parse = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : null);
   const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
   const review = parse(r['review']) as ResultRecord['review'];
+  const steps = parse(r['steps']) as ResultRecord['steps'];
   return {
     batchId: String(r['batch_id']),
     itemId: String(r['item_id']),
@@ -220,6 +225,7 @@ export function fromRow(r: Row): ResultRecord {
     startedAt: String(r['started_at']),
     finishedAt: String(r['finished_at']),
     ...(review ? { review } : {}),
+    ...(steps ? { steps } : {}),
     endpoint:
       r['endpoint_vendor'] === null || r['endpoint_vendor'] === undefined
         ? null

@@ -8,6 +8,7 @@
  *
  *   npm run chaos
  *   npm run chaos -- --items 500 --kill-every 5 --server-signal SIGKILL
+ *   npm run chaos -- --steps --items 300 --kill-every 8   (a three-step pipeline; extra calls per step)
  *   npm run chaos -- --help
  *
  * Processes, all on 127.0.0.1 and children of this one: the dev server
@@ -29,7 +30,7 @@ import { benchPipeline, makeItems } from '../bench/workload.ts';
 import type { BatchSummary } from '../src/shared/types.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
 import { progressQuery } from '../src/shared/messages.ts';
-import { analyze } from './chaos/analyze.ts';
+import { analyze, perStep } from './chaos/analyze.ts';
 import type { Kill, ServerRestart } from './chaos/analyze.ts';
 import { startCountingProxy } from './chaos/proxy.ts';
 
@@ -47,12 +48,15 @@ const { values: args } = parseArgs({
     'timeout-min': { type: 'string', default: '20' },
     'stall-seconds': { type: 'string', default: '90' },
     keep: { type: 'boolean', default: false },
+    steps: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   console.log(`usage: npm run chaos -- [--items 2000] [--workers 2] [--concurrency 50] [--kill-every 10 (s)]
        [--latency-ms 200] [--server-restart-at 0.4 (share of items done)] [--server-signal SIGTERM|SIGKILL]
-       [--timeout-min 20] [--stall-seconds 90] [--keep]
+       [--timeout-min 20] [--stall-seconds 90] [--keep] [--steps]
+  --steps: each item runs a three-step pipeline (extract -> classify -> note, the note skipped by a when);
+  calls are counted per (item, step) and the report breaks extra calls down per step.
   A batch that finishes no item for --stall-seconds is reported as stalled (with its stack). A stall fails the run.`);
   process.exit(0);
 }
@@ -148,7 +152,7 @@ async function main(): Promise<number> {
   const handle: WorkflowHandle<typeof batchPipeline> = await client.workflow.start<typeof batchPipeline>('batchPipeline', {
     taskQueue,
     workflowId: batchId,
-    args: [{ batchId, pipeline: chaosPipeline(), items }],
+    args: [{ batchId, pipeline: args.steps ? chaosSteps(chaosPipeline()) : chaosPipeline(), items }],
   });
 
   // The killer: every ~KILL_EVERY_MS, SIGKILL the longest-running worker that is up, and start it again.
@@ -237,6 +241,7 @@ async function main(): Promise<number> {
   await server.stop();
 
   const goalKills = verdict.kills.filter((k) => !k.withinGoal);
+  const stepFigures = args.steps ? perStep(verdict, proxy.calls) : {};
   const nextMs = verdict.kills.map((k) => k.nextCompletedMs).filter((x): x is number => x !== null);
   const recMs = verdict.kills.map((k) => k.interruptedRecoveredMs).filter((x): x is number => x !== null);
   // In flight at each kill, counted afterwards from the proxy's records (the log line shows the live count).
@@ -265,6 +270,11 @@ async function main(): Promise<number> {
     ['kill -> next completed item, median / max', nextMs.length ? `${fmt.s(median(nextMs))} / ${fmt.s(Math.max(...nextMs))}` : '-', ''],
     ['kill -> its interrupted items done, median / max', recMs.length ? `${fmt.s(median(recMs))} / ${fmt.s(Math.max(...recMs))}` : '-', ''],
     ['batch stalls (no item finished for ' + STALL_MS / 1000 + ' s)', `${stalls.length}`, '0'],
+    ...Object.entries(stepFigures).map(([step, f]) => [
+      `step ${step}: calls / extra / extra at kills / its calls in flight at kills (open + answered)`,
+      `${f.calls} / ${f.extra} / ${f.extraAtKills} / ${f.inFlightAtKills}`,
+      'extra at kills <= in flight',
+    ]),
     ['wall time', fmt.s(wallMs), ''],
   ];
   console.log(`\nSteadfast chaos run (${m.cpus} cpus, ${m.memTotalGiB} GiB, node ${m.node}): batch ${batchId}\n`);
@@ -303,6 +313,7 @@ async function main(): Promise<number> {
         prev: { ...d.prev, startedAt: d.prev.startedAt - started, endedAt: d.prev.endedAt === null ? null : d.prev.endedAt - started },
       })),
     },
+    steps: stepFigures,
     passed: !failed,
   });
   console.log(`\nwritten to ${file}`);
@@ -327,6 +338,32 @@ function chaosPipeline() {
   const [primary] = spec.providers;
   const { baseURL: _unused, ...local } = primary!;
   return { ...spec, providers: [local] };
+}
+
+/**
+ * The multi-step workload: the ticket prompt in three steps, each naming itself (`Step <name>:`,
+ * which the proxy reads to count calls per step); the note runs only for urgency >= 3.
+ */
+function chaosSteps(spec: ReturnType<typeof chaosPipeline>) {
+  const { prompt, output, ...rest } = spec;
+  const head = prompt!.template;
+  return {
+    ...rest,
+    name: 'chaos-steps',
+    steps: [
+      { name: 'extract', prompt: { ...prompt!, template: `Step extract: ${head}` }, output },
+      {
+        name: 'classify',
+        prompt: { template: `Step classify: Ticket {{id}} from {{customer}} was filed as {{steps.extract.category}}. Rate its urgency again.` },
+        output,
+      },
+      {
+        name: 'note',
+        when: 'steps.classify.urgency >= 3',
+        prompt: { template: 'Step note: Ticket {{id}} from {{customer}}: write a one-line note on {{steps.extract.summary}}.' },
+      },
+    ],
+  };
 }
 
 // Exit explicitly: a worker restarted in the last moment may still hold pipes open (the exit handler kills it).

@@ -3,8 +3,9 @@
  * dev server with the fault-injecting provider and writes the batch's and one
  * item's history (the JSON of `temporal workflow show --output json`), plus a
  * batch by reference whose source repeats an id (`batch-source-<tag>`) and the
- * second run of a finished batch id (`batch-rerun-<tag>`), and a batch whose failed
- * items are decided by one bulk `reviewMany` Update (`batch-bulk-<tag>`).
+ * second run of a finished batch id (`batch-rerun-<tag>`), a batch whose failed items are
+ * decided by one bulk `reviewMany` Update (`batch-bulk-<tag>`), and a multi-step batch with one
+ * of its items (`batch-steps-<tag>`, `item-steps-<tag>`, from examples/invoices-batch.json).
  *   node scripts/record-histories.ts [version-tag]
  */
 import { execFileSync } from 'node:child_process';
@@ -52,6 +53,8 @@ const bulkInput: BatchInputRaw = {
     { id: 'b3', text: 'a fine ticket' },
   ],
 };
+const invoices = JSON.parse(readFileSync('examples/invoices-batch.json', 'utf8')) as BatchInputRaw;
+const stepsInput: BatchInputRaw = { ...invoices, batchId: 'replay-steps', items: invoices.items!.slice(0, 3) };
 
 await worker.runUntil(async () => {
   const run = async (workflowId: string, args: BatchInputRaw) => (await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId, args: [args] })).result();
@@ -63,6 +66,7 @@ await worker.runUntil(async () => {
   while ((await bulk.query(progressQuery)).awaitingReviewCount < 2) await new Promise((r) => setTimeout(r, 100));
   await bulk.executeUpdate(reviewManyUpdate, { args: [{ decision: 'skip' }] });
   await bulk.result();
+  await run('replay-steps', stepsInput);
 });
 for (const [name, id] of [
   [`batch-${tag}`, 'replay'],
@@ -70,6 +74,8 @@ for (const [name, id] of [
   [`batch-source-${tag}`, 'replay-source'],
   [`batch-rerun-${tag}`, 'replay-rerun'],
   [`batch-bulk-${tag}`, 'replay-bulk'],
+  [`batch-steps-${tag}`, 'replay-steps'],
+  [`item-steps-${tag}`, 'replay-steps/inv-001'],
 ] as const) {
   // The same JSON as `temporal workflow show --output json`, which users can record too.
   const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });

@@ -9,6 +9,7 @@ export function matchesFilter(p: PendingReview, f: ReviewFilter | undefined, ids
   if (f.errorType !== undefined && p.errorType !== f.errorType) return false;
   if (f.since !== undefined && Date.parse(p.since) > Date.parse(f.since)) return false;
   if (f.itemIds !== undefined && !(ids ? ids.has(p.itemId) : f.itemIds.includes(p.itemId))) return false;
+  if (f.step !== undefined && p.step !== f.step) return false;
   return true;
 }
 
@@ -24,6 +25,7 @@ import type { BatchReviewDecision, BulkReviewDecision, BulkReviewResult, Pending
 import type { Alerts } from './batch-alerts.ts';
 import type { BatchState } from './batch-state.ts';
 import { reviewProblem } from './review.ts';
+import { stepSpec } from '../src/shared/pipeline-steps.ts';
 
 export class Reviews {
   private readonly state: BatchState;
@@ -94,8 +96,10 @@ export class Reviews {
     if (typeof itemId !== 'string') throw new Error('itemId is required on the batch workflow');
     const pending = this.state.isPending(itemId);
     if (!pending && !this.state.isRunning(itemId)) throw new Error(`item ${JSON.stringify(itemId)} is not in batch ${s.batchId} or has finished`);
-    const problem = reviewProblem(d, s.pipeline, pending);
-    if (problem) throw new Error(`item ${itemId}: ${problem}`);
+    // A multi-step item is decided against the step it waits at (its output schema, its tiers).
+    const step = this.state.pendingStep(itemId);
+    const problem = reviewProblem(d, (step !== undefined ? stepSpec(s.pipeline, step) : null) ?? s.pipeline, pending);
+    if (problem) throw new Error(`item ${itemId}${step !== undefined ? ` (step ${step})` : ''}: ${problem}`);
   }
 
   /** Signal path: a decision for an unknown item, or one not awaiting review, changes nothing and is logged. False then. */
@@ -116,7 +120,11 @@ export class Reviews {
     if (f !== undefined && (typeof f !== 'object' || f === null || Array.isArray(f))) throw new Error('filter must be an object like {"errorType":"AuthFailed"}');
     if (f?.since !== undefined && Number.isNaN(Date.parse(f.since))) throw new Error(`filter.since must be an ISO 8601 time; got ${JSON.stringify(f.since)}`);
     if (f?.itemIds !== undefined && (!Array.isArray(f.itemIds) || f.itemIds.some((id) => typeof id !== 'string'))) throw new Error('filter.itemIds must be an array of item ids');
-    const problem = reviewProblem(d, this.state.view.pipeline, true);
+    if (f?.step !== undefined && this.state.view.pipeline.steps && stepSpec(this.state.view.pipeline, f.step) === null) {
+      throw new Error(`filter.step ${JSON.stringify(f.step)} is not a step of this pipeline (${this.state.view.pipeline.steps.map((st) => st.name).join(', ')})`);
+    }
+    const spec = f?.step !== undefined ? stepSpec(this.state.view.pipeline, f.step) : null;
+    const problem = reviewProblem(d, spec ?? this.state.view.pipeline, true);
     if (problem) throw new Error(problem);
   }
 

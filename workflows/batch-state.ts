@@ -12,6 +12,8 @@ import type { CircuitState } from './circuit.ts';
 import { shortReason } from '../src/shared/messages.ts';
 import type { PendingReview, Progress, ReviewDecision, ReviewQueuePage } from '../src/shared/messages.ts';
 import { newPacer } from './pacer.ts';
+import { addStepStats } from '../src/shared/pipeline-steps.ts';
+import type { StepStats } from '../src/shared/pipeline-steps.ts';
 import type { PacerState } from './pacer.ts';
 
 /** Everything the next run needs after continue-as-new. */
@@ -82,16 +84,23 @@ export interface BatchCarry {
   reviewDigest?: { since: Record<string, number>; lastAt: number | null };
   /** When the last item finished (ISO); the rate stops at it while only reviews are left. */
   lastFinishedAt?: string;
+  /** Multi-step pipelines: the step of each running item past its first (item id -> step name). */
+  stepOf?: Record<string, string>;
+  /** Multi-step pipelines: tokens, cost, failures and fallbacks per step, over the finished items. */
+  stepStats?: Record<string, StepStats>;
   runs: number;
 }
+
+/** Why items wait: error type, short reason, and (multi-step pipelines) the step. */
+export type ReviewReason = [errorType: string, reason: string, step?: string];
 
 /** One item awaiting review: item id, index into {@link ReviewRecord.reasons}, since (epoch ms). */
 export type ReviewEntry = [itemId: string, reason: number, sinceMs: number];
 
 /** The review queue in the batch record. */
 export interface ReviewRecord {
-  /** Distinct `[errorType, short reason]` pairs the entries point at. */
-  reasons: [string, string][];
+  /** Distinct `[errorType, short reason, step?]` entries the queue points at (the step in multi-step pipelines). */
+  reasons: ReviewReason[];
   /** In the order the items started to wait. */
   queue: ReviewEntry[];
 }
@@ -144,16 +153,18 @@ export class BatchState {
   private readonly reasonIndex = new Map<string, number>();
   /** Items awaiting review per error type, kept as the queue changes (progress is read on every message). */
   private readonly pendingByType = new Map<string, number>();
+  /** Items awaiting review per step (multi-step pipelines), kept like {@link pendingByType}. */
+  private readonly pendingByStep = new Map<string, number>();
 
   constructor(carry: BatchCarry) {
     this.s = carry;
     const legacy = carry.pendingReviews;
     delete this.s.pendingReviews;
     this.s.reviews ??= { reasons: [], queue: [] };
-    this.s.reviews.reasons.forEach(([type, reason], i) => this.reasonIndex.set(`${type}\u0000${reason}`, i));
+    this.s.reviews.reasons.forEach((r, i) => this.reasonIndex.set(reasonKey(r), i));
     this.runningIds = new Set(carry.running);
     this.pendingIds = new Set(this.s.reviews.queue.map((e) => e[0]));
-    for (const e of this.s.reviews.queue) this.countType(this.typeOf(e), 1);
+    for (const e of this.s.reviews.queue) this.countType(this.typeOf(e), 1, this.s.reviews.reasons[e[1]]?.[2]);
     for (const p of legacy ?? []) this.enqueueReview(p);
   }
 
@@ -170,6 +181,13 @@ export class BatchState {
   /** Items awaiting review. */
   get pendingCount(): number {
     return this.s.reviews.queue.length;
+  }
+
+  /** The step an item awaits review at (multi-step pipelines); undefined otherwise. */
+  pendingStep(itemId: string): string | undefined {
+    if (!this.pendingIds.has(itemId)) return undefined;
+    const e = this.s.reviews.queue.find((x) => x[0] === itemId);
+    return e ? this.s.reviews.reasons[e[1]]?.[2] : undefined;
   }
 
   /** Ids of the items awaiting review. */
@@ -194,34 +212,33 @@ export class BatchState {
     return this.s.reviews.reasons[e[1]]?.[0] ?? FailureType.Unknown;
   }
 
-  private countType(type: string, delta: number): void {
-    const n = (this.pendingByType.get(type) ?? 0) + delta;
-    if (n > 0) this.pendingByType.set(type, n);
-    else this.pendingByType.delete(type);
+  private countType(type: string, delta: number, step?: string): void {
+    bump(this.pendingByType, type, delta);
+    if (step !== undefined) bump(this.pendingByStep, step, delta);
   }
 
   private expand([itemId, r, sinceMs]: ReviewEntry): PendingReview {
-    const [errorType, reason] = this.s.reviews.reasons[r] ?? [FailureType.Unknown, ''];
-    return { itemId, errorType, reason, since: new Date(sinceMs).toISOString() };
+    const [errorType, reason, step] = this.s.reviews.reasons[r] ?? [FailureType.Unknown, ''];
+    return { itemId, errorType, reason, since: new Date(sinceMs).toISOString(), ...(step !== undefined ? { step } : {}) };
   }
 
   private enqueueReview(p: PendingReview): void {
     const reviews = this.s.reviews;
-    let reason = shortReason(p.reason);
-    let key = `${p.errorType}\u0000${reason}`;
-    if (!this.reasonIndex.has(key) && reviews.reasons.length >= REVIEW_REASONS_MAX) {
-      reason = '';
-      key = `${p.errorType}\u0000`;
+    const step = p.step;
+    let entry: ReviewReason = step !== undefined ? [p.errorType, shortReason(p.reason), step] : [p.errorType, shortReason(p.reason)];
+    if (!this.reasonIndex.has(reasonKey(entry)) && reviews.reasons.length >= REVIEW_REASONS_MAX) {
+      entry = step !== undefined ? [p.errorType, '', step] : [p.errorType, ''];
     }
+    const key = reasonKey(entry);
     let r = this.reasonIndex.get(key);
     if (r === undefined) {
-      r = reviews.reasons.push([p.errorType, reason]) - 1;
+      r = reviews.reasons.push(entry) - 1;
       this.reasonIndex.set(key, r);
     }
     const since = Date.parse(p.since);
     reviews.queue.push([p.itemId, r, Number.isNaN(since) ? 0 : since]);
     this.pendingIds.add(p.itemId);
-    this.countType(p.errorType, 1);
+    this.countType(p.errorType, 1, step);
   }
 
   private dequeueReview(itemId: string): boolean {
@@ -231,7 +248,7 @@ export class BatchState {
       q.findIndex((x) => x[0] === itemId),
       1,
     );
-    if (e) this.countType(this.typeOf(e), -1);
+    if (e) this.countType(this.typeOf(e), -1, this.s.reviews.reasons[e[1]]?.[2]);
     return true;
   }
 
@@ -247,7 +264,7 @@ export class BatchState {
     const renumber = new Map(used.map((old, i) => [old, i]));
     this.s.reviews = { reasons: used.map((i) => reasons[i]!), queue: queue.map(([id, r, since]) => [id, renumber.get(r)!, since]) };
     this.reasonIndex.clear();
-    this.s.reviews.reasons.forEach(([type, reason], i) => this.reasonIndex.set(`${type}\u0000${reason}`, i));
+    this.s.reviews.reasons.forEach((r, i) => this.reasonIndex.set(reasonKey(r), i));
     return this.s;
   }
 
@@ -440,6 +457,13 @@ export class BatchState {
     return true;
   }
 
+  /** A running multi-step item moved on to `step`; false when the item is not running. */
+  setStep(itemId: string, step: string): boolean {
+    if (!this.runningIds.has(itemId)) return false;
+    this.s.stepOf = { ...this.s.stepOf, [itemId]: step };
+    return true;
+  }
+
   markStarted(itemId: string): void {
     this.s.running.push(itemId);
     this.runningIds.add(itemId);
@@ -455,6 +479,8 @@ export class BatchState {
     const r = this.s.released?.indexOf(o.itemId) ?? -1;
     if (r >= 0) this.s.released!.splice(r, 1);
     const wasPending = this.dequeueReview(o.itemId);
+    if (this.s.stepOf && o.itemId in this.s.stepOf) delete this.s.stepOf[o.itemId];
+    if (o.steps) this.s.stepStats = addStepStats(this.s.stepStats ?? {}, o.steps);
     this.s.retried += o.retried;
     if (o.rateLimit) this.s.learnedLimit = o.rateLimit;
     if (o.status === 'succeeded') this.s.counts.succeeded += 1;
@@ -520,7 +546,22 @@ export class BatchState {
         }),
       ),
       runs: this.s.runs,
+      ...(this.s.pipeline.steps ? { steps: this.stepProgress() } : {}),
     };
+  }
+
+  /** Multi-step pipelines: per step, the items working on it and those waiting for review at it. */
+  private stepProgress(): Record<string, { running: number; awaitingReview: number }> {
+    const names = (this.s.pipeline.steps ?? []).map((st) => st.name);
+    const out: Record<string, { running: number; awaitingReview: number }> = Object.fromEntries(
+      names.map((n) => [n, { running: 0, awaitingReview: this.pendingByStep.get(n) ?? 0 }]),
+    );
+    for (const id of this.s.running) {
+      if (this.pendingIds.has(id)) continue;
+      const step = this.s.stepOf?.[id] ?? names[0];
+      if (step !== undefined && out[step]) out[step].running += 1;
+    }
+    return out;
   }
 
   /** A short Markdown view of the progress, for the Web UI's current-details panel. */
@@ -542,6 +583,13 @@ export class BatchState {
         ? `**waiting for ${p.awaitingReviewCount} review${p.awaitingReviewCount === 1 ? '' : 's'}** (${byType}): ${ids}${p.awaitingReviewCount > 5 ? ', ...' : ''}. Nothing else runs until they are decided.`
         : `awaiting review: ${p.awaitingReviewCount}${p.awaitingReviewCount ? ` (${byType}: ${ids}${p.awaitingReviewCount > 5 ? ', ...' : ''})` : ''}; ${p.ratePerMinute}/min`,
       `circuits: ${circuits}`,
+      ...(p.steps
+        ? [
+            `steps: ${Object.entries(p.steps)
+              .map(([n, c]) => `${n} ${c.running} running${c.awaitingReview ? `, ${c.awaitingReview} awaiting review` : ''}`)
+              .join('; ')}`,
+          ]
+        : []),
       ...(p.pausedReason ? [`**paused**: ${p.pausedReason} (signal \`resume\` to continue)`] : []),
       batchPolicyMarkdown(this.s.pipeline),
     ].join('\n\n');
@@ -552,6 +600,8 @@ export class BatchState {
     const total = this.finished;
     const tierUse: Record<string, number> = {};
     this.s.pipeline.providers.forEach((p, i) => (tierUse[tierName(p, i)] = this.s.tierUse[tierName(p, i)] ?? 0));
+    // A multi-step item may end on a step's own tier, which is not one of the pipeline's.
+    for (const [name, n] of Object.entries(this.s.tierUse)) tierUse[name] ??= n;
     return {
       batchId: this.s.batchId,
       total,
@@ -573,7 +623,23 @@ export class BatchState {
       finishedAt,
       status: this.cancelled ? 'cancelled' : this.s.stopped ? 'stopped' : status,
       ...(this.cancelled || this.s.stopped ? { cancelled: c.cancelled ?? 0, notStarted: this.notStarted } : {}),
+      ...(this.s.stepStats ? { steps: roundedSteps(this.s.stepStats) } : {}),
       ...(this.s.cancel ? { cancel: { reason: this.s.cancel.reason, rollback: this.s.cancel.rollback, rowsRolledBack: this.s.cancel.rowsRolledBack ?? 0 } } : {}),
     };
   }
+}
+
+/** The reason index's key of an entry. */
+function reasonKey([type, reason, step]: ReviewReason): string {
+  return step === undefined ? `${type}\u0000${reason}` : `${type}\u0000${reason}\u0000${step}`;
+}
+
+function bump(m: Map<string, number>, key: string, delta: number): void {
+  const n = (m.get(key) ?? 0) + delta;
+  if (n > 0) m.set(key, n);
+  else m.delete(key);
+}
+
+function roundedSteps(stats: Record<string, StepStats>): Record<string, StepStats> {
+  return Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, { ...v, costUsd: Math.round(v.costUsd * 1e6) / 1e6 }]));
 }

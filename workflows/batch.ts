@@ -58,6 +58,7 @@ import {
   reviewUpdate,
   tierResultSignal,
   described,
+  itemStepSignal,
 } from '../src/shared/messages.ts';
 import { loadOutputCheck } from './review.ts';
 import { BATCH_ID } from '../src/shared/search-attributes.ts';
@@ -77,6 +78,8 @@ const checks = proxyActivities<Activities>({ startToCloseTimeout: '30 s', retry:
 async function checkOnWorker(pipeline: BatchInput['pipeline']): Promise<void> {
   try {
     await checks.checkPipeline({ providers: pipeline.providers, output: pipeline.output });
+    // A multi-step spec: each step with its own tiers is checked too (the output schemas were compiled by zod).
+    for (const step of pipeline.steps ?? []) if (step.providers) await checks.checkPipeline({ providers: step.providers, output: step.output });
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : undefined;
     if (cause instanceof ApplicationFailure && cause.type === FailureType.InvalidSpec) {
@@ -193,6 +196,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   );
   setHandler(callDoneSignal, ({ itemId }) => handled(state.release(itemId)), described(callDoneSignal));
   setHandler(itemAwaitingSignal, (p) => handled(reviews.onAwaiting(p)), described(itemAwaitingSignal));
+  setHandler(itemStepSignal, ({ itemId, step }) => handled(state.setStep(itemId, step)), described(itemStepSignal));
   setHandler(tierResultSignal, (r) => handled(circuits.onTierResult(r, Date.now())), described(tierResultSignal));
   setHandler(reviewSignal, async (d) => handled(await reviews.bySignal(d)), described(reviewSignal));
   setHandler(reviewUpdate, async (d) => withHandled(await reviews.forward(d), handled), { ...described(reviewUpdate), validator: (d) => reviews.validate(d) });

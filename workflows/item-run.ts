@@ -153,13 +153,18 @@ export class ItemRun {
   openTiers: number[];
   private call: { tier: number; scope: CancellationScope } | null = null;
   readonly startedAt: string;
+  /** A step of a multi-step pipeline: how it differs from a whole item (see {@link StepMode}). */
+  readonly stepMode: StepMode | null;
+  /** Rewrites the row before it is stored (a multi-step item stores all its steps in it). */
+  persistAs: ((row: PersistRequest) => PersistRequest) | null = null;
 
-  constructor(input: ItemInput) {
+  constructor(input: ItemInput, stepMode: StepMode | null = null, startedAt?: string) {
     this.input = input;
     this.spec = input.pipeline;
     this.item = input.item;
-    this.openTiers = input.openTiers ?? [];
-    this.startedAt = new Date().toISOString();
+    this.stepMode = stepMode;
+    this.openTiers = stepMode?.sharedTiers === false ? [] : (input.openTiers ?? []);
+    this.startedAt = startedAt ?? new Date().toISOString();
   }
 
   get itemId(): string {
@@ -172,6 +177,7 @@ export class ItemRun {
 
   /** The batch opened or closed circuits: a call on a tier that just opened is cancelled, and the chain moves on. */
   setOpenTiers(openTiers: number[]): void {
+    if (this.stepMode?.sharedTiers === false) return;
     this.openTiers = openTiers;
     if (this.call && openTiers.includes(this.call.tier)) this.call.scope.cancel();
   }
@@ -218,7 +224,8 @@ export class ItemRun {
     return values.length > 0 ? { secretValues: values } : {};
   }
 
-  private fail(type: string, message: string, provider?: string): void {
+  /** Records a failure of the item (of a tier when `provider` is given): what review shows. */
+  fail(type: string, message: string, provider?: string): void {
     const now = new Date().toISOString();
     if (provider !== undefined) {
       // One line per tier (its latest failure), bounded: the reason travels in the batch's state.
@@ -290,7 +297,7 @@ export class ItemRun {
     const llm = proxyActivities<Activities>({ ...llmCallFor(provider, this.spec.retry), summary: `${name}: ${provider.model}` });
     let repairs = 0;
     let refits = 0;
-    const sharedPrefix = staticPrefixLength(this.spec.prompt.template);
+    const sharedPrefix = staticPrefixLength(this.spec.prompt?.template ?? '');
     for (;;) {
       try {
         const scope = new CancellationScope();
@@ -304,7 +311,8 @@ export class ItemRun {
             messages,
             output: this.spec.output,
             ...(sharedPrefix > 0 ? { sharedPrefixChars: sharedPrefix } : {}),
-            ...(this.input.parentWorkflowId ? { reportTo: this.input.parentWorkflowId } : {}),
+            ...(this.input.parentWorkflowId && !this.stepMode ? { reportTo: this.input.parentWorkflowId } : {}),
+            ...(this.stepMode ? { step: this.stepMode.name } : {}),
             ...this.secrets(),
           }),
         );
@@ -359,7 +367,7 @@ export class ItemRun {
 
   /** Feeds the batch's circuit breaker for this tier. */
   private async reportTier(tier: number, ok: false, errorType: string): Promise<void> {
-    if (!this.input.parentWorkflowId) return;
+    if (!this.input.parentWorkflowId || this.stepMode?.sharedTiers === false) return;
     try {
       await getExternalWorkflowHandle(this.input.parentWorkflowId).signal(tierResultSignal, { tier, ok, errorType });
     } catch {
@@ -399,7 +407,7 @@ export class ItemRun {
       ...this.secrets(),
       firstFailureAt: this.lastError?.firstAt ?? null,
     };
-    await store.persistResult(rec);
+    await store.persistResult(this.persistAs ? this.persistAs(rec) : rec);
   }
 
   outcome(): ItemOutcome {
@@ -419,6 +427,16 @@ export class ItemRun {
       ...(this.endpoint && this.status === 'succeeded' ? { endpoint: this.endpoint } : {}),
     };
   }
+}
+
+/**
+ * How a step of a multi-step item runs the chain: its calls do not free the item's
+ * concurrency slot (later steps still call), and a step with its own providers
+ * neither reads nor feeds the batch's circuit breakers (they count the pipeline's tiers).
+ */
+export interface StepMode {
+  name: string;
+  sharedTiers: boolean;
 }
 
 /** Longest failure message kept per tier in the review reason. */

@@ -4,7 +4,8 @@
  * it records why, tells the batch and waits for a human (`review`), with the
  * spec's timeout and default decision. It persists its own row, then reports.
  */
-import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, patched, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { itemSteps, STEPS_PATCH } from './item-steps.ts';
 import type { ItemInput, ItemOutcome } from '../src/shared/types.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { ItemRun } from './item-run.ts';
@@ -24,6 +25,8 @@ import { loadOutputCheck, ReviewGate, resolveTier } from './review.ts';
 import { ERROR_TYPE, ITEM_STATUS, PROVIDER, REVIEW_SINCE } from '../src/shared/search-attributes.ts';
 
 export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
+  // A multi-step spec walks its steps (item-steps.ts); a one-prompt spec keeps the command sequence it always had.
+  if (input.pipeline.steps && patched(STEPS_PATCH)) return await itemSteps(input);
   const run = new ItemRun(input);
   const gate = new ReviewGate(input.pipeline);
   setHandler(circuitSignal, ({ openTiers }) => run.setOpenTiers(openTiers), described(circuitSignal));
@@ -63,8 +66,11 @@ export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
   });
 }
 
-/** Records the failure, tells the batch, and waits for a decision or the review timeout. */
-async function awaitReview(run: ItemRun, gate: ReviewGate): Promise<ReviewDecision> {
+/**
+ * Records the failure, tells the batch, and waits for a decision or the review timeout.
+ * `step`: the step of a multi-step item that waits (named to the batch and in the Web UI).
+ */
+export async function awaitReview(run: ItemRun, gate: ReviewGate, step?: string): Promise<ReviewDecision> {
   const { review } = run.spec;
   await loadOutputCheck();
   run.status = 'awaiting_review';
@@ -77,11 +83,14 @@ async function awaitReview(run: ItemRun, gate: ReviewGate): Promise<ReviewDecisi
     { key: ERROR_TYPE, value: errorType },
     { key: REVIEW_SINCE, value: since },
   ]);
-  const pending = { itemId: run.itemId, errorType, reason: shortReason(run.reviewReason), since: since.toISOString() };
+  const pending = { itemId: run.itemId, errorType, reason: shortReason(run.reviewReason), since: since.toISOString(), ...(step !== undefined ? { step } : {}) };
   await report(run.input, () => getExternalWorkflowHandle(run.input.parentWorkflowId!).signal(itemAwaitingSignal, pending));
   const deadline = new Date(since.getTime() + review.timeout).toISOString().replace(/\.\d+Z$/, 'Z');
-  setCurrentDetails(reviewDetailsMarkdown(run, errorType, deadline));
-  const decided = await condition(() => gate.decision !== null, review.timeout, { summary: `waiting for review (${errorType}); default ${review.defaultDecision} at ${deadline}` });
+  setCurrentDetails(reviewDetailsMarkdown(run, errorType, deadline, step));
+  const at = step !== undefined ? ` at step ${step}` : '';
+  const decided = await condition(() => gate.decision !== null, review.timeout, {
+    summary: `waiting for review${at} (${errorType}); default ${review.defaultDecision} at ${deadline}`,
+  });
   const decision = gate.take();
   run.status = 'failed';
   if (decided && decision) return decision;
@@ -89,7 +98,7 @@ async function awaitReview(run: ItemRun, gate: ReviewGate): Promise<ReviewDecisi
   return { decision: review.defaultDecision, note: 'review timeout' };
 }
 
-async function report(input: ItemInput, send: () => Promise<void>): Promise<void> {
+export async function report(input: ItemInput, send: () => Promise<void>): Promise<void> {
   if (!input.parentWorkflowId) return;
   try {
     await send();
@@ -100,12 +109,13 @@ async function report(input: ItemInput, send: () => Promise<void>): Promise<void
 }
 
 /** The Web UI's current details of an item waiting for review: why, the tiers tried, and how to decide it. */
-export function reviewDetailsMarkdown(run: ItemRun, errorType: string, deadline: string): string {
+export function reviewDetailsMarkdown(run: ItemRun, errorType: string, deadline: string, step?: string): string {
   const batch = run.input.parentWorkflowId ?? run.input.batchId;
   const id = JSON.stringify(run.itemId);
   const { defaultDecision } = run.spec.review;
+  const at = step !== undefined ? ` at step **${step}** (approve supplies this step's output; retry reruns from it)` : '';
   return [
-    `**waiting for review** (${errorType}); without a decision: ${defaultDecision} at ${deadline}`,
+    `**waiting for review**${at} (${errorType}); without a decision: ${defaultDecision} at ${deadline}`,
     `**why**: ${run.reviewReason.slice(0, 1_500)}`,
     `**decide** with the steadfast CLI:`,
     '```',

@@ -59,6 +59,47 @@ export function openAtKill(c: CallRecord, k: Kill): boolean {
   return c.endedAt === null || c.endedAt > k.at;
 }
 
+/** The item of a call key: `<id>` or, for a step of a multi-step item, `<id>#<step>`. */
+export function itemOfCall(key: string): string {
+  const i = key.indexOf('#');
+  return i < 0 ? key : key.slice(0, i);
+}
+
+/** The step of a call key (`<id>#<step>`), or null for a one-prompt item. */
+export function stepOfCall(key: string): string | null {
+  const i = key.indexOf('#');
+  return i < 0 ? null : key.slice(i + 1);
+}
+
+/**
+ * Per step of a multi-step batch: calls, calls beyond one per (item, step), those blamed on
+ * kills, and the calls of that step in flight at the kills, open at the provider or answered
+ * but not yet reported (the goal: blamed <= in flight).
+ */
+export function perStep(v: ChaosVerdict, calls: readonly CallRecord[]): Record<string, { calls: number; extra: number; extraAtKills: number; inFlightAtKills: number }> {
+  const out: Record<string, { calls: number; extra: number; extraAtKills: number; inFlightAtKills: number }> = {};
+  const at = (step: string) => (out[step] ??= { calls: 0, extra: 0, extraAtKills: 0, inFlightAtKills: 0 });
+  for (const c of calls) {
+    const step = c.itemId === null ? null : stepOfCall(c.itemId);
+    if (step !== null) at(step).calls++;
+  }
+  for (const d of v.extraDetails) {
+    const step = stepOfCall(d.itemId);
+    if (step === null) continue;
+    at(step).extra++;
+    if (d.cause === 'inFlightAtKill' || d.cause === 'answeredBeforeKill') at(step).extraAtKills++;
+    // An answer the killed worker had not reported yet was in flight as far as Temporal knew.
+    if (d.cause === 'answeredBeforeKill') at(step).inFlightAtKills++;
+  }
+  for (const k of v.kills) {
+    for (const id of k.inFlightItems) {
+      const step = stepOfCall(id);
+      if (step !== null) at(step).inFlightAtKills++;
+    }
+  }
+  return out;
+}
+
 export interface ChaosVerdict {
   items: number;
   rows: number;
@@ -159,7 +200,7 @@ export function analyze(o: { dbPath: string; batchId: string; itemIds: string[];
     const open = o.calls.filter((call) => openAtKill(call, recorded));
     const k: Kill = { ...recorded, inFlight: open.length, inFlightItems: open.flatMap((call) => (call.itemId ? [call.itemId] : [])) };
     const nextRow = created.find((t) => t > k.at);
-    const recovered = k.inFlightItems.map((id) => byItem.get(id)).map((r) => (r ? Date.parse(r.created_at) - k.at : null));
+    const recovered = k.inFlightItems.map((id) => byItem.get(itemOfCall(id))).map((r) => (r ? Date.parse(r.created_at) - k.at : null));
     return {
       ...k,
       answeredUnreported: c.answered,

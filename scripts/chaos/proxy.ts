@@ -10,7 +10,10 @@ import type { AddressInfo } from 'node:net';
 /** One LLM call as the proxy saw it. */
 export interface CallRecord {
   slot: string;
-  /** Item id parsed from the prompt (`Ticket <id> from ...`), or null. */
+  /**
+   * Item id parsed from the prompt (`Ticket <id> from ...`), or null. A multi-step prompt
+   * that names its step (`Step <name>:`) gives `<id>#<name>`: each step is its own call to count.
+   */
   itemId: string | null;
   startedAt: number;
   /** When the answer was fully sent back, or the caller went away; null while open. */
@@ -31,13 +34,17 @@ export interface CountingProxy {
 }
 
 const ITEM_RE = /Ticket (\S+) from/;
+const STEP_RE = /\bStep (\w+):/;
 
 function itemOf(body: string): string | null {
   try {
     const parsed = JSON.parse(body) as { messages?: { role: string; content: unknown }[] };
     for (const m of parsed.messages ?? []) {
       const hit = typeof m.content === 'string' ? ITEM_RE.exec(m.content) : null;
-      if (hit?.[1]) return hit[1];
+      if (hit?.[1]) {
+        const step = STEP_RE.exec(m.content as string)?.[1];
+        return step ? `${hit[1]}#${step}` : hit[1];
+      }
     }
   } catch {
     // not JSON: no item

@@ -114,6 +114,7 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
       .option('--all', 'decide every item awaiting review (narrow it with --error-type and --since)')
       .option('--error-type <type>', 'with --all: only items waiting because of this error type, e.g. AuthFailed')
       .option('--since <age>', 'with --all: only items waiting at least this long (30m, 2h, 1d) or since this ISO time or earlier')
+      .option('--step <name>', 'with --all: only items waiting at this step of a multi-step pipeline')
       .option('--signal', 'send the review signal (fire-and-forget) instead of the Update that confirms or rejects')
       .addOption(new Option('--timeout <seconds>', 'how long to wait for the batch to accept or reject').default(30).argParser(positiveSeconds))
       .action(async (batchId: string, itemId: string | undefined, opts: DecisionOptions & BulkOptions, c2: Command) => {
@@ -124,7 +125,7 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
           return;
         }
         if (itemId === undefined) throw usageError(`review ${name} needs an item id, or --all for every item awaiting review`);
-        if (opts.errorType !== undefined || opts.since !== undefined) throw usageError('--error-type and --since go with --all');
+        if (opts.errorType !== undefined || opts.since !== undefined || opts.step !== undefined) throw usageError('--error-type, --since and --step go with --all');
         done(await withClient(c, (client) => reviewDecisionCommand(client, c, batchId, itemId, name, opts, io)));
       });
   };
@@ -192,9 +193,11 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
     .addOption(new Option('-f, --format <format>', 'output format').choices(EXPORT_FORMATS).default('jsonl'))
     .option('--failed', 'the dead-letter list: failed, awaiting-review and skipped items with their error context')
     .option('-o, --out <file>', 'write to a file instead of stdout')
+    .option('--step <name>', "multi-step pipelines: one step's results per item (status, tier, model, attempts, tokens, cost, output)")
     .option('--merged', 'one row per item over the batch and all its re-runs: the latest good result, else the latest row, with fromBatch')
-    .action(async (batchId: string, opts: { format: ExportFormat; failed?: boolean; out?: string; merged?: boolean }, cmd: Command) => {
+    .action(async (batchId: string, opts: { format: ExportFormat; failed?: boolean; out?: string; merged?: boolean; step?: string }, cmd: Command) => {
       const c = config(cmd);
+      if (opts.step !== undefined && (opts.failed || opts.merged)) throw usageError('--step goes with neither --failed nor --merged');
       if (opts.merged) {
         if (opts.failed) throw usageError('--merged and --failed do not go together');
         await withClient(c, async (client) => {
@@ -206,7 +209,7 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
         done(ExitCode.Ok);
         return;
       }
-      await exportBatch(c, batchId, { format: opts.format, failed: Boolean(opts.failed), out: opts.out }, (msg) => io.err(`${msg}\n`));
+      await exportBatch(c, batchId, { format: opts.format, failed: Boolean(opts.failed), out: opts.out, step: opts.step }, (msg) => io.err(`${msg}\n`));
       done(ExitCode.Ok);
     });
 

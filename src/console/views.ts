@@ -218,7 +218,7 @@ export function queueFragment(entries: QueueEntry[], selected: Set<string>, now:
       <td><input type="checkbox" class="sel" name="sel" value="${key}" id="${domId(key)}" aria-label="${`Select ${e.itemId}`}" ${selected.has(key) ? 'checked' : ''} /></td>
       <td><a href="#detail" class="open" hx-get="/fragments/item?${q}" hx-target="#detail" hx-swap="innerHTML">${e.itemId}</a></td>
       <td>${e.batchId}</td>
-      <td>${e.errorType}</td>
+      <td>${e.errorType}${e.step !== undefined ? html` <span class="muted">at step ${e.step}</span>` : ''}</td>
       <td>${ago((now - Date.parse(e.since)) / 1_000)}</td>
       <td class="reason" title="${e.reason}">${e.reason.length > 120 ? `${e.reason.slice(0, 120)}...` : e.reason}</td>
     </tr>`;
@@ -250,6 +250,27 @@ export function itemStatusFragment(d: ReviewDetails, q: string, pollSeconds: num
   </p>`;
 }
 
+/** A multi-step item: the step it waits at (decisions apply to it) and the outputs of the steps before. */
+function stepFragment(st: NonNullable<ReviewDetails['step']>): Html {
+  return html`<p class="step">
+      Waits at step <strong>${st.name}</strong> (${st.index + 1} of ${st.of}): approve supplies this step's output, retry reruns this step with the earlier outputs kept.
+    </p>
+    ${
+      st.earlier.length
+        ? html`<details>
+            <summary><h3>Earlier steps</h3></summary>
+            <dl class="fields">
+              ${st.earlier.map(
+                (e) =>
+                  html`<dt>${e.name} <span class="badge">${e.status}</span></dt>
+                    <dd><pre>${e.output ?? ''}</pre></dd>`,
+              )}
+            </dl>
+          </details>`
+        : ''
+    }`;
+}
+
 /** One item: input, prompt, attempts, best output with the schema's errors, and the three decisions. */
 export function itemFragment(d: ReviewDetails, pollSeconds: number): Html {
   const q = new URLSearchParams({ batch: d.batchId, item: d.itemId }).toString();
@@ -260,6 +281,7 @@ export function itemFragment(d: ReviewDetails, pollSeconds: number): Html {
     <h2 id="item-heading">Item ${d.itemId} <span class="muted">of batch ${d.batchId}</span></h2>
     ${itemStatusFragment(d, q, pollSeconds)}
     ${d.lastError ? html`<p class="error"><strong>${d.lastError.type}</strong>${d.lastError.provider ? ` on ${d.lastError.provider}` : ''}: ${d.lastError.message}</p>` : ''}
+    ${d.step ? stepFragment(d.step) : ''}
     <details open>
       <summary><h3>Input fields</h3></summary>
       <dl class="fields">

@@ -81,8 +81,14 @@ async function main(): Promise<void> {
         .query(progressQuery)
         .then((p) => {
           const done = p.succeeded + p.failed + p.skipped + p.approved;
+          // A multi-step pipeline: where the running items are, step by step.
+          const steps = p.steps
+            ? `; steps: ${Object.entries(p.steps)
+                .map(([n, c]) => `${n} ${c.running}${c.awaitingReview ? ` (review ${c.awaitingReview})` : ''}`)
+                .join(', ')}`
+            : '';
           say(
-            `progress ${done}/${p.total ?? '?'} done (${p.succeeded} ok, ${p.failed} failed, ${p.awaitingReviewCount} awaiting review), ${p.running} running, ${p.ratePerMinute}/min`,
+            `progress ${done}/${p.total ?? '?'} done (${p.succeeded} ok, ${p.failed} failed, ${p.awaitingReviewCount} awaiting review), ${p.running} running, ${p.ratePerMinute}/min${steps}`,
           );
         })
         .catch(() => undefined);
@@ -107,7 +113,7 @@ async function main(): Promise<void> {
   await connection.close();
 }
 
-const USAGE = `usage: npm run demo [-- batch.json]   (./sf demo on a fresh machine)
+const USAGE = `usage: npm run demo [-- batch.json]   (./sf demo on a fresh machine; npm run demo:steps for the multi-step example)
   One batch end to end: starts the local Temporal dev server unless one answers (on a local plaintext
   address), the fault-injecting provider (STEADFAST_DEMO_PROFILE, default flaky) unless one runs on
   STEADFAST_SIMULATED_PROVIDER_URL, and a worker in this process; results in STEADFAST_DB_PATH or DATABASE_URL.

@@ -13,7 +13,7 @@ import { PipelineSpec } from '../shared/spec.ts';
 /** Description and example of each field, by path (`providers[].pricing.inputPerMTok`). */
 export const FIELDS: Record<string, [description: string, example: string]> = {
   name: ['Name of the pipeline, shown in summaries and logs.', '"ticket-triage"'],
-  prompt: ['The prompt: an optional system message and the user template.', '{ "template": "Classify: {{text}}" }'],
+  prompt: ['The prompt: an optional system message and the user template. Required unless `steps` are given (then each step has its own).', '{ "template": "Classify: {{text}}" }'],
   'prompt.system': [
     'System message; `{{field}}` placeholders are filled from the item. Shared by every item (prompt-cached on Anthropic).',
     '"You are a support triage assistant."',
@@ -28,6 +28,36 @@ export const FIELDS: Record<string, [description: string, example: string]> = {
     'JSON Schema the parsed answer must satisfy, validated by Ajv with ajv-formats. Drafts 07, 2019-09 and 2020-12 (`$schema`; without one, 2020-12). An unusable schema, an unknown keyword or format, or a dangling `$ref` fails the batch at once. Sent to OpenAI with `strict: true` when it is inside the strict subset, else `strict: false`.',
     '{ "type": "object", "properties": { "label": { "enum": ["billing", "other"] } }, "required": ["label"], "additionalProperties": false }',
   ],
+  steps: [
+    "A multi-step pipeline instead of `prompt` and `output`: 1 to 10 steps run in order for each item, each step's validated output feeding the later steps. Each step may override the pipeline's `providers`, `retry`, `truncation` and `repair`. A finished step is never called again; a step that fails for good waits for review at that step. See docs/pipelines.md.",
+    '[{ "name": "extract", "prompt": { "template": "Extract: {{text}}" }, "output": { "format": "json", "schema": { "type": "object" } } }, { "name": "note", "prompt": { "template": "Note on {{steps.extract.total}}" } }]',
+  ],
+  'steps[].name': ['Name of the step (letters, digits, `_`; unique): `{{steps.<name>.field}}` in later templates, `steps.<name>` in `when`, `export --step <name>`.', '"extract"'],
+  'steps[].prompt': [
+    "The step's prompt, as `prompt`: `{{field}}` reads the item, `{{steps.<name>.field}}` (or `{{steps.<name>}}` for a text output) an earlier step's output. Naming a later or unknown step fails the spec.",
+    '{ "template": "Classify {{steps.extract.vendor}}: {{text}}" }',
+  ],
+  'steps[].output': [
+    "The step's output, as `output` (`format`, `schema`). The item's final output is the output of the last step that ran.",
+    '{ "format": "json", "schema": { "type": "object" } }',
+  ],
+  'steps[].when': [
+    'Condition on the item and earlier outputs; the step is skipped (status `skipped`, output null) when it is false. Comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`), `and`/`or`/`not`, parentheses, paths `steps.<earlier step>.<field>` and `item.<field>`, number, string, `true`/`false`/`null` literals. Checked with the spec: an error names the step and the position. Grammar: docs/pipelines.md.',
+    '"steps.extract.total >= 100 and steps.classify.category != \\"other\\""',
+  ],
+  'steps[].providers': [
+    "The step's own provider chain (fields as `providers[]`); its tiers have their own circuit state, not the batch's breakers. Default: the pipeline's `providers`.",
+    '[{ "name": "writer", "kind": "anthropic", "model": "claude-haiku-4-5" }]',
+  ],
+  'steps[].retry': ["Overrides of the pipeline's `retry` for this step; fields left out keep the pipeline's.", '{ "maxAttempts": 2 }'],
+  'steps[].retry.maxAttempts': ['Attempts per tier of this step.', '2'],
+  'steps[].retry.initialInterval': ['First retry delay of this step.', '"1s"'],
+  'steps[].retry.maxInterval': ['Longest retry delay of this step.', '"30s"'],
+  'steps[].retry.backoffCoefficient': ['Backoff factor of this step.', '2'],
+  'steps[].truncation': ["The step's `truncation` (default: the pipeline's).", '{ "strategy": "fail" }'],
+  'steps[].truncation.strategy': ['As `truncation.strategy`, for this step.', '"larger-model"'],
+  'steps[].repair': ["The step's `repair` (default: the pipeline's).", '{ "maxRepairs": 0 }'],
+  'steps[].repair.maxRepairs': ['As `repair.maxRepairs`, for this step.', '1'],
   input: ['Checks on each item before any call.', '{ "required": ["text"] }'],
   'input.required': ["Fields every item must have besides `id` (the template's placeholders are required too).", '["text", "customer"]'],
   'input.maxChars': ['Largest item, in characters of its JSON; a larger item goes to review as InvalidItem.', '20000'],
@@ -113,6 +143,9 @@ interface Node {
   exclusiveMinimum?: number;
 }
 
+/** Fields whose sub-fields are not listed again (they repeat `prompt`, `output` and `providers[]`). */
+const LEAVES = ['steps[].prompt', 'steps[].output', 'steps[].providers'];
+
 /** Every field of the spec as (path, node, required), depth first. */
 export function specFields(): Array<{ path: string; node: Node; required: boolean }> {
   const root = z.toJSONSchema(PipelineSpec, { io: 'input', unrepresentable: 'any' }) as Node;
@@ -121,6 +154,8 @@ export function specFields(): Array<{ path: string; node: Node; required: boolea
     for (const [k, child] of Object.entries(n.properties ?? {})) {
       const path = prefix ? `${prefix}.${k}` : k;
       out.push({ path, node: child, required: (n.required ?? []).includes(k) });
+      // A step's prompt, output and providers have the fields of the top-level ones, documented there.
+      if (LEAVES.includes(path)) continue;
       if (child.properties) walk(child, path);
       if (child.items?.properties) walk(child.items, `${path}[]`);
     }

@@ -39,6 +39,8 @@ export interface PendingReview {
   errorType: string;
   reason: string;
   since: string;
+  /** The step it waits at (multi-step pipelines). */
+  step?: string;
 }
 
 export interface Progress {
@@ -69,6 +71,8 @@ export interface Progress {
   pausedReason: string | null;
   circuits: Record<string, { state: 'closed' | 'open' | 'half_open'; failures: number; openUntil: string | null }>;
   runs: number;
+  /** Multi-step pipelines: per step, the items working on it and those awaiting review at it. */
+  steps?: Record<string, { running: number; awaitingReview: number }>;
 }
 
 /** Item → batch: the item is finished (or waits for review). Addressed by workflow id, so it survives continue-as-new. */
@@ -103,6 +107,8 @@ export interface ReviewFilter {
   since?: string;
   /** Only these items. */
   itemIds?: string[];
+  /** Only items waiting at this step (multi-step pipelines). */
+  step?: string;
 }
 
 /** A decision for every item awaiting review that matches `filter` (on the batch workflow). */
@@ -198,6 +204,8 @@ export interface ReviewDetails {
   secretFields: string[];
   retried: number;
   review: ReviewRecord | null;
+  /** Multi-step pipelines: the step the item waits at, and the outputs of the steps before it (clipped). */
+  step?: { name: string; index: number; of: number; earlier: { name: string; status: string; output: string | null }[] };
 }
 
 /** The last decision an item received, kept in its row (`review` column). */
@@ -211,7 +219,10 @@ export interface ReviewRecord {
 /** Item: what a reviewer needs, bounded in size (see src/shared/review-details.ts). */
 export const reviewDetailsQuery = defineQuery<ReviewDetails>('reviewDetails');
 
-export const itemStateQuery = defineQuery<{ status: string; errorType: string | null; reason: string | null; tier: number | null }>('itemState');
+export const itemStateQuery = defineQuery<{ status: string; errorType: string | null; reason: string | null; tier: number | null; step?: string }>('itemState');
+
+/** Item -> batch: a multi-step item moved on to a later step (progress shows where each item is). */
+export const itemStepSignal = defineSignal<[{ itemId: string; step: string }]>('itemStep');
 
 /**
  * What each handler does, shown in the Web UI's signal, query and update dialogs. Internal
@@ -221,6 +232,7 @@ export const HANDLER_DESCRIPTIONS: Record<string, string> = {
   itemDone: 'Internal (item -> batch): the item finished and persisted its row. Do not send by hand.',
   itemCallDone: "Internal (activity -> batch): an item's LLM call succeeded; its slot is free. Do not send by hand.",
   itemAwaitingReview: 'Internal (item -> batch): the item failed for good and waits for a person. Do not send by hand.',
+  itemStep: 'Internal (item -> batch): a multi-step item started its next step. Do not send by hand.',
   tierResult: 'Internal (item -> batch): a provider fault on a tier, for the circuit breakers. Do not send by hand.',
   circuits: 'Internal (batch -> item): tiers closed by the circuit breakers. Do not send by hand.',
   review:
@@ -231,7 +243,7 @@ export const HANDLER_DESCRIPTIONS: Record<string, string> = {
   resume: 'Resume a batch paused after too many consecutive failures.',
   progress: 'Counts by state (running apart from awaiting review), rate, ETA, circuits, and the first 50 items awaiting review.',
   reviewQueue: 'A page of the items awaiting review, oldest first: {"offset"?:0,"limit"?:1000}; answers {items, total, next}.',
-  itemState: "The item's status, error type, reason and tier.",
+  itemState: "The item's status, error type, reason and tier (and, in a multi-step pipeline, its step).",
   reviewDetails: 'What a reviewer needs: input fields (secret ones masked), calls, best output, schema errors.',
 };
 

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { MAX_BATCH_ID_CHARS, MAX_ITEM_ID_CHARS } from './tiers.ts';
 import { schemaProblem } from './validate.ts';
+import { parseWhen } from './when.ts';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -84,58 +85,131 @@ export const ProviderSpec = z
 export type ProviderSpec = z.output<typeof ProviderSpec>;
 export type ProviderSpecInput = z.input<typeof ProviderSpec>;
 
+const Prompt = z
+  .object({
+    system: z.string().optional(),
+    /** `{{field}}` placeholders are replaced with the item's fields. */
+    template: z.string().min(1),
+  })
+  .strict();
+
+const Output = z
+  .object({
+    format: z.enum(['text', 'json']).default('text'),
+    /** JSON Schema the parsed output must satisfy (format `json`): drafts 07, 2019-09, 2020-12 (the default). */
+    schema: z
+      .record(z.string(), z.unknown())
+      .superRefine((schema, ctx) => {
+        // Compiled here (and cached) so an unusable schema fails the batch before any item runs.
+        const problem = schemaProblem(schema);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem.replace(/^output\.schema /, '') });
+      })
+      .optional(),
+  })
+  .strict();
+
+const Retry = z
+  .object({
+    /** Attempts per tier before it is left for the next. @default 5 */
+    maxAttempts: z.number().int().min(1).max(100).default(5),
+    initialInterval: Duration.default(1_000),
+    maxInterval: Duration.default(60_000),
+    backoffCoefficient: z.number().min(1).max(10).default(2),
+  })
+  .strict();
+
+const Truncation = z
+  .object({
+    /** `truncate` the messages, or move to a `larger-model` tier first, or `fail` to review. */
+    strategy: z.enum(['truncate', 'larger-model', 'fail']).default('truncate'),
+  })
+  .strict();
+
+const Repair = z.object({ maxRepairs: z.number().int().min(0).max(10).default(2) }).strict();
+
+/** Most steps a pipeline may have. */
+export const MAX_STEPS = 10;
+
+/** One step of a multi-step pipeline; omitted settings are the pipeline's. */
+export const Step = z
+  .object({
+    /** Name of the step: `{{steps.<name>.field}}` in later templates, `steps.<name>` in conditions, `--step` in exports. */
+    name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,39}$/, 'a name of letters, digits and _ (at most 40), starting with a letter or _'),
+    prompt: Prompt,
+    output: Output.default({ format: 'text' }),
+    /** Condition on the item and earlier outputs; the step is skipped when it is false (when-expressions in src/shared/when.ts). */
+    when: z.string().min(1).optional(),
+    /** The step's own provider chain (its tiers have no circuit breaker shared with the batch). @default the pipeline's */
+    providers: z.array(ProviderSpec).min(1, 'at least one provider').max(5).optional(),
+    /** Overrides of the pipeline's retry settings; fields left out keep the pipeline's. */
+    retry: z
+      .object({
+        maxAttempts: z.number().int().min(1).max(100).optional(),
+        initialInterval: Duration.optional(),
+        maxInterval: Duration.optional(),
+        backoffCoefficient: z.number().min(1).max(10).optional(),
+      })
+      .strict()
+      .optional(),
+    truncation: Truncation.optional(),
+    repair: Repair.optional(),
+  })
+  .strict();
+export type Step = z.output<typeof Step>;
+
+/** The rules across fields of a spec: `prompt` or `steps`, unique step names, conditions that parse. */
+function checkSteps(s: { prompt?: unknown; output: { format: string; schema?: unknown }; steps?: Step[] | undefined }, ctx: z.RefinementCtx): void {
+  if (!s.steps) {
+    if (s.prompt === undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'a prompt is required (or give "steps")' });
+    return;
+  }
+  if (s.prompt !== undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'give either "prompt" or "steps", not both (each step has its own prompt)' });
+  if (s.output.format !== 'text' || s.output.schema !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['output'], message: 'with "steps" each step has its own output; remove the top-level output' });
+  const names: string[] = [];
+  s.steps.forEach((step, i) => {
+    if (names.includes(step.name)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'name'], message: `step name ${JSON.stringify(step.name)} is used twice` });
+    for (const ref of stepRefs(`${step.prompt.system ?? ''} ${step.prompt.template}`)) {
+      if (!names.includes(ref))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['steps', i, 'prompt'],
+          message: `{{steps.${ref}...}} does not name an earlier step (${names.length > 0 ? `earlier steps: ${names.join(', ')}` : 'this is the first step'})`,
+        });
+    }
+    if (step.when !== undefined) {
+      try {
+        parseWhen(step.when, names);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['steps', i, 'when'], message: `step ${JSON.stringify(step.name)}: ${err instanceof Error ? err.message : String(err)}` });
+      }
+    }
+    names.push(step.name);
+  });
+}
+
+/** The step names a template's `{{steps.<name>...}}` placeholders refer to. */
+export function stepRefs(template: string): string[] {
+  return [...template.matchAll(/\{\{\s*steps\.([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+}
+
 export const PipelineSpec = z
   .object({
     name: z.string().min(1).default('pipeline'),
-    prompt: z
-      .object({
-        system: z.string().optional(),
-        /** `{{field}}` placeholders are replaced with the item's fields. */
-        template: z.string().min(1),
-      })
-      .strict(),
-    output: z
-      .object({
-        format: z.enum(['text', 'json']).default('text'),
-        /** JSON Schema the parsed output must satisfy (format `json`): drafts 07, 2019-09, 2020-12 (the default). */
-        schema: z
-          .record(z.string(), z.unknown())
-          .superRefine((schema, ctx) => {
-            // Compiled here (and cached) so an unusable schema fails the batch before any item runs.
-            const problem = schemaProblem(schema);
-            if (problem) ctx.addIssue({ code: 'custom', message: problem.replace(/^output\.schema /, '') });
-          })
-          .optional(),
-      })
-      .strict()
-      .default({ format: 'text' }),
+    /** Required unless `steps` are given. */
+    prompt: Prompt.optional(),
+    output: Output.default({ format: 'text' }),
+    /** A multi-step pipeline: the steps in order (instead of `prompt` and `output`); see pipeline-steps.ts. */
+    steps: z.array(Step).min(1).max(MAX_STEPS).optional(),
     /** Fields every item must have besides `id`; the template's placeholders are required too. */
     input: z
       .object({ required: z.array(z.string().min(1)).default([]), maxChars: z.number().int().positive().optional() })
       .strict()
       .default({ required: [] }),
     providers: z.array(ProviderSpec).min(1, 'at least one provider').max(5),
-    retry: z
-      .object({
-        /** Attempts per tier before it is left for the next. @default 5 */
-        maxAttempts: z.number().int().min(1).max(100).default(5),
-        initialInterval: Duration.default(1_000),
-        maxInterval: Duration.default(60_000),
-        backoffCoefficient: z.number().min(1).max(10).default(2),
-      })
-      .strict()
-      .default({ maxAttempts: 5, initialInterval: 1_000, maxInterval: 60_000, backoffCoefficient: 2 }),
-    truncation: z
-      .object({
-        /** `truncate` the messages, or move to a `larger-model` tier first, or `fail` to review. */
-        strategy: z.enum(['truncate', 'larger-model', 'fail']).default('truncate'),
-      })
-      .strict()
-      .default({ strategy: 'truncate' }),
-    repair: z
-      .object({ maxRepairs: z.number().int().min(0).max(10).default(2) })
-      .strict()
-      .default({ maxRepairs: 2 }),
+    retry: Retry.default({ maxAttempts: 5, initialInterval: 1_000, maxInterval: 60_000, backoffCoefficient: 2 }),
+    truncation: Truncation.default({ strategy: 'truncate' }),
+    repair: Repair.default({ maxRepairs: 2 }),
     review: z
       .object({
         /** How long a failed item waits for a human. @default 7d */
@@ -184,7 +258,8 @@ export const PipelineSpec = z
     /** Item fields that are secret: scrubbed from logs, errors and the results store. */
     secretFields: z.array(z.string()).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine(checkSteps);
 export type PipelineSpec = z.output<typeof PipelineSpec>;
 export type PipelineSpecInput = z.input<typeof PipelineSpec>;
 

@@ -28,6 +28,11 @@ function asText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+/** The prompt a spec renders: its own, or (a multi-step spec) its first step's. */
+export function promptOf(spec: PipelineSpec): { system?: string | undefined; template: string } {
+  return spec.prompt ?? spec.steps?.[0]?.prompt ?? { template: '' };
+}
+
 /**
  * Checks an item against the spec: required fields and every placeholder present,
  * and the size limit. Returns the problems, each naming the field; empty when valid.
@@ -36,7 +41,10 @@ export function validateItem(item: Item, spec: PipelineSpec): string[] {
   const problems: string[] = [];
   const invalid = item[INVALID_LINE_FIELD];
   if (typeof invalid === 'string') return [invalid];
-  const fields = new Set([...spec.input.required, ...placeholders(spec.prompt.template), ...placeholders(spec.prompt.system ?? '')]);
+  // A multi-step spec (checked before it runs, e.g. by the CLI): the item fields of every step; `steps.*` are outputs.
+  const prompts = spec.steps ? spec.steps.map((st) => st.prompt) : [promptOf(spec)];
+  const used = prompts.flatMap((p) => [...placeholders(p.template), ...placeholders(p.system ?? '')]).filter((f) => !(spec.steps && f.startsWith('steps.')));
+  const fields = new Set([...spec.input.required, ...used]);
   for (const f of fields) {
     const v = lookup(item, f);
     if (v === undefined || v === null) problems.push(`item ${item.id}: field "${f}" is missing`);
@@ -53,7 +61,8 @@ export function validateItem(item: Item, spec: PipelineSpec): string[] {
 export function renderMessages(spec: PipelineSpec, item: Item): ChatMessage[] {
   const fill = (t: string) => t.replace(PLACEHOLDER, (_m, path: string) => asText(lookup(item, path) ?? ''));
   const messages: ChatMessage[] = [];
-  if (spec.prompt.system) messages.push({ role: 'system', content: fill(spec.prompt.system) });
-  messages.push({ role: 'user', content: fill(spec.prompt.template) });
+  const prompt = promptOf(spec);
+  if (prompt.system) messages.push({ role: 'system', content: fill(prompt.system) });
+  messages.push({ role: 'user', content: fill(prompt.template) });
   return messages;
 }

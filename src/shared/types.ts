@@ -4,6 +4,7 @@
 import type { FailureType } from './failures.ts';
 import type { ReviewRecord } from './messages.ts';
 import type { Item, PipelineSpec, ProviderSpec } from './spec.ts';
+import type { StepBrief, StepResult, StepStats } from './pipeline-steps.ts';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -28,6 +29,8 @@ export interface LlmRequest {
   reportTo?: string;
   /** Values of the item's secret fields: redacted from the answer and from failure messages. */
   secretValues?: string[];
+  /** The step of a multi-step pipeline this call belongs to (a metric label). */
+  step?: string;
 }
 
 export interface TokenUsage {
@@ -152,6 +155,8 @@ export interface ResultRecord {
   review?: ReviewRecord | null;
   /** Which endpoint gave the stored answer; null when no call answered. */
   endpoint?: EndpointInfo | null;
+  /** A multi-step item's steps in order, each with its output and figures; absent for one-prompt pipelines. */
+  steps?: StepResult[] | null;
 }
 
 /** Input of the `itemPipeline` child workflow. */
@@ -183,6 +188,8 @@ export interface ItemOutcome {
   rateLimit?: RateLimitInfo;
   /** Which endpoint gave the item's answer. */
   endpoint?: EndpointInfo;
+  /** A multi-step item's figures per step (no outputs: the batch only counts). */
+  steps?: StepBrief[];
 }
 
 /** A Slack-compatible alert. */
@@ -223,6 +230,8 @@ export interface BatchSummary {
   cancelled?: number;
   /** Items never started because the batch was cancelled or stopped (no row); null when the source was not read to its end. */
   notStarted?: number | null;
+  /** Multi-step pipelines: tokens, cost, reviews, failures and fallbacks per step. */
+  steps?: Record<string, StepStats>;
   /** The cancel's reason and what happened to the batch's rows. */
   cancel?: { reason: string; rollback: 'none' | 'mark' | 'delete'; rowsRolledBack: number };
 }

@@ -3,9 +3,9 @@
  * upserts, monotonic status, scrubbed secrets, idempotent migrations.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities, openStore } from '../../activities/index.ts';
 import type { ResultStore } from '../../activities/index.ts';
-import { loadMigrations } from '../../activities/store.ts';
+import { COLUMNS, loadMigrations, rowValues } from '../../activities/store.ts';
 import type { ResultRecord } from '../../src/shared/types.ts';
 import { createTempDatabase, testDatabaseUrl } from '../support/postgres.ts';
 
@@ -28,7 +28,7 @@ interface Target {
   /** A store on the shared database of this dialect. */
   open(): Promise<ResultStore>;
   /** A fresh, empty database: `open` stores on it, `migrations()` reads its schema_migrations. */
-  fresh(): Promise<{ open(): Promise<ResultStore>; migrations(): Promise<string[]>; drop(): Promise<void> }>;
+  fresh(): Promise<{ open(): Promise<ResultStore>; migrations(): Promise<string[]>; exec(sql: string, params?: string[]): Promise<void>; drop(): Promise<void> }>;
 }
 
 const sqlitePath = join(dir, 'shared', 'results.db');
@@ -52,6 +52,16 @@ const targets: Target[] = [
             db.close();
           }
         },
+        async exec(sql: string, params: string[] = []) {
+          mkdirSync(dirname(path), { recursive: true });
+          const db = new DatabaseSync(path);
+          try {
+            if (params.length === 0) db.exec(sql);
+            else db.prepare(sql).run(...params);
+          } finally {
+            db.close();
+          }
+        },
         drop: async () => undefined,
       };
     },
@@ -69,6 +79,15 @@ const targets: Target[] = [
           await c.connect();
           try {
             return (await c.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
+          } finally {
+            await c.end();
+          }
+        },
+        async exec(sql: string, params: string[] = []) {
+          const c = new pg.Client({ connectionString: tmp.url });
+          await c.connect();
+          try {
+            await c.query(sql, params);
           } finally {
             await c.end();
           }
@@ -257,6 +276,61 @@ for (const t of targets) {
         expect(await quiet().run(acts.countResults, b)).toBe(1);
       } finally {
         await store.close();
+      }
+    });
+
+    it('upgrades a database written before per-step results (004) without losing or rewriting its rows', async () => {
+      const db = await t.fresh();
+      try {
+        // The schema as the previous release left it: migrations 001-004 applied, one row in it.
+        await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+        for (const m of loadMigrations().filter((x) => x.version < '005')) {
+          await db.exec(m.sql);
+          await db.exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (${t.name === 'sqlite' ? '?, ?' : '$1, $2'})`, [m.version, '2026-01-01T00:00:00Z']);
+        }
+        const old = record('up', 'old', { endpoint: { vendor: 'openai', host: 'api.openai.com', simulated: false } });
+        // The row as the previous release wrote it: every column but steps.
+        const cols = COLUMNS.filter((c) => c !== 'steps');
+        const values = rowValues(old, '2026-01-01T00:00:00Z').filter((_, i) => COLUMNS[i] !== 'steps');
+        const ph = (i: number) => (t.name === 'sqlite' ? '?' : `$${i + 1}`);
+        await db.exec(
+          `INSERT INTO results (${cols.join(', ')}, write_count) VALUES (${cols.map((_, i) => ph(i)).join(', ')}, 1)`,
+          values.map((v) => (v === null ? null : String(v))) as string[],
+        );
+        const store = await db.open();
+        try {
+          expect(await db.migrations()).toEqual(VERSIONS);
+          expect(await store.list('up')).toEqual([old]);
+          // The same record again is no write: the idempotency hash of a row without steps did not change.
+          expect(await store.upsert(old)).toBe('unchanged');
+          expect(await store.writeCount('up', 'old')).toBe(1);
+          const steps = [
+            {
+              name: 'a',
+              status: 'succeeded' as const,
+              output: { x: 1 },
+              tier: 0,
+              provider: 'p',
+              model: 'm',
+              attempts: 1,
+              inputTokens: 3,
+              outputTokens: 2,
+              costUsd: 0,
+              truncated: false,
+              reviewed: false,
+              errorType: null,
+            },
+          ];
+          expect(await store.upsert(record('up', 'multi', { steps }))).toBe('inserted');
+          const rows = await store.list('up');
+          expect(rows.map((r) => r.itemId)).toEqual(['multi', 'old']);
+          expect(rows[1]).not.toHaveProperty('steps');
+          expect(rows[0]!.steps).toEqual(steps);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await db.drop();
       }
     });
 

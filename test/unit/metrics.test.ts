@@ -179,6 +179,25 @@ describe('callLlm metrics', () => {
     expect(m.of(METRICS.fallbacks.name).map((e) => e.tags)).toEqual([{ provider: 'secondary', model: 'gpt-4o', tier: '1' }]);
   });
 
+  it('counts the calls of a multi-step pipeline per step as well: outcome, fallbacks, tokens and cost', async () => {
+    const m = new RecordingMeter();
+    const ok: LlmResult = await env(m).run(rig.acts.callLlm, { ...request(spec({ name: 'secondary', model: 'gpt-4o' }), 1), step: 'classify' });
+    rig.fault = 'rate_limit';
+    await settle(env(m).run(rig.acts.callLlm, { ...request(spec()), step: 'extract' }));
+    // A one-prompt call has no step: it adds nothing to the per-step series.
+    rig.fault = undefined;
+    await env(m).run(rig.acts.callLlm, request(spec()));
+    expect(m.of(METRICS.stepCalls.name).map((e) => e.tags)).toEqual([
+      { step: 'classify', provider: 'secondary', outcome: 'ok' },
+      { step: 'extract', provider: 'primary', outcome: FailureType.RateLimited },
+    ]);
+    expect(m.of(METRICS.stepFallbacks.name).map((e) => e.tags)).toEqual([{ step: 'classify', provider: 'secondary' }]);
+    expect(m.sum(METRICS.stepTokens.name, { step: 'classify', direction: 'in' })).toBe(ok.usage.inputTokens);
+    expect(m.sum(METRICS.stepTokens.name, { step: 'classify', direction: 'out' })).toBe(ok.usage.outputTokens);
+    expect(m.sum(METRICS.stepCost.name, { step: 'classify' })).toBeCloseTo(ok.costUsd, 12);
+    expect(m.of(METRICS.stepTokens.name).every((e) => e.tags.step === 'classify')).toBe(true);
+  });
+
   it('counts a call cancelled by the workflow as Cancelled', async () => {
     const m = new RecordingMeter();
     rig.fault = 'hang';

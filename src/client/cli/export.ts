@@ -127,33 +127,89 @@ export interface ExportOptions {
   format: ExportFormat;
   /** The dead-letter list instead of every row. */
   failed: boolean;
+  /** Multi-step pipelines: one step's results per item instead of whole rows. */
+  step?: string | undefined;
+}
+
+/** What a CSV export shows of each step, as `<step>.<field>` columns after the row's own. */
+export const STEP_FIELDS = ['status', 'provider', 'model', 'tier', 'attempts', 'inputTokens', 'outputTokens', 'costUsd', 'output'] as const;
+
+/** Columns of `export --step NAME` (CSV, and the keys of each JSONL line). */
+export const STEP_COLUMNS = ['batchId', 'itemId', 'itemStatus', 'step', ...STEP_FIELDS, 'errorType'] as const;
+
+/** The step names in the rows, in order of first appearance (a step no item reached does not appear). */
+export function stepNamesOf(records: readonly ResultRecord[]): string[] {
+  const names: string[] = [];
+  for (const r of records) for (const st of r.steps ?? []) if (!names.includes(st.name)) names.push(st.name);
+  return names;
+}
+
+/** One step of a row as `export --step` writes it; null when the item did not reach the step. */
+export function stepRow(r: ResultRecord, step: string): Record<(typeof STEP_COLUMNS)[number], unknown> | null {
+  const st = r.steps?.find((x) => x.name === step);
+  if (!st) return null;
+  return {
+    batchId: r.batchId,
+    itemId: r.itemId,
+    itemStatus: r.status,
+    step,
+    status: st.status,
+    provider: st.provider,
+    model: st.model,
+    tier: st.tier,
+    attempts: st.attempts,
+    inputTokens: st.inputTokens,
+    outputTokens: st.outputTokens,
+    costUsd: st.costUsd,
+    output: st.output,
+    errorType: st.errorType,
+  };
+}
+
+function stepCells(r: ResultRecord, names: readonly string[]): string[] {
+  return names.flatMap((n) => {
+    const st = r.steps?.find((x) => x.name === n);
+    return STEP_FIELDS.map((f) => (st ? (f === 'output' ? jsonCell(st.output) : cell(st[f])) : ''));
+  });
 }
 
 /** Turns records into lines (each ending in `\n`); CSV starts with a header. */
 export class ExportWriter {
   readonly options: ExportOptions;
   private headerDone = false;
+  /** Step columns of a CSV export of a multi-step batch (from the first page of rows). */
+  private stepNames: string[] = [];
 
   constructor(options: ExportOptions) {
     this.options = options;
   }
 
-  /** The header line (CSV) or nothing (JSONL); written even when there are no rows. */
-  header(): string {
+  /**
+   * The header line (CSV) or nothing (JSONL); written even when there are no rows. A full
+   * CSV export adds `<step>.<field>` columns for the steps `first` (the first page) holds.
+   */
+  header(first: readonly ResultRecord[] = []): string {
     if (this.headerDone || this.options.format !== 'csv') return '';
     this.headerDone = true;
-    return `${csvRow(this.options.failed ? DEAD_LETTER_COLUMNS : RESULT_COLUMNS)}\n`;
+    if (this.options.step !== undefined) return `${csvRow(STEP_COLUMNS)}\n`;
+    if (this.options.failed) return `${csvRow(DEAD_LETTER_COLUMNS)}\n`;
+    this.stepNames = stepNamesOf(first);
+    return `${csvRow([...RESULT_COLUMNS, ...this.stepNames.flatMap((n) => STEP_FIELDS.map((f) => `${n}.${f}`))])}\n`;
   }
 
   /** Lines for some records, the header first if not yet written. */
   lines(records: readonly ResultRecord[]): string {
-    let out = this.header();
+    let out = this.header(records);
     for (const r of records) {
-      if (this.options.failed) {
+      if (this.options.step !== undefined) {
+        const row = stepRow(r, this.options.step);
+        if (!row) continue;
+        out += this.options.format === 'csv' ? `${csvRow(STEP_COLUMNS.map((c) => (c === 'output' ? jsonCell(row[c]) : cell(row[c]))))}\n` : `${JSON.stringify(row)}\n`;
+      } else if (this.options.failed) {
         const row = deadLetterRow(r);
         out += this.options.format === 'csv' ? `${csvRow(DEAD_LETTER_COLUMNS.map((c) => cell(row[c])))}\n` : `${JSON.stringify(row)}\n`;
       } else {
-        out += this.options.format === 'csv' ? `${csvRow(resultCells(r))}\n` : `${JSON.stringify(r)}\n`;
+        out += this.options.format === 'csv' ? `${csvRow([...resultCells(r), ...stepCells(r, this.stepNames)])}\n` : `${JSON.stringify(r)}\n`;
       }
     }
     return out;
@@ -228,11 +284,14 @@ export async function exportBatch(config: Config, batchId: string, opts: ExportC
   let rows = 0;
   let total = 0;
   try {
-    await write(out, writer.header());
     for await (const page of storePages(store, batchId, opts.failed ? DEAD_LETTER_STATUSES : undefined)) {
+      if (opts.step !== undefined && rows === 0 && page.length > 0 && !page.some((r) => r.steps)) {
+        throw usageError(`--step ${opts.step}: batch ${batchId} is not a multi-step pipeline (its rows have no steps)`);
+      }
       await write(out, writer.lines(page));
       rows += page.length;
     }
+    await write(out, writer.header());
     if (rows === 0 && opts.failed) total = await store.count(batchId);
   } finally {
     await store.close();

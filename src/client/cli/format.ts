@@ -53,6 +53,8 @@ export function progressCounts(p: Progress): string {
   const parts = p.waitingOnReviews
     ? [...head, `waiting for ${awaiting} review${awaiting === 1 ? '' : 's'} (${byTypeText(p)})`]
     : [...head, `review ${awaiting}`, `running ${p.running}`, `${p.ratePerMinute}/min`, `ETA ${formatDuration(p.etaSeconds)}`];
+  const steps = stepsText(p);
+  if (steps !== null && !p.waitingOnReviews) parts.push(`steps: ${steps}`);
   if (p.paused) parts.push(`PAUSED${p.pausedReason ? `: ${p.pausedReason}` : ''}`);
   return parts.join(' | ');
 }
@@ -136,6 +138,13 @@ export function summaryTable(s: BatchSummary): string {
     ],
     ...((s.simulated ?? 0) > 0 ? [['simulated', `${int(s.simulated)} answers from the fault-injecting provider`] as [string, string]] : []),
     ['duration', formatDuration(seconds)],
+    ...Object.entries(s.steps ?? {}).map(
+      ([n, st]) =>
+        [
+          `step ${n}`,
+          `${int(st.succeeded)} ok, ${int(st.approved)} approved, ${int(st.skipped)} skipped, ${int(st.reviewed)} reviewed, ${int(st.failed)} failed; ${int(st.attempts)} attempts, ${int(st.inputTokens)}/${int(st.outputTokens)} tokens, $${st.costUsd.toFixed(4)}, ${int(st.fallbacks)} fallbacks`,
+        ] as [string, string],
+    ),
   ]);
 }
 
@@ -151,6 +160,7 @@ export function progressTable(p: Progress): string {
     ['skipped', int(p.skipped)],
     ['awaiting review', awaitingCount(p) ? `${int(awaitingCount(p))} (${byTypeText(p)})` : '0'],
     ['running', int(p.running)],
+    ...(p.steps ? ([['by step', stepsText(p) ?? '']] as [string, string][]) : []),
     ['queued', int(p.queued)],
     ['rate', `${p.ratePerMinute}/min`],
     ['ETA', p.waitingOnReviews ? 'waiting for reviews' : formatDuration(p.etaSeconds)],
@@ -168,8 +178,23 @@ export function clip(text: string, max: number): string {
 
 /** The review queue as a table: item, error type, waiting since, reason (last, clipped to `reasonWidth`). */
 export function reviewTable(pending: readonly PendingReview[], nowMs: number, reasonWidth = 80): string {
+  // A multi-step pipeline's items wait at a step: the table names it.
+  if (pending.some((r) => r.step !== undefined)) {
+    return table(
+      ['ITEM', 'STEP', 'ERROR', 'WAITING', 'REASON'],
+      pending.map((r) => [r.itemId, r.step ?? '-', r.errorType, formatAge(r.since, nowMs), clip(r.reason, reasonWidth)]),
+    );
+  }
   return table(
     ['ITEM', 'ERROR', 'WAITING', 'REASON'],
     pending.map((r) => [r.itemId, r.errorType, formatAge(r.since, nowMs), clip(r.reason, reasonWidth)]),
   );
+}
+
+/** Multi-step pipelines: `extract 3, classify 2 (review 1), note 0`: items working on each step, and waiting at it. */
+export function stepsText(p: Progress): string | null {
+  if (!p.steps) return null;
+  return Object.entries(p.steps)
+    .map(([n, c]) => `${n} ${c.running}${c.awaitingReview ? ` (review ${c.awaitingReview})` : ''}`)
+    .join(', ');
 }

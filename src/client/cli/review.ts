@@ -145,6 +145,8 @@ export interface BulkOptions {
   all?: boolean;
   errorType?: string;
   since?: string;
+  /** Multi-step pipelines: only items waiting at this step. */
+  step?: string;
 }
 
 const AGE = /^(\d+(?:\.\d+)?)(s|m|h|d)$/;
@@ -174,6 +176,7 @@ export async function reviewBulkCommand(
   const filter: ReviewFilter = {};
   if (opts.errorType !== undefined) filter.errorType = opts.errorType;
   if (opts.since !== undefined) filter.since = sinceToIso(opts.since, Date.now());
+  if (opts.step !== undefined) filter.step = opts.step;
   const d: BulkReviewDecision = { ...rest, filter };
   const { handle, desc } = await describeBatch(client, config, batchId);
   if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
@@ -186,7 +189,13 @@ export async function reviewBulkCommand(
     if (err instanceof WorkflowUpdateFailedError) throw failure(`review rejected: ${rootCause(err).message}`);
     throw failure(`no answer from batch ${batchId} within ${seconds}s (${messageOf(err)}); check with ${PROG} review list ${batchId}`);
   }
-  const what = [filter.errorType ? `error type ${filter.errorType}` : '', filter.since ? `waiting since ${filter.since} or earlier` : ''].filter(Boolean).join(', ');
+  const what = [
+    filter.errorType ? `error type ${filter.errorType}` : '',
+    filter.since ? `waiting since ${filter.since} or earlier` : '',
+    filter.step ? `at step ${filter.step}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   io.out(`${r.decided} item${r.decided === 1 ? '' : 's'} of batch ${batchId} ${DONE[decision]}${what ? ` (${what})` : ''}; ${r.remaining} still awaiting review\n`);
   return ExitCode.Ok;
 }

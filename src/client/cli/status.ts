@@ -25,7 +25,7 @@ export interface StatusReport {
   summary?: BatchSummary;
   failure?: { type: string | null; message: string };
   /** For an item workflow: its state from the itemState query. */
-  item?: { status: string; errorType: string | null; reason: string | null; tier: number | null };
+  item?: { status: string; errorType: string | null; reason: string | null; tier: number | null; step?: string };
 }
 
 /** The progress query, answered by a worker; a missing worker is a clear error. */
@@ -94,6 +94,7 @@ export async function statusCommand(client: Client, config: Config, batchId: str
       `${keyValues([
         ['item', r.batchId],
         ['status', r.item.status],
+        ...(r.item.step !== undefined ? ([['step', r.item.step]] as [string, string][]) : []),
         ['tier', r.item.tier === null ? '-' : String(r.item.tier)],
         ['error', r.item.errorType ?? '-'],
         ['reason', r.item.reason ?? '-'],
