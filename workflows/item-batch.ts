@@ -1,0 +1,61 @@
+/**
+ * One call of an item on a `mode: batch` tier: the request is staged and joins the
+ * tier's provider batch (`providerBatch` collector), the item waits for the collector's
+ * signal (a durable wait: hours, across worker restarts), then reads and checks its
+ * answer. It resolves with the answer or throws an `ApplicationFailure` of the same types
+ * a synchronous call fails with (plus `BatchExpired`, `BatchCancelled`, `BatchFailed`), so
+ * the chain walker repairs, refits or moves to the next tier exactly as after `callLlm`.
+ */
+import { ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import { FailureType } from '../src/shared/failures.ts';
+import { PERSIST_RETRY } from '../src/shared/policies.ts';
+import { itemParkedSignal } from '../src/shared/provider-batch.ts';
+import { batchOptionsOf } from '../src/shared/tiers.ts';
+import type { LlmRequest, LlmResult } from '../src/shared/types.ts';
+
+/** Staging: a store write and a signal; retried like a persist so a database restart loses nothing. */
+const staging = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: PERSIST_RETRY });
+
+/** How long an item waits past the completion window before it gives the provider batch up (ms): polls and downloads take time too. */
+const WAIT_MARGIN_MS = 6 * 3_600_000;
+
+/** What the item keeps of its batch calls: a call counter (for distinct custom_ids) and the results announced to it. */
+export interface BatchInbox {
+  calls: number;
+  arrived: string[];
+}
+
+/** Makes one call through the tier's provider batch. */
+export async function callViaBatch(req: LlmRequest, inbox: BatchInbox, parentWorkflowId: string | undefined): Promise<LlmResult> {
+  const info = workflowInfo();
+  inbox.calls += 1;
+  const { customId } = await staging.enqueueBatchRequest({ ...req, seq: inbox.calls, itemWorkflowId: info.workflowId, itemRunId: info.runId });
+  const park = async (parked: boolean): Promise<void> => {
+    if (!parentWorkflowId) return;
+    try {
+      await getExternalWorkflowHandle(parentWorkflowId).signal(itemParkedSignal, { itemId: req.itemId, parked });
+    } catch {
+      // The batch is gone: nothing to free.
+    }
+  };
+  await park(true);
+  let arrived: boolean;
+  try {
+    arrived = await condition(() => inbox.arrived.includes(customId), 24 * 3_600_000 + WAIT_MARGIN_MS);
+  } finally {
+    await CancellationScope.nonCancellable(() => park(false));
+  }
+  inbox.arrived = inbox.arrived.filter((id) => id !== customId);
+  if (!arrived) {
+    throw ApplicationFailure.create({
+      type: FailureType.BatchExpired,
+      message: `no result from the provider batch within ${batchOptionsOf(req.provider).completionWindow} and a margin`,
+      nonRetryable: true,
+      details: [{ attempt: 1 }],
+    });
+  }
+  const a = await staging.readBatchResult({ ...req, customId });
+  if (a.ok) return a.result;
+  throw ApplicationFailure.create({ type: a.type, message: a.message, nonRetryable: true, details: [{ ...a.details, attempt: 1 }] });
+}
