@@ -82,6 +82,27 @@ const ANTHROPIC_ERROR_STATUS: Record<string, number> = {
 
 type Clients = { openai?: OpenAI; anthropic?: Anthropic; ep: Endpoint };
 
+/** Heartbeats every 20 s while `fn` runs: an upload or download of hundreds of MB outlasts the heartbeat timeout. */
+async function beating<T>(fn: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  ctx.heartbeat();
+  const timer = setInterval(() => ctx.heartbeat(), 20_000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Input of `pollProviderBatch`. */
+interface PollRequest {
+  batchId: string;
+  tier: number;
+  groupKey: string;
+  provider: ProviderSpec;
+  providerBatchId: string;
+}
+
 /** Builds the batch activities. */
 export function createProviderBatchActivities(deps: ProviderBatchDeps) {
   const { store } = deps;
@@ -148,6 +169,129 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
     }
   }
 
+  async function submit(req: { batchId: string; tier: number; groupKey: string; provider: ProviderSpec }): Promise<{ providerBatchId: string; requests: number }> {
+    const ctx = Context.current();
+    const known = await run('SELECT provider_batch_id, requests FROM provider_batches WHERE group_key = ?', [req.groupKey]);
+    if (known.rows[0]) return { providerBatchId: String(known.rows[0]['provider_batch_id']), requests: Number(known.rows[0]['requests']) };
+    const members = await run('SELECT custom_id, body FROM batch_requests WHERE group_key = ? ORDER BY custom_id', [req.groupKey]);
+    const lines = members.rows.map((r) => String(r['body'] ?? ''));
+    if (lines.length === 0 || lines.some((l) => l === '')) {
+      throw ApplicationFailure.create({ type: FailureType.BatchFailed, message: `group ${req.groupKey} has no staged requests to submit`, nonRetryable: true });
+    }
+    const c = clientsOf(req.provider, req.tier);
+    const opts = batchOptionsOf(req.provider);
+    let providerBatchId: string;
+    let fileId: string | null = null;
+    try {
+      if (c.anthropic) {
+        const requests = lines.map((l) => JSON.parse(l) as Anthropic.Messages.BatchCreateParams.Request);
+        const headers = tierHeaders({ provider: req.provider } as LlmRequest);
+        ctx.heartbeat();
+        providerBatchId = (await c.anthropic.messages.batches.create({ requests }, { ...(headers ? { headers } : {}), signal: ctx.cancellationSignal })).id;
+      } else {
+        const oai = c.openai!;
+        const headers = tierHeaders({ provider: req.provider } as LlmRequest);
+        const o = { ...(headers ? { headers } : {}), signal: ctx.cancellationSignal };
+        // A previous attempt may have created the batch and died before recording it.
+        let found: OpenAI.Batches.Batch | undefined;
+        for await (const b of oai.batches.list({ limit: 100 }, o)) {
+          if ((b.metadata as Record<string, string> | null)?.[GROUP_METADATA_KEY] === req.groupKey) {
+            found = b;
+            break;
+          }
+          if (b.created_at * 1000 < Date.now() - 2 * 86_400_000) break;
+        }
+        if (found) {
+          ctx.log.info('adopting the provider batch a previous attempt created', { groupKey: req.groupKey, providerBatchId: found.id });
+          providerBatchId = found.id;
+          fileId = found.input_file_id;
+        } else {
+          ctx.heartbeat();
+          const name = `${req.groupKey.replace(/[^A-Za-z0-9_-]+/g, '_').slice(-120)}.jsonl`;
+          const file = await oai.files.create({ file: await toFile(Buffer.from(`${lines.join('\n')}\n`), name), purpose: 'batch' }, o);
+          fileId = file.id;
+          ctx.heartbeat();
+          const b = await oai.batches.create(
+            { input_file_id: file.id, endpoint: OPENAI_BATCH_ENDPOINT, completion_window: opts.completionWindow, metadata: { [GROUP_METADATA_KEY]: req.groupKey } },
+            o,
+          );
+          providerBatchId = b.id;
+        }
+      }
+    } catch (err: unknown) {
+      if (err instanceof CancelledFailure) throw err;
+      const f = classified(err, req.provider, req.tier, c.ep);
+      ctx.log.warn('provider batch submission failed', { groupKey: req.groupKey, type: f.type, attempt: ctx.info.attempt });
+      throw f;
+    }
+    // Recorded before anything polls it; the staged bodies (the rendered prompts) are not kept.
+    await run('INSERT INTO provider_batches (group_key, provider_batch_id, input_file_id, requests, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_key) DO NOTHING', [
+      req.groupKey,
+      providerBatchId,
+      fileId,
+      lines.length,
+      new Date().toISOString(),
+    ]);
+    await run('UPDATE batch_requests SET body = NULL WHERE group_key = ?', [req.groupKey]);
+    ctx.log.info('provider batch submitted', { groupKey: req.groupKey, providerBatchId, requests: lines.length });
+    return { providerBatchId, requests: lines.length };
+  }
+
+  async function poll(req: PollRequest): Promise<{ ended: boolean; status: string; counts: Record<string, number> }> {
+    const ctx = Context.current();
+    const c = clientsOf(req.provider, req.tier);
+    const counts: Record<string, number> = {};
+    const bump = (s: string): void => void (counts[s] = (counts[s] ?? 0) + 1);
+    const write = async (customId: string, status: BatchResultStatus, result: unknown): Promise<void> => {
+      bump(status);
+      await writeResult(req.batchId, req.tier, customId, status, result);
+    };
+    try {
+      if (c.anthropic) {
+        const b = await c.anthropic.messages.batches.retrieve(req.providerBatchId, {}, { signal: ctx.cancellationSignal });
+        if (b.processing_status !== 'ended') return { ended: false, status: b.processing_status, counts: { ...b.request_counts } };
+        for await (const line of await c.anthropic.messages.batches.results(req.providerBatchId, {}, { signal: ctx.cancellationSignal })) {
+          ctx.heartbeat();
+          const r = line.result;
+          if (r.type === 'succeeded') await write(line.custom_id, 'succeeded', r.message);
+          else if (r.type === 'errored') await write(line.custom_id, 'errored', r.error);
+          else await write(line.custom_id, r.type === 'canceled' ? 'cancelled' : 'expired', null);
+        }
+        const rest = await settleRest(req.groupKey, 'expired', { message: 'the provider batch ended without a result for this request' });
+        if (rest > 0) counts['expired'] = (counts['expired'] ?? 0) + rest;
+        return { ended: true, status: 'ended', counts };
+      }
+      const oai = c.openai!;
+      const b = await oai.batches.retrieve(req.providerBatchId, { signal: ctx.cancellationSignal });
+      const ended = ['completed', 'expired', 'cancelled', 'failed'].includes(b.status);
+      if (!ended) return { ended: false, status: b.status, counts: { ...(b.request_counts ?? {}) } };
+      const onLine = async (l: Record<string, unknown>): Promise<void> => {
+        const customId = String(l['custom_id'] ?? '');
+        const response = l['response'] as { status_code?: number; body?: unknown } | null;
+        const error = l['error'] as { code?: string; message?: string } | null;
+        if (response && typeof response.status_code === 'number') {
+          await write(
+            customId,
+            response.status_code < 300 ? 'succeeded' : 'errored',
+            response.status_code < 300 ? response.body : { status: response.status_code, body: response.body },
+          );
+        } else if (error?.code === 'batch_expired') await write(customId, 'expired', error);
+        else if (error?.code === 'batch_cancelled') await write(customId, 'cancelled', error);
+        else await write(customId, 'errored', { status: 500, body: { error: { message: error?.message ?? 'the batch request failed', code: error?.code ?? null } } });
+      };
+      await downloadOpenai(oai, b.output_file_id, onLine);
+      await downloadOpenai(oai, b.error_file_id, onLine);
+      const why = b.errors?.data?.map((e) => e.message).join('; ');
+      const restStatus: BatchResultStatus = b.status === 'failed' ? 'failed' : b.status === 'cancelled' ? 'cancelled' : 'expired';
+      const rest = await settleRest(req.groupKey, restStatus, { message: why || `the provider batch ${b.status} without a result for this request` });
+      if (rest > 0) counts[restStatus] = (counts[restStatus] ?? 0) + rest;
+      return { ended: true, status: b.status, counts };
+    } catch (err: unknown) {
+      if (err instanceof CancelledFailure) throw err;
+      throw classified(err, req.provider, req.tier, c.ep);
+    }
+  }
+
   return {
     /**
      * Stages one request of a `mode: batch` tier and signals the tier's collector (starting it
@@ -210,71 +354,7 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
      * create errors are classified like a synchronous call's (a 5xx is retried).
      */
     async submitProviderBatch(req: { batchId: string; tier: number; groupKey: string; provider: ProviderSpec }): Promise<{ providerBatchId: string; requests: number }> {
-      const ctx = Context.current();
-      const known = await run('SELECT provider_batch_id, requests FROM provider_batches WHERE group_key = ?', [req.groupKey]);
-      if (known.rows[0]) return { providerBatchId: String(known.rows[0]['provider_batch_id']), requests: Number(known.rows[0]['requests']) };
-      const members = await run('SELECT custom_id, body FROM batch_requests WHERE group_key = ? ORDER BY custom_id', [req.groupKey]);
-      const lines = members.rows.map((r) => String(r['body'] ?? ''));
-      if (lines.length === 0 || lines.some((l) => l === '')) {
-        throw ApplicationFailure.create({ type: FailureType.BatchFailed, message: `group ${req.groupKey} has no staged requests to submit`, nonRetryable: true });
-      }
-      const c = clientsOf(req.provider, req.tier);
-      const opts = batchOptionsOf(req.provider);
-      let providerBatchId: string;
-      let fileId: string | null = null;
-      try {
-        if (c.anthropic) {
-          const requests = lines.map((l) => JSON.parse(l) as Anthropic.Messages.BatchCreateParams.Request);
-          const headers = tierHeaders({ provider: req.provider } as LlmRequest);
-          ctx.heartbeat();
-          providerBatchId = (await c.anthropic.messages.batches.create({ requests }, { ...(headers ? { headers } : {}), signal: ctx.cancellationSignal })).id;
-        } else {
-          const oai = c.openai!;
-          const headers = tierHeaders({ provider: req.provider } as LlmRequest);
-          const o = { ...(headers ? { headers } : {}), signal: ctx.cancellationSignal };
-          // A previous attempt may have created the batch and died before recording it.
-          let found: OpenAI.Batches.Batch | undefined;
-          for await (const b of oai.batches.list({ limit: 100 }, o)) {
-            if ((b.metadata as Record<string, string> | null)?.[GROUP_METADATA_KEY] === req.groupKey) {
-              found = b;
-              break;
-            }
-            if (b.created_at * 1000 < Date.now() - 2 * 86_400_000) break;
-          }
-          if (found) {
-            ctx.log.info('adopting the provider batch a previous attempt created', { groupKey: req.groupKey, providerBatchId: found.id });
-            providerBatchId = found.id;
-            fileId = found.input_file_id;
-          } else {
-            ctx.heartbeat();
-            const name = `${req.groupKey.replace(/[^A-Za-z0-9_-]+/g, '_').slice(-120)}.jsonl`;
-            const file = await oai.files.create({ file: await toFile(Buffer.from(`${lines.join('\n')}\n`), name), purpose: 'batch' }, o);
-            fileId = file.id;
-            ctx.heartbeat();
-            const b = await oai.batches.create(
-              { input_file_id: file.id, endpoint: OPENAI_BATCH_ENDPOINT, completion_window: opts.completionWindow, metadata: { [GROUP_METADATA_KEY]: req.groupKey } },
-              o,
-            );
-            providerBatchId = b.id;
-          }
-        }
-      } catch (err: unknown) {
-        if (err instanceof CancelledFailure) throw err;
-        const f = classified(err, req.provider, req.tier, c.ep);
-        ctx.log.warn('provider batch submission failed', { groupKey: req.groupKey, type: f.type, attempt: ctx.info.attempt });
-        throw f;
-      }
-      // Recorded before anything polls it; the staged bodies (the rendered prompts) are not kept.
-      await run('INSERT INTO provider_batches (group_key, provider_batch_id, input_file_id, requests, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_key) DO NOTHING', [
-        req.groupKey,
-        providerBatchId,
-        fileId,
-        lines.length,
-        new Date().toISOString(),
-      ]);
-      await run('UPDATE batch_requests SET body = NULL WHERE group_key = ?', [req.groupKey]);
-      ctx.log.info('provider batch submitted', { groupKey: req.groupKey, providerBatchId, requests: lines.length });
-      return { providerBatchId, requests: lines.length };
+      return beating(() => submit(req));
     },
 
     /**
@@ -282,65 +362,8 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
      * its results are downloaded into the members' rows; members it left without a result
      * (not run before it expired, cancelled, or a failed batch) get that state.
      */
-    async pollProviderBatch(req: {
-      batchId: string;
-      tier: number;
-      groupKey: string;
-      provider: ProviderSpec;
-      providerBatchId: string;
-    }): Promise<{ ended: boolean; status: string; counts: Record<string, number> }> {
-      const ctx = Context.current();
-      const c = clientsOf(req.provider, req.tier);
-      const counts: Record<string, number> = {};
-      const bump = (s: string): void => void (counts[s] = (counts[s] ?? 0) + 1);
-      const write = async (customId: string, status: BatchResultStatus, result: unknown): Promise<void> => {
-        bump(status);
-        await writeResult(req.batchId, req.tier, customId, status, result);
-      };
-      try {
-        if (c.anthropic) {
-          const b = await c.anthropic.messages.batches.retrieve(req.providerBatchId, {}, { signal: ctx.cancellationSignal });
-          if (b.processing_status !== 'ended') return { ended: false, status: b.processing_status, counts: { ...b.request_counts } };
-          for await (const line of await c.anthropic.messages.batches.results(req.providerBatchId, {}, { signal: ctx.cancellationSignal })) {
-            ctx.heartbeat();
-            const r = line.result;
-            if (r.type === 'succeeded') await write(line.custom_id, 'succeeded', r.message);
-            else if (r.type === 'errored') await write(line.custom_id, 'errored', r.error);
-            else await write(line.custom_id, r.type === 'canceled' ? 'cancelled' : 'expired', null);
-          }
-          const rest = await settleRest(req.groupKey, 'expired', { message: 'the provider batch ended without a result for this request' });
-          if (rest > 0) counts['expired'] = (counts['expired'] ?? 0) + rest;
-          return { ended: true, status: 'ended', counts };
-        }
-        const oai = c.openai!;
-        const b = await oai.batches.retrieve(req.providerBatchId, { signal: ctx.cancellationSignal });
-        const ended = ['completed', 'expired', 'cancelled', 'failed'].includes(b.status);
-        if (!ended) return { ended: false, status: b.status, counts: { ...(b.request_counts ?? {}) } };
-        const onLine = async (l: Record<string, unknown>): Promise<void> => {
-          const customId = String(l['custom_id'] ?? '');
-          const response = l['response'] as { status_code?: number; body?: unknown } | null;
-          const error = l['error'] as { code?: string; message?: string } | null;
-          if (response && typeof response.status_code === 'number') {
-            await write(
-              customId,
-              response.status_code < 300 ? 'succeeded' : 'errored',
-              response.status_code < 300 ? response.body : { status: response.status_code, body: response.body },
-            );
-          } else if (error?.code === 'batch_expired') await write(customId, 'expired', error);
-          else if (error?.code === 'batch_cancelled') await write(customId, 'cancelled', error);
-          else await write(customId, 'errored', { status: 500, body: { error: { message: error?.message ?? 'the batch request failed', code: error?.code ?? null } } });
-        };
-        await downloadOpenai(oai, b.output_file_id, onLine);
-        await downloadOpenai(oai, b.error_file_id, onLine);
-        const why = b.errors?.data?.map((e) => e.message).join('; ');
-        const restStatus: BatchResultStatus = b.status === 'failed' ? 'failed' : b.status === 'cancelled' ? 'cancelled' : 'expired';
-        const rest = await settleRest(req.groupKey, restStatus, { message: why || `the provider batch ${b.status} without a result for this request` });
-        if (rest > 0) counts[restStatus] = (counts[restStatus] ?? 0) + rest;
-        return { ended: true, status: b.status, counts };
-      } catch (err: unknown) {
-        if (err instanceof CancelledFailure) throw err;
-        throw classified(err, req.provider, req.tier, c.ep);
-      }
+    async pollProviderBatch(req: PollRequest): Promise<{ ended: boolean; status: string; counts: Record<string, number> }> {
+      return beating(() => poll(req));
     },
 
     /** A group that could not be submitted: every member fails with the submission's failure. */

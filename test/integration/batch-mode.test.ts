@@ -161,20 +161,36 @@ describe('mode: batch tiers', () => {
     expect(stats.batches).toMatchObject({ created: 2, requests: 4, results: { succeeded: 3, errored: 1 } });
   }, 60_000);
 
-  it('retries a 5xx on file upload and on batch creation (OpenAI), and 529 on creation (Anthropic); nothing is submitted twice', async () => {
+  it('retries a 5xx on file upload and on batch creation (OpenAI); nothing is submitted twice', async () => {
     ts.provider.setProfile({ name: 'upload-5xx', batch: { latencyMs: HOUR, fileUploadErrors: 2, createErrors: 1 } });
     ts.provider.reset();
     const summary = await runBatch('bm-5xx', spec([batchTier({ batch: { maxRequests: 3, window: '5m', pollInterval: '20m' } })]), items(3));
     expect(summary).toMatchObject({ total: 3, succeeded: 3 });
     expect(ts.provider.stats().batches).toMatchObject({ created: 1, fileUploadErrors: 2, createErrors: 1, fileUploads: 2, byApi: { openai: 1 } });
+  }, 60_000);
 
+  it('retries 529 overloaded on message batch creation (Anthropic) and prices at the batch discount', async () => {
     ts.provider.setProfile({ name: 'anthropic-529', batch: { latencyMs: HOUR, createErrors: 2 } });
     ts.provider.reset();
     const anth = batchTier({ name: 'bulk-anthropic', kind: 'anthropic', model: 'claude-3-5-haiku-latest', batch: { maxRequests: 3, window: '5m', pollInterval: '20m' } });
-    const s2 = await runBatch('bm-529', spec([anth]), items(3));
-    expect(s2).toMatchObject({ total: 3, succeeded: 3 });
+    const summary = await runBatch('bm-529', spec([anth]), items(3));
+    expect(summary).toMatchObject({ total: 3, succeeded: 3 });
     expect(ts.provider.stats().batches).toMatchObject({ created: 1, createErrors: 2, byApi: { anthropic: 1 } });
     for (const r of await ts.store.list('bm-529')) expect(r.costUsd).toBeCloseTo(batchPrice(r), 12);
+  }, 60_000);
+
+  it('sends every request of a group that cannot be submitted (creation failing for an hour) on to the next tier', async () => {
+    ts.provider.setProfile({ name: 'create-down', batch: { createErrors: 100 } });
+    ts.provider.reset();
+    const pipeline = spec([
+      batchTier({ batch: { maxRequests: 2, window: '5m', pollInterval: '10m' } }),
+      { name: 'sync', kind: 'anthropic', model: 'claude-3-5-haiku-latest', pricing },
+    ]);
+    const summary = await runBatch('bm-nosubmit', pipeline, items(2));
+    expect(summary).toMatchObject({ total: 2, succeeded: 2, tierUse: { sync: 2 } });
+    // 15 attempts with backoff, then the group failed: nothing was created.
+    expect(ts.provider.stats().batches).toMatchObject({ created: 0, createErrors: 15 });
+    for (const r of await ts.store.list('bm-nosubmit')) expect(r).toMatchObject({ tier: 1, status: 'succeeded' });
   }, 60_000);
 
   it('adopts the batch a lost create reply left behind (OpenAI metadata), and a worker restart mid-poll submits nothing again', async () => {
