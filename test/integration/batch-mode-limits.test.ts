@@ -28,16 +28,21 @@ const items = (n: number, pad = 0) => Array.from({ length: n }, (_, i) => ({ id:
 describe('provider batch limits', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await createHarness({ provider: { profile: { name: 'slow', batch: { latencyMs: 10_000 } } } });
+    h = await createHarness({ provider: { profile: { name: 'slow', batch: { latencyMs: 3_600_000 } } } });
   });
   afterAll(async () => h?.close());
 
   it('splits 7 requests into batches of 3 (maxRequests) and continues as new while polling, with concurrency 2', async () => {
-    const handle = await h.startBatch({ pipeline: spec({ maxRequests: 3, window: '2s', pollInterval: '50ms' }), items: items(7) });
+    const handle = await h.startBatch({ pipeline: spec({ maxRequests: 3, window: '2s', pollInterval: '20ms' }), items: items(7) });
     const summary = await h.run(async () => {
-      // All seven were submitted before the first provider batch ended (10 s): parked items hold no slot.
-      for (let i = 0; i < 80 && h.provider.stats().batches.requests < 7; i++) await new Promise((r) => setTimeout(r, 100));
+      // All seven were submitted while the provider batches run (an hour of the provider's clock): parked items hold no slot.
+      for (let i = 0; i < 100 && h.provider.stats().batches.requests < 7; i++) await new Promise((r) => setTimeout(r, 100));
       expect(h.provider.stats().batches).toMatchObject({ requests: 7, results: {} });
+      // Polling every 20 ms passes 300 events: wait for the collector to continue as new, then let the batches end.
+      const collector = h.client.workflow.getHandle(providerBatchWorkflowId(handle.workflowId, 0));
+      const firstRun = (await collector.describe()).runId;
+      for (let i = 0; i < 300 && (await collector.describe()).runId === firstRun; i++) await new Promise((r) => setTimeout(r, 100));
+      h.provider.advanceClock(3_600_000);
       const s = await handle.result();
       // The collector is done once every group ended and its members were told.
       await h.client.workflow.getHandle(providerBatchWorkflowId(handle.workflowId, 0)).result();
@@ -50,7 +55,7 @@ describe('provider batch limits', () => {
     const groups = await h.store.execute('SELECT requests FROM provider_batches WHERE group_key LIKE ? ORDER BY group_key', [`${handle.workflowId}/%`]);
     expect(groups.rows.map((r) => Number(r['requests'])).sort()).toEqual([1, 3, 3]);
     const last = await h.client.workflow.getHandle(providerBatchWorkflowId(handle.workflowId, 0)).fetchHistory();
-    // Polling every 20 ms for 10 s passes 300 events: the run that finished was continued from another.
+    // The run that finished was continued from another, and kept every group.
     expect(last.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId).toBeTruthy();
     const rows = await h.store.list(handle.workflowId);
     // The spec's batchDiscount: 60% off.
