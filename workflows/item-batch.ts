@@ -6,11 +6,11 @@
  * a synchronous call fails with (plus `BatchExpired`, `BatchCancelled`, `BatchFailed`), so
  * the chain walker repairs, refits or moves to the next tier exactly as after `callLlm`.
  */
-import { ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { PERSIST_RETRY } from '../src/shared/policies.ts';
-import { itemParkedSignal } from '../src/shared/provider-batch.ts';
+import { itemParkedSignal, providerBatchWorkflowId } from '../src/shared/provider-batch.ts';
 import { batchOptionsOf } from '../src/shared/tiers.ts';
 import type { LlmRequest, LlmResult } from '../src/shared/types.ts';
 
@@ -40,10 +40,15 @@ export async function callViaBatch(req: LlmRequest, inbox: BatchInbox, parentWor
     }
   };
   await park(true);
+  // The Web UI's current details of the item while it waits (a query answer, not a command).
+  setCurrentDetails(
+    `**waiting in a provider batch** (${req.provider.name ?? req.provider.model}, request \`${customId}\`); its collector: \`${providerBatchWorkflowId(req.batchId, req.tier)}\``,
+  );
   let arrived: boolean;
   try {
     arrived = await condition(() => inbox.arrived.includes(customId), 24 * 3_600_000 + WAIT_MARGIN_MS);
   } finally {
+    setCurrentDetails('');
     await CancellationScope.nonCancellable(() => park(false));
   }
   inbox.arrived = inbox.arrived.filter((id) => id !== customId);

@@ -216,6 +216,10 @@ describe('mode: batch tiers', () => {
       }
       // Skip an hour on the first worker: it polls twice (every 30 minutes), the batch still runs.
       await ts.env.sleep(65 * 60_000);
+      // A waiting item says where it waits in the Web UI's current details.
+      const meta = await ts.env.client.workflow.getHandle(`${batchId}/t0`).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      expect(meta.currentDetails).toContain('**waiting in a provider batch** (bulk, request `r');
+      expect(meta.currentDetails).toContain(providerBatchWorkflowId(batchId, 0));
       return h;
     });
     const collector = ts.env.client.workflow.getHandle(providerBatchWorkflowId(batchId, 0));
