@@ -55,9 +55,12 @@ export interface ProviderBatchDeps {
   maxAnswerBytes?: number;
 }
 
-/** A request's custom_id: `r` + 40 hex of (item run, item, call number); matches both vendors' rules (`^[a-zA-Z0-9_-]{1,64}$`). */
-export function customIdOf(itemRunId: string, itemId: string, seq: number): string {
-  return `r${createHash('sha256').update(`${itemRunId}\n${itemId}\n${seq}`).digest('hex').slice(0, 40)}`;
+/**
+ * A request's custom_id: `r` + 40 hex of (item run, item, step, tier, call number); matches
+ * both vendors' rules (`^[a-zA-Z0-9_-]{1,64}$`) whatever the item id.
+ */
+export function customIdOf(itemRunId: string, itemId: string, seq: number, step = '', tier = 0): string {
+  return `r${createHash('sha256').update(`${itemRunId}\n${itemId}\n${step}\n${tier}\n${seq}`).digest('hex').slice(0, 40)}`;
 }
 
 /** The line of one request in a provider batch: an OpenAI JSONL line or an Anthropic `requests[]` element. */
@@ -299,7 +302,7 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
      */
     async enqueueBatchRequest(req: BatchEnqueueRequest): Promise<{ customId: string; bytes: number }> {
       const ctx = Context.current();
-      const customId = customIdOf(req.itemRunId, req.itemId, req.seq);
+      const customId = customIdOf(req.itemRunId, req.itemId, req.seq, req.step ?? '', req.tier);
       const line = JSON.stringify(batchLine(req, customId));
       const bytes = Buffer.byteLength(line) + 1;
       const opts = batchOptionsOf(req.provider);
@@ -314,8 +317,8 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
         'INSERT INTO batch_requests (batch_id, tier, custom_id, item_id, item_workflow_id, body, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (batch_id, tier, custom_id) DO NOTHING',
         [req.batchId, req.tier, customId, req.itemId, req.itemWorkflowId, line, bytes, new Date().toISOString()],
       );
-      const input: ProviderBatchInput = { batchId: req.batchId, tier: req.tier, provider: req.provider };
-      const workflowId = providerBatchWorkflowId(req.batchId, req.tier);
+      const input: ProviderBatchInput = { batchId: req.batchId, tier: req.tier, provider: req.provider, ...(req.step !== undefined ? { step: req.step } : {}) };
+      const workflowId = providerBatchWorkflowId(req.batchId, req.tier, req.step);
       try {
         await ctx.client.workflow.signalWithStart(PROVIDER_BATCH_WORKFLOW, {
           workflowId,
@@ -323,7 +326,7 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
           args: [input],
           signal: batchRequestSignal,
           signalArgs: [{ customId, bytes }],
-          staticSummary: `provider batches of ${req.batchId}, ${tierName(req.provider, req.tier)}`,
+          staticSummary: `provider batches of ${req.batchId}, ${req.step !== undefined ? `step ${req.step}, ` : ''}${tierName(req.provider, req.tier)}`,
         });
       } catch (err: unknown) {
         // Two items raced to start the collector and the other won: signal the one it started.

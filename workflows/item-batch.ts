@@ -6,11 +6,11 @@
  * a synchronous call fails with (plus `BatchExpired`, `BatchCancelled`, `BatchFailed`), so
  * the chain walker repairs, refits or moves to the next tier exactly as after `callLlm`.
  */
-import { ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { PERSIST_RETRY } from '../src/shared/policies.ts';
-import { itemParkedSignal, providerBatchWorkflowId } from '../src/shared/provider-batch.ts';
+import { batchResultSignal, itemParkedSignal, providerBatchWorkflowId } from '../src/shared/provider-batch.ts';
 import { batchOptionsOf } from '../src/shared/tiers.ts';
 import type { LlmRequest, LlmResult } from '../src/shared/types.ts';
 
@@ -20,15 +20,21 @@ const staging = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', r
 /** How long an item waits past the completion window before it gives the provider batch up (ms): polls and downloads take time too. */
 const WAIT_MARGIN_MS = 6 * 3_600_000;
 
-/** What the item keeps of its batch calls: a call counter (for distinct custom_ids) and the results announced to it. */
-export interface BatchInbox {
-  calls: number;
-  arrived: string[];
-}
+/**
+ * This item's batch calls: a counter (a distinct custom_id per call, across steps and tiers)
+ * and the results announced to it. Module state is per workflow (each workflow evaluates its
+ * imports afresh), so it is this item's alone, and it is rebuilt the same way on replay.
+ */
+const inbox = { calls: 0, arrived: [] as string[], listening: false };
 
-/** Makes one call through the tier's provider batch. */
-export async function callViaBatch(req: LlmRequest, inbox: BatchInbox, parentWorkflowId: string | undefined): Promise<LlmResult> {
+/** Makes one call through the tier's provider batch (of the item's step, in a multi-step pipeline). */
+export async function callViaBatch(req: LlmRequest, parentWorkflowId: string | undefined): Promise<LlmResult> {
   const info = workflowInfo();
+  if (!inbox.listening) {
+    // Registered before the first request is staged, so no announcement can come earlier.
+    setHandler(batchResultSignal, ({ customId }) => void inbox.arrived.push(customId), { description: 'the provider batch that carried a request of this item ended' });
+    inbox.listening = true;
+  }
   inbox.calls += 1;
   const { customId } = await staging.enqueueBatchRequest({ ...req, seq: inbox.calls, itemWorkflowId: info.workflowId, itemRunId: info.runId });
   const park = async (parked: boolean): Promise<void> => {
@@ -42,7 +48,7 @@ export async function callViaBatch(req: LlmRequest, inbox: BatchInbox, parentWor
   await park(true);
   // The Web UI's current details of the item while it waits (a query answer, not a command).
   setCurrentDetails(
-    `**waiting in a provider batch** (${req.provider.name ?? req.provider.model}, request \`${customId}\`); its collector: \`${providerBatchWorkflowId(req.batchId, req.tier)}\``,
+    `**waiting in a provider batch** (${req.provider.name ?? req.provider.model}, request \`${customId}\`); its collector: \`${providerBatchWorkflowId(req.batchId, req.tier, req.step)}\``,
   );
   let arrived: boolean;
   try {

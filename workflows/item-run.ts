@@ -23,7 +23,6 @@ import { repairMessages } from '../src/shared/repair.ts';
 import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { batchCostOf, contextWindowOf, costOf, tierName } from '../src/shared/tiers.ts';
 import { callViaBatch } from './item-batch.ts';
-import type { BatchInbox } from './item-batch.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
 import { renderMessages, validateItem } from '../src/shared/template.ts';
 import type {
@@ -154,8 +153,6 @@ export class ItemRun {
   rateLimit: RateLimitInfo | undefined;
   /** Tiers closed to this item by the batch's circuit breakers. */
   openTiers: number[];
-  /** Calls on `mode: batch` tiers and the provider batch results announced to this item. */
-  readonly batchInbox: BatchInbox = { calls: 0, arrived: [] };
   private call: { tier: number; scope: CancellationScope } | null = null;
   readonly startedAt: string;
   /** A step of a multi-step pipeline: how it differs from a whole item (see {@link StepMode}). */
@@ -321,7 +318,7 @@ export class ItemRun {
         };
         // A mode: batch tier answers through the provider's Batch API (workflows/item-batch.ts).
         const viaBatch = provider.mode === 'batch' && patched('batchmode-v1');
-        const r = await scope.run(() => (viaBatch ? callViaBatch(req, this.batchInbox, this.input.parentWorkflowId) : llm.callLlm(req)));
+        const r = await scope.run(() => (viaBatch ? callViaBatch(req, this.input.parentWorkflowId) : llm.callLlm(req)));
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
         this.record(r.usage, r.costUsd, r.attempt);
         this.logCall(t, r.model, 'ok', '', r.costUsd);

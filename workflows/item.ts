@@ -21,7 +21,6 @@ import {
   shortReason,
 } from '../src/shared/messages.ts';
 import type { ReviewDecision } from '../src/shared/messages.ts';
-import { batchResultSignal } from '../src/shared/provider-batch.ts';
 import { loadOutputCheck, ReviewGate, resolveTier } from './review.ts';
 import { ERROR_TYPE, ITEM_STATUS, PROVIDER, REVIEW_SINCE } from '../src/shared/search-attributes.ts';
 
@@ -34,7 +33,6 @@ export async function itemPipeline(input: ItemInput): Promise<ItemOutcome> {
   setHandler(reviewSignal, (d) => gate.receive(d), described(reviewSignal));
   setHandler(reviewUpdate, (d) => (gate.receive(d), { accepted: true as const, itemId: input.item.id }), { ...described(reviewUpdate), validator: (d) => gate.validate(d) });
   setHandler(reviewDetailsQuery, () => run.details(), described(reviewDetailsQuery));
-  setHandler(batchResultSignal, ({ customId }) => void run.batchInbox.arrived.push(customId), { description: 'the provider batch that carried a request of this item ended' });
   setHandler(
     itemStateQuery,
     () => ({ status: run.status, errorType: run.lastError?.type ?? null, reason: run.lastError ? run.reviewReason : null, tier: run.tier }),

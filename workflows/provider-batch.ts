@@ -70,7 +70,13 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
   const st: ProviderBatchCarry = input.carry ?? { seq: 0, open: null, submitted: [], inbox: [], ended: 0 };
   setHandler(batchRequestSignal, (r) => void st.inbox.push(r), { description: 'a staged request joins the open provider batch group' });
 
-  const newGroup = (): BatchGroup => ({ key: `${input.batchId}/tier${input.tier}/${chain}-g${st.seq++}`, count: 0, bytes: 0, openedAt: Date.now(), unassigned: [] });
+  const newGroup = (): BatchGroup => ({
+    key: `${input.batchId}/${input.step !== undefined ? `${input.step}/` : ''}tier${input.tier}/${chain}-g${st.seq++}`,
+    count: 0,
+    bytes: 0,
+    openedAt: Date.now(),
+    unassigned: [],
+  });
 
   async function assign(g: BatchGroup): Promise<void> {
     if (g.unassigned.length === 0) return;

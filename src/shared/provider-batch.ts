@@ -12,11 +12,12 @@ import type { InvalidOutputDetails, LlmRequest, LlmResult } from './types.ts';
 export const PROVIDER_BATCH_WORKFLOW = 'providerBatch';
 
 /**
- * The collector's workflow id for one tier of one batch. A batch id holds no `/`, so this
- * cannot be the id of another batch or of an item (`<batchId>/<itemId>`) of another batch.
+ * The collector's workflow id for one tier of one batch (of one step, in a multi-step
+ * pipeline: each step has its own chain). A batch id holds no `/`, so this cannot be the
+ * id of another batch or of an item (`<batchId>/<itemId>`) of another batch.
  */
-export function providerBatchWorkflowId(batchId: string, tier: number): string {
-  return `provider-batch/${batchId}/tier${tier}`;
+export function providerBatchWorkflowId(batchId: string, tier: number, step?: string): string {
+  return step === undefined ? `provider-batch/${batchId}/tier${tier}` : `provider-batch/${batchId}/${step}/tier${tier}`;
 }
 
 /** One staged request joining the collector's open group. */
@@ -43,6 +44,8 @@ export const itemParkedSignal = defineSignal<[{ itemId: string; parked: boolean 
 export interface ProviderBatchInput {
   batchId: string;
   tier: number;
+  /** The step whose chain the tier belongs to, in a multi-step pipeline. */
+  step?: string;
   provider: ProviderSpec;
   /** State carried across continue-as-new. */
   carry?: ProviderBatchCarry;

@@ -193,6 +193,37 @@ describe('mode: batch tiers', () => {
     for (const r of await ts.store.list('bm-nosubmit')) expect(r).toMatchObject({ tier: 1, status: 'succeeded' });
   }, 60_000);
 
+  it('runs two steps of a multi-step pipeline through their own provider batches (one collector per step and tier)', async () => {
+    ts.provider.setProfile({ name: 'steps', batch: { latencyMs: HOUR } });
+    ts.provider.reset();
+    const tierOf = (name: string) => batchTier({ name, batch: { maxRequests: 2, window: '5m', pollInterval: '10m' } });
+    const pipeline = {
+      name: 'steps-batchmode',
+      providers: [tierOf('bulk')],
+      retry: { maxAttempts: 2, initialInterval: '10ms' },
+      steps: [
+        { name: 'classify', prompt: { template: 'Ticket {{id}}: {{text}}' }, output: { format: 'json', schema } },
+        { name: 'summarise', prompt: { template: 'Summarise {{steps.classify.label}}: {{text}}' }, providers: [tierOf('bulk-summary')] },
+      ],
+    } as unknown as PipelineSpecInput;
+    const queue = 'batchmode-steps';
+    const worker = await ts.worker(queue);
+    const summary = await worker.runUntil(async () => {
+      const h = await ts.env.client.workflow.start<typeof batchPipeline>('batchPipeline', {
+        taskQueue: queue,
+        workflowId: 'bm-steps',
+        args: [{ batchId: 'bm-steps', pipeline, items: items(2) }],
+      });
+      const s = await h.result();
+      for (const step of ['classify', 'summarise']) await ts.env.client.workflow.getHandle(providerBatchWorkflowId('bm-steps', 0, step)).result();
+      await Promise.all(['t0', 't1'].map((id) => ts.env.client.workflow.getHandle(`bm-steps/${id}`).result()));
+      return s;
+    });
+    expect(summary).toMatchObject({ total: 2, succeeded: 2 });
+    // One provider batch per step, each with both items.
+    expect(ts.provider.stats().batches).toMatchObject({ created: 2, requests: 4, results: { succeeded: 4 } });
+  }, 60_000);
+
   it('adopts the batch a lost create reply left behind (OpenAI metadata), and a worker restart mid-poll submits nothing again', async () => {
     ts.provider.setProfile({ name: 'lost-reply', batch: { latencyMs: 6 * HOUR, createLostReplies: 1 } });
     ts.provider.reset();
