@@ -21,7 +21,7 @@ import { classifyError } from './classify.ts';
 import { createAdapter } from './llm.ts';
 import { resolveEndpoint } from './endpoints.ts';
 import type { EndpointPolicy } from './endpoints.ts';
-import type { AdapterOptions, ChatAdapter } from './llm.ts';
+import type { AdapterOptions, ChatAdapter, RawCompletion } from './llm.ts';
 import { attemptTimeoutMs } from '../src/shared/policies.ts';
 import type { BackoffPolicy } from '../src/shared/policies.ts';
 import { scrubSecrets } from './scrub.ts';
@@ -229,50 +229,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     const usage = raw.usage;
     const scrub = (s: string): string => scrubSecrets(s, ep.apiKey.length >= 6 ? [ep.apiKey, ...secrets] : secrets, deps.env);
 
-    // Checked before anything carries the text (a result, or an output failure's details):
-    // too large a payload would fail the task after the answer was paid for, and be retried and paid again.
-    const answerBytes = Buffer.byteLength(raw.text) + Buffer.byteLength(raw.refusal ?? '') + (raw.json !== undefined ? Buffer.byteLength(JSON.stringify(raw.json)) : 0);
-    if (answerBytes > maxAnswerBytes) {
-      record(FailureType.PayloadsTooLarge, raw);
-      const errors = [`the answer is ${answerBytes} bytes, over the ${maxAnswerBytes}-byte limit (STEADFAST_MAX_ANSWER_BYTES); lower maxOutputTokens or ask for a shorter answer`];
-      throw ApplicationFailure.create({
-        type: FailureType.PayloadsTooLarge,
-        message: `${tier} ${p.model}: ${errors[0]}`,
-        nonRetryable: true,
-        // No text: it is what does not fit. The usage still counts (the answer was billed).
-        details: [{ errors, usage, bytes: answerBytes, limit: maxAnswerBytes }],
-      });
-    }
-
-    if (raw.finishReason === 'refusal' || raw.finishReason === 'content_filter') {
-      const text = raw.refusal ?? raw.text;
-      record(FailureType.ContentRefused, raw);
-      throw outputFailure(FailureType.ContentRefused, scrub(`${tier} ${p.model} refused: ${text.slice(0, 200)}`), {
-        text: redactValues(text, secrets),
-        errors: [`the model refused (${raw.finishReason})`],
-        usage,
-      });
-    }
-    if (raw.finishReason === 'length') {
-      const errors = [`the answer was cut at max tokens (${p.maxOutputTokens}); raise maxOutputTokens or shorten the task`];
-      record(FailureType.OutputTruncated, raw);
-      throw outputFailure(FailureType.OutputTruncated, `${tier} ${p.model}: output truncated at ${p.maxOutputTokens} tokens`, {
-        text: redactValues(raw.text, secrets),
-        errors,
-        usage,
-      });
-    }
-    let json: unknown;
-    if (req.output.format === 'json') {
-      const parsed = raw.json !== undefined ? { ok: true as const, value: raw.json } : parseJsonOutput(raw.text);
-      const errors = parsed.ok ? validateOutput(parsed.value, schema) : [parsed.error];
-      if (errors.length > 0) {
-        const message = `${tier} ${p.model}: output does not match the schema: ${errors.slice(0, 3).join('; ')}`;
-        record(FailureType.InvalidOutput, raw);
-        throw outputFailure(FailureType.InvalidOutput, scrub(message), { text: redactValues(raw.text, secrets), errors: errors.map((e) => redactValues(e, secrets)), usage });
-      }
-      json = parsed.ok ? parsed.value : undefined;
-    }
+    const { json } = checkAnswer(raw, req, { tier, maxAnswerBytes, scrub, record });
     record('ok', raw);
     ctx.log.debug('llm call succeeded', { tier, model: raw.model, attempt, latencyMs, ...usage });
     if (req.reportTo) releaseSlot(ctx, req.reportTo, req.itemId);
@@ -289,6 +246,76 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       ...(raw.rateLimit ? { rateLimit: raw.rateLimit } : {}),
     };
   }
+}
+
+/** How {@link checkAnswer} labels, scrubs and records what it rejects. */
+export interface AnswerCheck {
+  /** The tier's label, for messages. */
+  tier: string;
+  maxAnswerBytes: number;
+  /** Removes keys and secret values from a message. */
+  scrub: (s: string) => string;
+  /** Records the outcome of the call (a metric sample); `answered` when the answer was billed. */
+  record: (outcome: string, answered?: { usage: TokenUsage }) => void;
+}
+
+/**
+ * Checks an answer as the workflow needs it, whether it came from a synchronous call or
+ * from a provider batch: too large, refused, cut at max tokens, or not matching the
+ * schema are non-retryable failures that carry the (redacted) text and the usage.
+ * Returns the parsed JSON value for format `json`.
+ */
+export function checkAnswer(raw: RawCompletion, req: LlmRequest, c: AnswerCheck): { json?: unknown } {
+  const { tier, maxAnswerBytes, scrub, record } = c;
+  const p = req.provider;
+  const secrets = req.secretValues ?? [];
+  const schema = req.output.format === 'json' ? req.output.schema : undefined;
+  const usage = raw.usage;
+  // Checked before anything carries the text (a result, or an output failure's details):
+  // too large a payload would fail the task after the answer was paid for, and be retried and paid again.
+  const answerBytes = Buffer.byteLength(raw.text) + Buffer.byteLength(raw.refusal ?? '') + (raw.json !== undefined ? Buffer.byteLength(JSON.stringify(raw.json)) : 0);
+  if (answerBytes > maxAnswerBytes) {
+    record(FailureType.PayloadsTooLarge, raw);
+    const errors = [`the answer is ${answerBytes} bytes, over the ${maxAnswerBytes}-byte limit (STEADFAST_MAX_ANSWER_BYTES); lower maxOutputTokens or ask for a shorter answer`];
+    throw ApplicationFailure.create({
+      type: FailureType.PayloadsTooLarge,
+      message: `${tier} ${p.model}: ${errors[0]}`,
+      nonRetryable: true,
+      // No text: it is what does not fit. The usage still counts (the answer was billed).
+      details: [{ errors, usage, bytes: answerBytes, limit: maxAnswerBytes }],
+    });
+  }
+
+  if (raw.finishReason === 'refusal' || raw.finishReason === 'content_filter') {
+    const text = raw.refusal ?? raw.text;
+    record(FailureType.ContentRefused, raw);
+    throw outputFailure(FailureType.ContentRefused, scrub(`${tier} ${p.model} refused: ${text.slice(0, 200)}`), {
+      text: redactValues(text, secrets),
+      errors: [`the model refused (${raw.finishReason})`],
+      usage,
+    });
+  }
+  if (raw.finishReason === 'length') {
+    const errors = [`the answer was cut at max tokens (${p.maxOutputTokens}); raise maxOutputTokens or shorten the task`];
+    record(FailureType.OutputTruncated, raw);
+    throw outputFailure(FailureType.OutputTruncated, `${tier} ${p.model}: output truncated at ${p.maxOutputTokens} tokens`, {
+      text: redactValues(raw.text, secrets),
+      errors,
+      usage,
+    });
+  }
+  let json: unknown;
+  if (req.output.format === 'json') {
+    const parsed = raw.json !== undefined ? { ok: true as const, value: raw.json } : parseJsonOutput(raw.text);
+    const errors = parsed.ok ? validateOutput(parsed.value, schema) : [parsed.error];
+    if (errors.length > 0) {
+      const message = `${tier} ${p.model}: output does not match the schema: ${errors.slice(0, 3).join('; ')}`;
+      record(FailureType.InvalidOutput, raw);
+      throw outputFailure(FailureType.InvalidOutput, scrub(message), { text: redactValues(raw.text, secrets), errors: errors.map((e) => redactValues(e, secrets)), usage });
+    }
+    json = parsed.ok ? parsed.value : undefined;
+  }
+  return json !== undefined ? { json } : {};
 }
 
 /** Writes the attempt number into the failure's first details object (`attempt`), where the workflow reads it. */

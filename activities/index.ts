@@ -27,6 +27,7 @@ import { defaultSourceRoots } from '../src/common/source-roots.ts';
 import { openStore } from './store.ts';
 import type { ListOptions, ResultStore } from './store.ts';
 import { fitToWindow } from './tokens.ts';
+import { createProviderBatchActivities } from './provider-batch.ts';
 
 export { openStore } from './store.ts';
 export type { ListOptions, ResultStore, StoreOptions, UpsertOutcome } from './store.ts';
@@ -101,6 +102,15 @@ export function createActivities(deps: ActivityDeps) {
   return {
     /** One attempt of one tier; see call-llm.ts. Options: `llmCallFor(provider, spec.retry)`. */
     callLlm,
+
+    /** The activities of `mode: batch` tiers (provider Batch APIs); see provider-batch.ts. */
+    ...createProviderBatchActivities({
+      store: deps.store,
+      policy,
+      env,
+      ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
+    }),
 
     /**
      * Checks a spec's tiers under this worker's endpoint policy (hosts, key names) and

@@ -15,7 +15,7 @@ import { RESERVED_HEADERS } from '../src/shared/spec.ts';
 export type { Endpoint } from './endpoints.ts';
 
 /** Header the fault-injecting provider sets on every answer (src/provider/server.ts). */
-const SIMULATED_HEADER = 'x-steadfast-simulated';
+export const SIMULATED_HEADER = 'x-steadfast-simulated';
 
 /** What a provider answered, before validation. */
 export interface RawCompletion {
@@ -68,7 +68,7 @@ function withJsonHint(req: LlmRequest): LlmRequest['messages'] {
 }
 
 /** Per-tier headers (OpenAI-Organization, OpenRouter's HTTP-Referer, ...), without the reserved ones. */
-function tierHeaders(req: LlmRequest): Record<string, string> | undefined {
+export function tierHeaders(req: LlmRequest): Record<string, string> | undefined {
   const h = req.provider.headers;
   if (!h) return undefined;
   return Object.fromEntries(Object.entries(h).filter(([k]) => !RESERVED_HEADERS.includes(k.toLowerCase())));
@@ -77,54 +77,59 @@ function tierHeaders(req: LlmRequest): Record<string, string> | undefined {
 /** Strict mode per schema text, computed once: OpenAI then guarantees the shape instead of trying. */
 const strictness = new Map<string, string | null>();
 
+/** The OpenAI chat request body of a call (synchronous or one line of a provider batch). */
+export function openaiChatBody(req: LlmRequest, opts: AdapterOptions = {}): OpenAI.ChatCompletionCreateParamsNonStreaming {
+  const p = req.provider;
+  const schema = req.output.format === 'json' ? req.output.schema : undefined;
+  let strict = false;
+  if (schema) {
+    const key = JSON.stringify(schema);
+    let problem = strictness.get(key);
+    if (problem === undefined) {
+      problem = strictSchemaProblem(schema);
+      if (strictness.size > 100) strictness.clear();
+      strictness.set(key, problem);
+      if (problem) opts.onLooseSchema?.(problem);
+    }
+    strict = problem === null;
+  }
+  const responseFormat =
+    req.output.format !== 'json' ? undefined : schema ? ({ type: 'json_schema', json_schema: { name: 'output', schema, strict } } as const) : ({ type: 'json_object' } as const);
+  return {
+    model: p.model,
+    messages: withJsonHint(req).map((m) => ({ role: m.role, content: m.content })),
+    // OpenAI's newer models reject max_tokens; compatible servers often only know it.
+    ...(p.kind === 'openai' ? { max_completion_tokens: p.maxOutputTokens } : { max_tokens: p.maxOutputTokens }),
+    ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
+    ...(responseFormat ? { response_format: responseFormat } : {}),
+  };
+}
+
+/** Reads an OpenAI chat completion (a synchronous answer, or the body of a batch result line). */
+export function openaiCompletion(r: OpenAI.ChatCompletion, fallbackModel: string): RawCompletion {
+  const choice = r.choices?.[0];
+  if (!choice) throw new SyntaxError('the provider answered without a choice');
+  const refusal = choice.message.refusal ?? undefined;
+  const finish = refusal ? 'refusal' : choice.finish_reason === 'tool_calls' ? 'stop' : choice.finish_reason;
+  return {
+    text: choice.message.content ?? '',
+    finishReason: finish,
+    ...(refusal ? { refusal } : {}),
+    usage: openaiUsage(r.usage),
+    model: r.model || fallbackModel,
+  };
+}
+
 function openaiAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
   const client = new OpenAI({ apiKey: ep.apiKey, ...(ep.baseURL ? { baseURL: ep.baseURL } : {}), maxRetries: 0, ...(opts.fetch ? { fetch: opts.fetch } : {}) });
   return {
     async complete(req, { timeoutMs, signal }) {
-      const p = req.provider;
-      const schema = req.output.format === 'json' ? req.output.schema : undefined;
-      let strict = false;
-      if (schema) {
-        const key = JSON.stringify(schema);
-        let problem = strictness.get(key);
-        if (problem === undefined) {
-          problem = strictSchemaProblem(schema);
-          if (strictness.size > 100) strictness.clear();
-          strictness.set(key, problem);
-          if (problem) opts.onLooseSchema?.(problem);
-        }
-        strict = problem === null;
-      }
-      const responseFormat =
-        req.output.format !== 'json'
-          ? undefined
-          : schema
-            ? ({ type: 'json_schema', json_schema: { name: 'output', schema, strict } } as const)
-            : ({ type: 'json_object' } as const);
       const headers = tierHeaders(req);
       const { data: r, response } = await client.chat.completions
-        .create(
-          {
-            model: p.model,
-            messages: withJsonHint(req).map((m) => ({ role: m.role, content: m.content })),
-            // OpenAI's newer models reject max_tokens; compatible servers often only know it.
-            ...(p.kind === 'openai' ? { max_completion_tokens: p.maxOutputTokens } : { max_tokens: p.maxOutputTokens }),
-            ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
-            ...(responseFormat ? { response_format: responseFormat } : {}),
-          },
-          { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}), ...(headers ? { headers } : {}) },
-        )
+        .create(openaiChatBody(req, opts), { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}), ...(headers ? { headers } : {}) })
         .withResponse();
-      const choice = r.choices[0];
-      if (!choice) throw new SyntaxError('the provider answered without a choice');
-      const refusal = choice.message.refusal ?? undefined;
-      const finish = refusal ? 'refusal' : choice.finish_reason === 'tool_calls' ? 'stop' : choice.finish_reason;
       return {
-        text: choice.message.content ?? '',
-        finishReason: finish,
-        ...(refusal ? { refusal } : {}),
-        usage: openaiUsage(r.usage),
-        model: r.model || p.model,
+        ...openaiCompletion(r, req.provider.model),
         ...rateLimitOf(response.headers, 'x-ratelimit-limit-requests', 'x-ratelimit-limit-tokens'),
         ...(response.headers.get(SIMULATED_HEADER) === 'true' ? { simulated: true } : {}),
       };
@@ -140,76 +145,85 @@ function toolSchema(schema: Record<string, unknown>): { input: Record<string, un
 
 const STOP_REASONS: Record<string, string> = { end_turn: 'stop', stop_sequence: 'stop', tool_use: 'stop', max_tokens: 'length', refusal: 'refusal' };
 
+/** The Anthropic Messages request params of a call (synchronous or one request of a message batch). */
+export function anthropicParams(req: LlmRequest): Anthropic.MessageCreateParamsNonStreaming {
+  const p = req.provider;
+  const messages = withJsonHint(req);
+  const systemText = messages
+    .filter((m) => m.role === 'system')
+    .map((m) => m.content)
+    .join('\n\n');
+  // Every item of a batch shares the system prompt (after the tool definition) and the
+  // template's leading text: both are cache breakpoints, so the provider bills them at
+  // the cache-read price from the second item on (a prefix under the model's minimum is
+  // simply not cached).
+  const system = systemText ? [{ type: 'text' as const, text: systemText, cache_control: { type: 'ephemeral' as const } }] : undefined;
+  let firstUser = true;
+  const turns = messages
+    .filter((m) => m.role !== 'system')
+    .map((m) => {
+      const role = m.role as 'user' | 'assistant';
+      const cut = req.sharedPrefixChars ?? 0;
+      if (role !== 'user' || !firstUser || cut <= 0 || cut >= m.content.length) {
+        if (role === 'user') firstUser = false;
+        return { role, content: m.content };
+      }
+      firstUser = false;
+      return {
+        role,
+        content: [
+          { type: 'text' as const, text: m.content.slice(0, cut), cache_control: { type: 'ephemeral' as const } },
+          { type: 'text' as const, text: m.content.slice(cut) },
+        ],
+      };
+    });
+  const schema = req.output.format === 'json' ? req.output.schema : undefined;
+  const tool = schema ? toolSchema(schema) : undefined;
+  return {
+    model: p.model,
+    max_tokens: p.maxOutputTokens,
+    messages: turns,
+    ...(system ? { system } : {}),
+    ...(p.temperature !== undefined ? { temperature: Math.min(1, p.temperature) } : {}),
+    ...(tool
+      ? {
+          tools: [{ name: OUTPUT_TOOL, description: 'Return the answer as structured data matching the input schema.', input_schema: tool.input as Anthropic.Tool.InputSchema }],
+          tool_choice: { type: 'tool' as const, name: OUTPUT_TOOL },
+        }
+      : {}),
+  };
+}
+
+/** Reads an Anthropic message (a synchronous answer, or a succeeded batch result). */
+export function anthropicMessage(r: Anthropic.Message, req: LlmRequest): RawCompletion {
+  const schema = req.output.format === 'json' ? req.output.schema : undefined;
+  const wrapped = schema ? toolSchema(schema).wrapped : false;
+  const use = r.content.find((b) => b.type === 'tool_use' && b.name === OUTPUT_TOOL);
+  const text = r.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('');
+  const usage = anthropicUsage(r.usage);
+  const finishReason = STOP_REASONS[r.stop_reason ?? ''] ?? r.stop_reason ?? 'stop';
+  const base = { finishReason, usage, model: r.model || req.provider.model, ...(finishReason === 'refusal' ? { refusal: text } : {}) };
+  if (use && use.type === 'tool_use') {
+    const input = use.input as Record<string, unknown> | null;
+    const value = wrapped && input && typeof input === 'object' ? input['value'] : input;
+    return { ...base, text: JSON.stringify(value), json: value };
+  }
+  return { ...base, text };
+}
+
 function anthropicAdapter(ep: Endpoint, opts: AdapterOptions): ChatAdapter {
   const client = new Anthropic({ apiKey: ep.apiKey, ...(ep.baseURL ? { baseURL: ep.baseURL } : {}), maxRetries: 0, ...(opts.fetch ? { fetch: opts.fetch } : {}) });
   return {
     async complete(req, { timeoutMs, signal }) {
-      const p = req.provider;
-      const messages = withJsonHint(req);
-      const systemText = messages
-        .filter((m) => m.role === 'system')
-        .map((m) => m.content)
-        .join('\n\n');
-      // Every item of a batch shares the system prompt (after the tool definition) and the
-      // template's leading text: both are cache breakpoints, so the provider bills them at
-      // the cache-read price from the second item on (a prefix under the model's minimum is
-      // simply not cached).
-      const system = systemText ? [{ type: 'text' as const, text: systemText, cache_control: { type: 'ephemeral' as const } }] : undefined;
-      let firstUser = true;
-      const turns = messages
-        .filter((m) => m.role !== 'system')
-        .map((m) => {
-          const role = m.role as 'user' | 'assistant';
-          const cut = req.sharedPrefixChars ?? 0;
-          if (role !== 'user' || !firstUser || cut <= 0 || cut >= m.content.length) {
-            if (role === 'user') firstUser = false;
-            return { role, content: m.content };
-          }
-          firstUser = false;
-          return {
-            role,
-            content: [
-              { type: 'text' as const, text: m.content.slice(0, cut), cache_control: { type: 'ephemeral' as const } },
-              { type: 'text' as const, text: m.content.slice(cut) },
-            ],
-          };
-        });
       const headers = tierHeaders(req);
-      const schema = req.output.format === 'json' ? req.output.schema : undefined;
-      const tool = schema ? toolSchema(schema) : undefined;
       const { data: r, response } = await client.messages
-        .create(
-          {
-            model: p.model,
-            max_tokens: p.maxOutputTokens,
-            messages: turns,
-            ...(system ? { system } : {}),
-            ...(p.temperature !== undefined ? { temperature: Math.min(1, p.temperature) } : {}),
-            ...(tool
-              ? {
-                  tools: [
-                    { name: OUTPUT_TOOL, description: 'Return the answer as structured data matching the input schema.', input_schema: tool.input as Anthropic.Tool.InputSchema },
-                  ],
-                  tool_choice: { type: 'tool' as const, name: OUTPUT_TOOL },
-                }
-              : {}),
-          },
-          { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}), ...(headers ? { headers } : {}) },
-        )
+        .create(anthropicParams(req), { timeout: timeoutMs, maxRetries: 0, ...(signal ? { signal } : {}), ...(headers ? { headers } : {}) })
         .withResponse();
-      const use = r.content.find((b) => b.type === 'tool_use' && b.name === OUTPUT_TOOL);
-      const text = r.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('');
-      const usage = anthropicUsage(r.usage);
-      const finishReason = STOP_REASONS[r.stop_reason ?? ''] ?? r.stop_reason ?? 'stop';
-      const limits = rateLimitOf(response.headers, 'anthropic-ratelimit-requests-limit', 'anthropic-ratelimit-tokens-limit');
-      const simulated = response.headers.get(SIMULATED_HEADER) === 'true' ? { simulated: true } : {};
-      const base = { finishReason, usage, model: r.model || p.model, ...limits, ...simulated, ...(finishReason === 'refusal' ? { refusal: text } : {}) };
-      if (use && use.type === 'tool_use') {
-        const input = use.input as Record<string, unknown> | null;
-        const value = tool?.wrapped && input && typeof input === 'object' ? input['value'] : input;
-        return { ...base, text: JSON.stringify(value), json: value };
-      }
-      return { ...base, text };
+      return {
+        ...anthropicMessage(r, req),
+        ...rateLimitOf(response.headers, 'anthropic-ratelimit-requests-limit', 'anthropic-ratelimit-tokens-limit'),
+        ...(response.headers.get(SIMULATED_HEADER) === 'true' ? { simulated: true } : {}),
+      };
     },
   };
 }

@@ -9,8 +9,8 @@
  */
 import pg from 'pg';
 import type { ResultRecord } from '../src/shared/types.ts';
-import { fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
-import type { ListOptions, ResultStore, Row, UpsertOutcome } from './store.ts';
+import { dollarPlaceholders, fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
+import type { ListOptions, ResultStore, Row, SqlValue, UpsertOutcome } from './store.ts';
 
 /** Advisory lock key of the migration runner: any constant shared by all Steadfast processes. */
 const MIGRATION_LOCK = 7_312_026_841;
@@ -92,6 +92,10 @@ export async function openPostgresStore(url: string, poolSize = 10): Promise<Res
     async getBlob(key: string): Promise<Uint8Array | null> {
       const r = await pool.query<{ payload: string }>('SELECT payload FROM payload_blobs WHERE blob_key = $1', [key]);
       return r.rows[0] ? new Uint8Array(Buffer.from(r.rows[0].payload, 'base64')) : null;
+    },
+    async execute(sql: string, params: readonly SqlValue[]): Promise<{ rows: Row[]; changes: number }> {
+      const r = await pool.query<Row>(dollarPlaceholders(sql), [...params]);
+      return { rows: r.rows, changes: r.command === 'SELECT' ? 0 : (r.rowCount ?? 0) };
     },
     async close(): Promise<void> {
       if (closed) return;

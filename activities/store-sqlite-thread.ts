@@ -12,7 +12,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ResultRecord } from '../src/shared/types.ts';
 import { fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
-import type { ListOptions, Row, UpsertOutcome } from './store.ts';
+import type { ListOptions, Row, SqlValue, UpsertOutcome } from './store.ts';
 
 /** What the thread is started with. */
 export interface SqliteThreadData {
@@ -29,6 +29,7 @@ export type SqliteRequest =
   | { id: number; op: 'rollback'; batchId: string; mode: 'mark' | 'delete' }
   | { id: number; op: 'putBlob'; key: string; payload: Uint8Array; now: string }
   | { id: number; op: 'getBlob'; key: string }
+  | { id: number; op: 'execute'; sql: string; params: SqlValue[] }
   | { id: number; op: 'close' };
 
 /** The thread's answer to request `id` (`id` 0: the open itself). */
@@ -109,6 +110,11 @@ function open(data: SqliteThreadData): (req: SqliteRequest) => unknown {
       case 'getBlob': {
         const r = getBlob.get(req.key);
         return r ? new Uint8Array(Buffer.from(String(r['payload']), 'base64')) : null;
+      }
+      case 'execute': {
+        const st = db.prepare(req.sql);
+        if (/^\s*(SELECT|WITH)\b/i.test(req.sql) || /\bRETURNING\b/i.test(req.sql)) return { rows: st.all(...req.params) as Row[], changes: 0 };
+        return { rows: [], changes: Number(st.run(...req.params).changes) };
       }
       case 'close':
         db.close();

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { ResultRecord } from '../src/shared/types.ts';
 import type { SqliteRequest, SqliteResponse, SqliteThreadData } from './store-sqlite-thread.ts';
-import type { ListOptions, ResultStore, UpsertOutcome } from './store.ts';
+import type { ListOptions, ResultStore, Row, SqlValue, UpsertOutcome } from './store.ts';
 
 /** How long one statement waits for another connection's lock (ms). */
 export const SQLITE_BUSY_TIMEOUT_MS = 1_000;
@@ -160,6 +160,7 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
     rollback: (batchId: string, mode: 'mark' | 'delete') => call<number>({ op: 'rollback', batchId, mode }),
     putBlob: (key: string, payload: Uint8Array) => call<void>({ op: 'putBlob', key, payload, now: new Date().toISOString() }),
     getBlob: (key: string) => call<Uint8Array | null>({ op: 'getBlob', key }),
+    execute: (sql: string, params: readonly SqlValue[]) => call<{ rows: Row[]; changes: number }>({ op: 'execute', sql, params: [...params] }),
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

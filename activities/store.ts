@@ -47,6 +47,11 @@ export interface ResultStore {
   putBlob(key: string, payload: Uint8Array): Promise<void>;
   /** The payload stored under `key`, or null. */
   getBlob(key: string): Promise<Uint8Array | null>;
+  /**
+   * Runs one statement of the store's other tables (the provider batch tables: activities/provider-batch.ts)
+   * with `?` placeholders, rewritten to `$n` on PostgreSQL. Returns the rows and the rows changed.
+   */
+  execute(sql: string, params: readonly SqlValue[]): Promise<{ rows: Row[]; changes: number }>;
   close(): Promise<void>;
 }
 
@@ -197,6 +202,15 @@ export function recordHash(rec: ResultRecord): string {
     ...(rec.steps ? [rec.steps] : []),
   ];
   return createHash('sha256').update(JSON.stringify(state)).digest('hex');
+}
+
+/** A value bound to a statement's placeholder. */
+export type SqlValue = string | number | null;
+
+/** `?` placeholders as PostgreSQL's `$1, $2, ...` (the statements of {@link ResultStore.execute} hold no literal `?`). */
+export function dollarPlaceholders(sql: string): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => `$${++i}`);
 }
 
 /** A stored row as read back (column names), before parsing. */

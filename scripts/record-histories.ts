@@ -4,8 +4,10 @@
  * item's history (the JSON of `temporal workflow show --output json`), plus a
  * batch by reference whose source repeats an id (`batch-source-<tag>`) and the
  * second run of a finished batch id (`batch-rerun-<tag>`), a batch whose failed items are
- * decided by one bulk `reviewMany` Update (`batch-bulk-<tag>`), and a multi-step batch with one
- * of its items (`batch-steps-<tag>`, `item-steps-<tag>`, from examples/invoices-batch.json).
+ * decided by one bulk `reviewMany` Update (`batch-bulk-<tag>`), a multi-step batch with one
+ * of its items (`batch-steps-<tag>`, `item-steps-<tag>`, from examples/invoices-batch.json),
+ * and a batch whose first tier is `mode: batch` with one of its items and the tier's
+ * collector (`batch-mode-<tag>`, `item-batch-mode-<tag>`, `provider-batch-<tag>`).
  *   node scripts/record-histories.ts [version-tag]
  */
 import { execFileSync } from 'node:child_process';
@@ -55,6 +57,14 @@ const bulkInput: BatchInputRaw = {
 };
 const invoices = JSON.parse(readFileSync('examples/invoices-batch.json', 'utf8')) as BatchInputRaw;
 const stepsInput: BatchInputRaw = { ...invoices, batchId: 'replay-steps', items: invoices.items!.slice(0, 3) };
+// The first tier through the provider's Batch API: the batch, an item and the tier's collector (`providerBatch`).
+const [firstTier, ...otherTiers] = example.pipeline.providers;
+const batchModeInput: BatchInputRaw = {
+  ...example,
+  batchId: 'replay-batchmode',
+  pipeline: { ...example.pipeline, providers: [{ ...firstTier!, mode: 'batch', batch: { window: '1s', pollInterval: '1s' } }, ...otherTiers] },
+  items: example.items!.slice(0, 2),
+};
 
 await worker.runUntil(async () => {
   const run = async (workflowId: string, args: BatchInputRaw) => (await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId, args: [args] })).result();
@@ -67,6 +77,8 @@ await worker.runUntil(async () => {
   await bulk.executeUpdate(reviewManyUpdate, { args: [{ decision: 'skip' }] });
   await bulk.result();
   await run('replay-steps', stepsInput);
+  await run('replay-batchmode', batchModeInput);
+  await env.client.workflow.getHandle('provider-batch/replay-batchmode/tier0').result();
 });
 for (const [name, id] of [
   [`batch-${tag}`, 'replay'],
@@ -76,6 +88,9 @@ for (const [name, id] of [
   [`batch-bulk-${tag}`, 'replay-bulk'],
   [`batch-steps-${tag}`, 'replay-steps'],
   [`item-steps-${tag}`, 'replay-steps/inv-001'],
+  [`batch-mode-${tag}`, 'replay-batchmode'],
+  [`item-batch-mode-${tag}`, 'replay-batchmode/t001'],
+  [`provider-batch-${tag}`, 'provider-batch/replay-batchmode/tier0'],
 ] as const) {
   // The same JSON as `temporal workflow show --output json`, which users can record too.
   const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });

@@ -37,6 +37,8 @@ export interface BatchCarry {
   running: string[];
   /** Running items whose LLM call succeeded: they persist and report, and no longer hold a slot. */
   released?: string[];
+  /** Running items waiting inside a provider batch (`mode: batch` tiers): they hold no slot and do not count in flight. */
+  parked?: string[];
   started: number;
   counts: { succeeded: number; failed: number; skipped: number; approved: number; cancelled?: number };
   retried: number;
@@ -438,7 +440,18 @@ export class BatchState {
 
   /** Running items not waiting for a human, released or not: bounded so tails cannot pile up. */
   get inFlight(): number {
-    return this.s.running.length - this.pendingCount;
+    return this.s.running.length - this.pendingCount - (this.s.parked?.length ?? 0);
+  }
+
+  /** An item entered (`parked`) or left a provider batch. False when unknown or unchanged. */
+  park(itemId: string, parked: boolean): boolean {
+    if (!this.runningIds.has(itemId)) return false;
+    const list = (this.s.parked ??= []);
+    const i = list.indexOf(itemId);
+    if (parked === i >= 0) return false;
+    if (parked) list.push(itemId);
+    else list.splice(i, 1);
+    return true;
   }
 
   /** An item's call succeeded: its slot is free. False when unknown, finished or already released. */
@@ -478,6 +491,8 @@ export class BatchState {
     if (!this.s.running.includes(o.itemId)) this.runningIds.delete(o.itemId);
     const r = this.s.released?.indexOf(o.itemId) ?? -1;
     if (r >= 0) this.s.released!.splice(r, 1);
+    const k = this.s.parked?.indexOf(o.itemId) ?? -1;
+    if (k >= 0) this.s.parked!.splice(k, 1);
     const wasPending = this.dequeueReview(o.itemId);
     if (this.s.stepOf && o.itemId in this.s.stepOf) delete this.s.stepOf[o.itemId];
     if (o.steps) this.s.stepStats = addStepStats(this.s.stepStats ?? {}, o.steps);

@@ -28,6 +28,7 @@ import {
   isCancellation,
   workflowInfo,
 } from '@temporalio/workflow';
+import { itemParkedSignal } from '../src/shared/provider-batch.ts';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.ts';
 import { FailureType } from '../src/shared/failures.ts';
@@ -195,6 +196,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     described(itemDoneSignal),
   );
   setHandler(callDoneSignal, ({ itemId }) => handled(state.release(itemId)), described(callDoneSignal));
+  setHandler(itemParkedSignal, ({ itemId, parked }) => handled(state.park(itemId, parked)), { description: 'an item entered or left a provider batch (mode: batch tier)' });
   setHandler(itemAwaitingSignal, (p) => handled(reviews.onAwaiting(p)), described(itemAwaitingSignal));
   setHandler(itemStepSignal, ({ itemId, step }) => handled(state.setStep(itemId, step)), described(itemStepSignal));
   setHandler(tierResultSignal, (r) => handled(circuits.onTierResult(r, Date.now())), described(tierResultSignal));

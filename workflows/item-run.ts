@@ -11,6 +11,7 @@ import {
   TimeoutFailure,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
 } from '@temporalio/workflow';
@@ -20,7 +21,8 @@ import { llmCallFor, persistCall, truncateCall } from '../src/shared/policies.ts
 import { surelyFits } from '../src/shared/truncate.ts';
 import { repairMessages } from '../src/shared/repair.ts';
 import { errorMessage, FailureType } from '../src/shared/failures.ts';
-import { contextWindowOf, costOf, tierName } from '../src/shared/tiers.ts';
+import { batchCostOf, contextWindowOf, costOf, tierName } from '../src/shared/tiers.ts';
+import { callViaBatch } from './item-batch.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
 import { renderMessages, validateItem } from '../src/shared/template.ts';
 import type {
@@ -302,20 +304,21 @@ export class ItemRun {
       try {
         const scope = new CancellationScope();
         this.call = { tier: t, scope };
-        const r = await scope.run(() =>
-          llm.callLlm({
-            batchId: this.input.batchId,
-            itemId: this.itemId,
-            tier: t,
-            provider,
-            messages,
-            output: this.spec.output,
-            ...(sharedPrefix > 0 ? { sharedPrefixChars: sharedPrefix } : {}),
-            ...(this.input.parentWorkflowId && !this.stepMode ? { reportTo: this.input.parentWorkflowId } : {}),
-            ...(this.stepMode ? { step: this.stepMode.name } : {}),
-            ...this.secrets(),
-          }),
-        );
+        const req = {
+          batchId: this.input.batchId,
+          itemId: this.itemId,
+          tier: t,
+          provider,
+          messages,
+          output: this.spec.output,
+          ...(sharedPrefix > 0 ? { sharedPrefixChars: sharedPrefix } : {}),
+          ...(this.input.parentWorkflowId && !this.stepMode ? { reportTo: this.input.parentWorkflowId } : {}),
+          ...(this.stepMode ? { step: this.stepMode.name } : {}),
+          ...this.secrets(),
+        };
+        // A mode: batch tier answers through the provider's Batch API (workflows/item-batch.ts).
+        const viaBatch = provider.mode === 'batch' && patched('batchmode-v1');
+        const r = await scope.run(() => (viaBatch ? callViaBatch(req, this.input.parentWorkflowId) : llm.callLlm(req)));
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
         this.record(r.usage, r.costUsd, r.attempt);
         this.logCall(t, r.model, 'ok', '', r.costUsd);
@@ -332,7 +335,7 @@ export class ItemRun {
         const f = failureOf(err);
         this.attempts += callsOf(err, f, this.spec.retry.maxAttempts);
         // A rejected answer (invalid, refused, cut off) was billed: its tokens and cost count.
-        const cost = f.details?.usage ? costOf(provider.pricing, f.details.usage) : 0;
+        const cost = f.details?.usage ? (provider.mode === 'batch' ? batchCostOf : costOf)(provider.pricing, f.details.usage) : 0;
         if (f.details?.usage) this.record(f.details.usage, cost, 0);
         if (f.details?.text !== undefined) {
           this.bestOutput = f.details.text;

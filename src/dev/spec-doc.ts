@@ -96,6 +96,23 @@ export const FIELDS: Record<string, [description: string, example: string]> = {
     '0.075',
   ],
   'providers[].pricing.cacheWritePerMTok': ['Prompt tokens written to the cache (Anthropic `cache_creation_input_tokens`). Default: `inputPerMTok`.', '1.25'],
+  'providers[].pricing.batchDiscount': [
+    'Share taken off every price of the tier for a request sent through a provider batch (`mode: batch`): cost = price x (1 - batchDiscount). Default 0.5: OpenAI and Anthropic bill batch requests at half price.',
+    '0.5',
+  ],
+  'providers[].mode': [
+    "`sync` (default) calls the model once per item. `batch` sends the tier's requests through the vendor's Batch API (OpenAI `/v1/files` + `/v1/batches`, Anthropic `/v1/messages/batches`): grouped per batch and tier, submitted once, polled with durable timers for up to 24 hours, priced with `pricing.batchDiscount`. A request that errors, expires or is cancelled moves the item on to the next tier or to review like a failed call. See docs/providers.md.",
+    '"batch"',
+  ],
+  'providers[].batch': ['How a `mode: batch` tier groups and polls its provider batches.', '{ "window": "30s", "pollInterval": "5m" }'],
+  'providers[].batch.maxRequests': ["Most requests in one provider batch. Default: the vendor's limit, 50000 (OpenAI) or 100000 (Anthropic).", '10000'],
+  'providers[].batch.maxBytes': [
+    'Largest provider batch in bytes: the JSONL file (OpenAI) or the create body (Anthropic). Default 190 MB (OpenAI, limit 200 MB) or 240 MB (Anthropic, limit 256 MB).',
+    '104857600',
+  ],
+  'providers[].batch.window': ['How long a group stays open for more items after its first one before it is submitted (`30s`, `5m`). Default 30s.', '"2m"'],
+  'providers[].batch.pollInterval': ['Time between two status polls of a submitted provider batch (a durable timer: it holds across worker restarts). Default 1m.', '"5m"'],
+  'providers[].batch.completionWindow': ['The completion window asked for; `24h` is the only one the vendors offer. Default 24h.', '"24h"'],
   'providers[].rateLimit': ["Pacing targets for the batch's dispatch; the provider's rate-limit headers tighten them.", '{ "requestsPerMinute": 500 }'],
   'providers[].rateLimit.requestsPerMinute': ['Requests per minute.', '500'],
   'providers[].rateLimit.tokensPerMinute': ['Tokens (in + out) per minute.', '200000'],

@@ -24,7 +24,7 @@ import { openaiDialect } from './openai.ts';
 import { StatsCounter } from './stats.ts';
 
 /** An answer of a batch endpoint: JSON, or raw file content. */
-export type BatchReply = { type: 'json'; reply: Reply } | { type: 'raw'; status: number; contentType: string; text: string };
+export type BatchReply = { type: 'json'; reply: Reply } | { type: 'raw'; status: number; contentType: string; text: string } | { type: 'reset' };
 
 /** The vendors' limits and defaults, used when the profile does not set them. */
 export const BATCH_DEFAULTS = {
@@ -136,6 +136,29 @@ export class BatchService {
     return undefined;
   }
 
+  /** The `createErrors` fault: the first creations after the profile became active fail and create nothing. */
+  private createFault(api: Api): BatchReply | undefined {
+    const n = this.engine.createsSinceProfile;
+    if (n >= (this.cfg().createErrors ?? 0)) return undefined;
+    this.engine.createsSinceProfile++;
+    const c = this.engine.counters().batches;
+    c.createErrors = (c.createErrors ?? 0) + 1;
+    return api === 'openai'
+      ? this.oaiError(500, 'The server had an error while processing your request. Sorry about that!', null, null, 'server_error')
+      : this.anthError(529, 'overloaded_error', 'Overloaded');
+  }
+
+  /** The `createLostReplies` fault: a batch that was created answers with a dropped connection. */
+  private lostReply(r: BatchReply): BatchReply {
+    const n = this.engine.createsSinceProfile++;
+    const cfg = this.cfg();
+    const created = r.type === 'json' && r.reply.status === 200;
+    if (!created || n - (cfg.createErrors ?? 0) >= (cfg.createLostReplies ?? 0)) return r;
+    const c = this.engine.counters().batches;
+    c.createLostReplies = (c.createLostReplies ?? 0) + 1;
+    return { type: 'reset' };
+  }
+
   // ---- OpenAI ----
 
   private async openai(method: string, path: string, headers: IncomingHttpHeaders, raw: Buffer): Promise<BatchReply> {
@@ -155,7 +178,7 @@ export class BatchService {
         return json(200, { id: f.id, object: 'file', deleted: true });
       }
     }
-    if (method === 'POST' && path === '/v1/batches') return this.createOpenai(raw.toString('utf8'));
+    if (method === 'POST' && path === '/v1/batches') return this.createFault('openai') ?? this.lostReply(this.createOpenai(raw.toString('utf8')));
     if (method === 'GET' && path === '/v1/batches') {
       const data = [...this.batches.values()].filter((b) => b.api === 'openai').map((b) => this.openaiObject(b));
       data.reverse();
@@ -368,7 +391,7 @@ export class BatchService {
   // ---- Anthropic ----
 
   private anthropic(method: string, path: string, raw: Buffer, baseUrl: string): BatchReply {
-    if (method === 'POST' && path === '/v1/messages/batches') return this.createAnthropic(raw, baseUrl);
+    if (method === 'POST' && path === '/v1/messages/batches') return this.createFault('anthropic') ?? this.lostReply(this.createAnthropic(raw, baseUrl));
     if (method === 'GET' && path === '/v1/messages/batches') {
       const data = [...this.batches.values()].filter((b) => b.api === 'anthropic').map((b) => this.anthropicObject(b, baseUrl));
       data.reverse();

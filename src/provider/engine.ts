@@ -54,6 +54,8 @@ export class ProviderEngine {
   private seq = 0;
   /** File uploads seen since the profile became active: the `batch.fileUploadErrors` fault counts these. */
   uploadsSinceProfile = 0;
+  /** Batch creations seen since the profile became active: the `batch.createErrors` and `createLostReplies` faults count these. */
+  createsSinceProfile = 0;
   /** Hangs holding a socket; maintained by the server. */
   openHangs = 0;
   /** Chat requests received and not yet answered (or closed), and the most at once since the last reset. */
@@ -91,6 +93,7 @@ export class ProviderEngine {
   setProfile(profile: FaultProfile): void {
     this.profile = profile;
     this.uploadsSinceProfile = 0;
+    this.createsSinceProfile = 0;
     this.activatedAt = this.now();
     this.limiter = this.makeLimiter();
   }

@@ -75,6 +75,17 @@ export interface BatchFaults {
   expireAnswered?: number;
   /** The first N file uploads (`POST /v1/files`) after the profile became active answer 500. @default 0 */
   fileUploadErrors?: number;
+  /**
+   * The first N batch creations (`POST /v1/batches`, `POST /v1/messages/batches`) after the
+   * profile became active answer 500 (OpenAI) or 529 overloaded (Anthropic) and create nothing. @default 0
+   */
+  createErrors?: number;
+  /**
+   * The first N batch creations (after any `createErrors`) are accepted (the batch exists and
+   * runs) but the connection is dropped before the answer: the client cannot know it was
+   * created, as when a worker dies right after submitting. @default 0
+   */
+  createLostReplies?: number;
   /** Most requests in one batch. @default 50000 (OpenAI), 100000 (Anthropic) */
   maxRequests?: number;
   /** Largest batch input in bytes: the uploaded file (OpenAI), the create body (Anthropic). @default 200 MB (OpenAI), 256 MB (Anthropic) */
@@ -134,6 +145,8 @@ export const FaultProfileSchema = z
         expireRate: z.number().min(0).max(1).optional(),
         expireAnswered: z.number().min(0).max(1).optional(),
         fileUploadErrors: z.number().int().nonnegative().optional(),
+        createErrors: z.number().int().nonnegative().optional(),
+        createLostReplies: z.number().int().nonnegative().optional(),
         maxRequests: z.number().int().positive().optional(),
         maxBytes: z.number().int().positive().optional(),
       })

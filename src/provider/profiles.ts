@@ -77,7 +77,18 @@ const PARAM_KEYS: Record<string, readonly string[]> = {
   outage: ['model', 'fromMs', 'toMs'],
   ratelimit: ['rpm', 'tpm', 'burstSeconds', 'model'],
 };
-const COMMON_KEYS = ['hangMs', 'sticky', 'maxFaultsPerRequest', 'retryAfterMs', 'batchLatencyMs', 'batchExpireRate', 'batchExpireAnswered', 'fileUploadErrors'];
+const COMMON_KEYS = [
+  'hangMs',
+  'sticky',
+  'maxFaultsPerRequest',
+  'retryAfterMs',
+  'batchLatencyMs',
+  'batchExpireRate',
+  'batchExpireAnswered',
+  'fileUploadErrors',
+  'batchCreateErrors',
+  'batchCreateLostReplies',
+];
 
 function parseNamed(spec: string): FaultProfile {
   const colon = spec.indexOf(':');
@@ -103,6 +114,8 @@ function parseNamed(spec: string): FaultProfile {
     ...(params['batchExpireRate'] !== undefined ? { expireRate: numParam(params, 'batchExpireRate', 0) } : {}),
     ...(params['batchExpireAnswered'] !== undefined ? { expireAnswered: numParam(params, 'batchExpireAnswered', 0) } : {}),
     ...(params['fileUploadErrors'] !== undefined ? { fileUploadErrors: Math.floor(numParam(params, 'fileUploadErrors', 0)) } : {}),
+    ...(params['batchCreateErrors'] !== undefined ? { createErrors: Math.floor(numParam(params, 'batchCreateErrors', 0)) } : {}),
+    ...(params['batchCreateLostReplies'] !== undefined ? { createLostReplies: Math.floor(numParam(params, 'batchCreateLostReplies', 0)) } : {}),
   };
   if (Object.keys(batch).length > 0) profile.batch = { ...profile.batch, ...batch };
   return profile;

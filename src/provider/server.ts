@@ -74,6 +74,7 @@ function isBatchPath(path: string): boolean {
 
 function sendBatch(res: ServerResponse, r: BatchReply): void {
   if (r.type === 'json') return send(res, r.reply);
+  if (r.type === 'reset') return void res.socket?.destroy();
   if (res.destroyed || res.writableEnded) return;
   res.writeHead(r.status, { 'content-type': r.contentType, 'content-length': Buffer.byteLength(r.text), [SIMULATED_HEADER]: 'true' });
   res.end(r.text);

@@ -46,6 +46,10 @@ export interface BatchStats {
   /** File uploads accepted, and uploads answered by an injected 5xx. */
   fileUploads: number;
   fileUploadErrors: number;
+  /** Batch creations answered with an injected 5xx (`batch.createErrors`). */
+  createErrors?: number;
+  /** Batch creations accepted whose answer was dropped (`batch.createLostReplies`). */
+  createLostReplies?: number;
 }
 
 /** Mutable counters behind {@link ProviderStats}. */
@@ -59,7 +63,7 @@ export class StatsCounter {
   byFault: Record<string, number> = {};
   tokens = { input: 0, output: 0 };
   costUsd = 0;
-  batches: BatchStats = { created: 0, byApi: {}, requests: 0, results: {}, costUsd: 0, fileUploads: 0, fileUploadErrors: 0 };
+  batches: BatchStats = { created: 0, byApi: {}, requests: 0, results: {}, costUsd: 0, fileUploads: 0, fileUploadErrors: 0, createErrors: 0, createLostReplies: 0 };
   /** Successes per identity, to show how many identities were answered more than once. */
   private successesById = new Map<string, number>();
   private multi = 0;

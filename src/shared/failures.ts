@@ -34,6 +34,12 @@ export const FailureType = {
   // Recorded by the workflows, never thrown by an activity.
   /** The batch's circuit breaker closed the tier to this item; the chain moved on. */
   CircuitOpen: 'CircuitOpen',
+  /** A provider batch ended (its completion window passed) before this request ran; the chain moves on. */
+  BatchExpired: 'BatchExpired',
+  /** A provider batch was cancelled before this request ran; the chain moves on. */
+  BatchCancelled: 'BatchCancelled',
+  /** A provider batch failed as a whole (the provider rejected its file or it could not be submitted); the chain moves on. */
+  BatchFailed: 'BatchFailed',
   /** An error that carried no type (a bug or an SDK error), kept so nothing is lost. */
   Unknown: 'Unknown',
 } as const;

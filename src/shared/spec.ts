@@ -70,9 +70,35 @@ export const ProviderSpec = z
         cachedInputPerMTok: z.number().nonnegative().optional(),
         /** Prompt tokens written to the cache (Anthropic). @default inputPerMTok */
         cacheWritePerMTok: z.number().nonnegative().optional(),
+        /**
+         * Share taken off every price above for a request sent through a provider batch
+         * (`mode: batch`): cost = price x (1 - batchDiscount). @default 0.5 (both vendors bill batches at half price)
+         */
+        batchDiscount: z.number().min(0).max(1).optional(),
       })
       .strict()
       .default({ inputPerMTok: 0, outputPerMTok: 0 }),
+    /**
+     * `sync` calls the model per item; `batch` sends the tier's requests through the vendor's
+     * Batch API (OpenAI `/v1/batches`, Anthropic `/v1/messages/batches`): cheaper, answers within hours. @default sync
+     */
+    mode: z.enum(['sync', 'batch']).optional(),
+    /** How a `mode: batch` tier groups and polls its provider batches. */
+    batch: z
+      .object({
+        /** Most requests in one provider batch. @default 50000 (OpenAI), 100000 (Anthropic): the vendors' limits */
+        maxRequests: z.number().int().min(1).max(100_000).optional(),
+        /** Largest provider batch in bytes (the JSONL file, or the create body). @default 190 MB (OpenAI), 240 MB (Anthropic): under the vendors' 200 MB / 256 MB */
+        maxBytes: z.number().int().min(1024).optional(),
+        /** How long a group stays open for more items after its first one before it is submitted. @default 30s */
+        window: Duration.optional(),
+        /** Time between two status polls of a submitted provider batch. @default 1m */
+        pollInterval: Duration.optional(),
+        /** The provider's completion window; OpenAI accepts `24h` only, Anthropic batches always end within 24 hours. @default 24h */
+        completionWindow: z.literal('24h').optional(),
+      })
+      .strict()
+      .optional(),
     /** Pacing targets; adapted from the provider's rate-limit headers. */
     rateLimit: z
       .object({
@@ -81,7 +107,11 @@ export const ProviderSpec = z
       })
       .optional(),
   })
-  .strict();
+  .strict()
+  .refine((p) => p.mode !== 'batch' || p.kind !== 'openai-compatible' || p.baseURL !== undefined, {
+    message: 'a mode: batch tier of kind openai-compatible needs the baseURL of a server that serves /v1/files and /v1/batches',
+    path: ['mode'],
+  });
 export type ProviderSpec = z.output<typeof ProviderSpec>;
 export type ProviderSpecInput = z.input<typeof ProviderSpec>;
 

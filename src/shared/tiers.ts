@@ -56,3 +56,40 @@ export const COMPATIBLE_CONTEXT_WINDOW = 32_768;
 export function contextWindowOf(p: ProviderSpec): number {
   return p.contextWindow ?? (p.kind === 'anthropic' ? 200_000 : p.kind === 'openai' ? 128_000 : COMPATIBLE_CONTEXT_WINDOW);
 }
+
+/** Share taken off a tier's prices for requests sent through a provider batch, when the spec sets none. */
+export const DEFAULT_BATCH_DISCOUNT = 0.5;
+
+/** Cost in USD of a request answered inside a provider batch: {@link costOf} x (1 - batchDiscount). */
+export function batchCostOf(pricing: Pricing & { batchDiscount?: number | undefined }, usage: Parameters<typeof costOf>[1]): number {
+  return costOf(pricing, usage) * (1 - (pricing.batchDiscount ?? DEFAULT_BATCH_DISCOUNT));
+}
+
+/** A `mode: batch` tier's grouping and polling, with the defaults filled in (durations in ms). */
+export interface BatchOptions {
+  maxRequests: number;
+  maxBytes: number;
+  windowMs: number;
+  pollIntervalMs: number;
+  completionWindow: '24h';
+}
+
+/** The vendors' limits per provider batch: OpenAI 50,000 requests / 200 MB per file, Anthropic 100,000 / 256 MB. */
+export const VENDOR_BATCH_LIMITS = {
+  openai: { maxRequests: 50_000, maxBytes: 200 * 1024 * 1024 },
+  anthropic: { maxRequests: 100_000, maxBytes: 256 * 1024 * 1024 },
+} as const;
+
+/** The batch options of a tier: the spec's, else defaults a little under the vendor's limits. */
+export function batchOptionsOf(p: ProviderSpec): BatchOptions {
+  const vendor = p.kind === 'anthropic' ? VENDOR_BATCH_LIMITS.anthropic : VENDOR_BATCH_LIMITS.openai;
+  const b = p.batch ?? {};
+  return {
+    maxRequests: Math.min(b.maxRequests ?? vendor.maxRequests, vendor.maxRequests),
+    // A margin under the byte limit: the vendors count multipart framing and JSON escaping differently.
+    maxBytes: Math.min(b.maxBytes ?? Math.floor(vendor.maxBytes * (p.kind === 'anthropic' ? 0.9375 : 0.95)), vendor.maxBytes),
+    windowMs: b.window ?? 30_000,
+    pollIntervalMs: b.pollInterval ?? 60_000,
+    completionWindow: b.completionWindow ?? '24h',
+  };
+}

@@ -238,6 +238,22 @@ describe('OpenAI Batch API', () => {
     expect(await caught(r.oai.files.create({ file: await toFile(Buffer.from(body), 'input.jsonl'), purpose: 'batch' }))).toBeInstanceOf(OpenAI.InternalServerError);
   });
 
+  it('answers 500 to the first createErrors batch creations and drops the reply of the next createLostReplies (the batch exists)', async () => {
+    const r = await rig('none:batchCreateErrors=1,batchCreateLostReplies=1');
+    const file = await r.oai.files.create({ file: await toFile(Buffer.from(jsonl([{ id: 'a', text: 'Classify item 1' }])), 'input.jsonl'), purpose: 'batch' });
+    const create = () => r.oai.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { group: 'g1' } });
+    const failed = await caught(create());
+    expect(failed).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((await r.oai.batches.list()).data).toHaveLength(0);
+    // Accepted, but the client never hears of it: the batch is listed, with its metadata.
+    expect(await caught(create())).toBeInstanceOf(OpenAI.APIConnectionError);
+    const listed = (await r.oai.batches.list()).data;
+    expect(listed.map((b) => b.metadata)).toEqual([{ group: 'g1' }]);
+    const third = await create();
+    expect(third.id).not.toBe(listed[0]?.id);
+    expect(r.p.stats().batches).toMatchObject({ created: 2, createErrors: 1, createLostReplies: 1 });
+  });
+
   it('rejects bad input with a 400 that names the line and parameter', async () => {
     const r = await rig({ name: 'limits', batch: { maxRequests: 3, maxBytes: 4000 } });
     const two = [
@@ -363,6 +379,18 @@ describe('the provider clock', () => {
 });
 
 describe('Anthropic Message Batches', () => {
+  it('answers 529 overloaded to the first createErrors creations (nothing created), then creates', async () => {
+    const r = await rig({ name: 'create-529', batch: { createErrors: 2 } });
+    for (let i = 0; i < 2; i++) {
+      const err = await caught(r.ant.messages.batches.create({ requests: [antRequest('a', 'Extract 1')] }));
+      expect(err['status']).toBe(529);
+    }
+    expect((await r.ant.messages.batches.list()).data).toHaveLength(0);
+    const b = await r.ant.messages.batches.create({ requests: [antRequest('a', 'Extract 1')] });
+    expect(b.processing_status).toBe('in_progress');
+    expect(r.p.stats().batches).toMatchObject({ created: 1, createErrors: 2 });
+  });
+
   it('runs a batch: in_progress until batchLatencyMs, then ended with succeeded and errored results', async () => {
     const r = await rig();
     const texts = ['Extract item 1: parcel lost', 'Extract item 2 [[fault:overloaded]]', 'Extract item 3 [[fault:rate_limit]]'];

@@ -13,3 +13,8 @@ export async function itemPipeline(): Promise<string> {
   await sleep('1 minute');
   return 'diverged';
 }
+
+export async function providerBatch(): Promise<string> {
+  await sleep('1 minute');
+  return 'diverged';
+}
