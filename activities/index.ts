@@ -28,6 +28,7 @@ import { openStore } from './store.ts';
 import type { ListOptions, ResultStore } from './store.ts';
 import { fitToWindow } from './tokens.ts';
 import { createProviderBatchActivities } from './provider-batch.ts';
+import { responseCache } from './cache.ts';
 
 export { openStore } from './store.ts';
 export type { ListOptions, ResultStore, StoreOptions, UpsertOutcome } from './store.ts';
@@ -97,6 +98,7 @@ export function createActivities(deps: ActivityDeps) {
     env,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
+    cache: responseCache(deps.store, env),
   });
 
   return {

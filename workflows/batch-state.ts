@@ -52,6 +52,8 @@ export interface BatchCarry {
   endpoints?: Record<string, number>;
   /** Items answered by the fault-injecting provider. */
   simulated?: number;
+  /** Items answered by the response cache. */
+  cacheHits?: number;
   /**
    * Items awaiting review, compact so 10,000 of them stay far under the payload limit:
    * ids, an index into `reasons` (error type and a short reason) and since when. Full
@@ -520,6 +522,7 @@ export class BatchState {
       this.s.endpoints = { ...this.s.endpoints, [key]: (this.s.endpoints?.[key] ?? 0) + 1 };
       if (o.endpoint.simulated) this.s.simulated = (this.s.simulated ?? 0) + 1;
     }
+    if (o.cacheHit && o.status === 'succeeded') this.s.cacheHits = (this.s.cacheHits ?? 0) + 1;
     return true;
   }
 
@@ -634,6 +637,7 @@ export class BatchState {
       tierUse,
       endpoints: { ...this.s.endpoints },
       simulated: this.s.simulated ?? 0,
+      cacheHits: this.s.cacheHits ?? 0,
       startedAt: this.s.startedAt,
       finishedAt,
       status: this.cancelled ? 'cancelled' : this.s.stopped ? 'stopped' : status,

@@ -128,6 +128,7 @@ export function summaryTable(s: BatchSummary): string {
     ['review retries', int(s.retried ?? 0)],
     ['tokens', `${int(s.inputTokens)} in, ${int(s.outputTokens)} out`],
     ['cost', `$${s.costUsd.toFixed(4)}`],
+    ...((s.cacheHits ?? 0) > 0 ? [['cache hits', `${int(s.cacheHits ?? 0)} answers from the response cache (no call, no cost)`] as [string, string]] : []),
     ['truncated', int(s.truncated)],
     ['tier use', tiers.length ? tiers.map(([t, n]) => `${t} ${int(n)}`).join(', ') : '-'],
     [
