@@ -29,6 +29,7 @@ import type { ListOptions, ResultStore } from './store.ts';
 import { fitToWindow } from './tokens.ts';
 import { createProviderBatchActivities } from './provider-batch.ts';
 import { responseCache } from './cache.ts';
+import { makeRecordNotRun } from './not-run.ts';
 
 export { openStore } from './store.ts';
 export type { ListOptions, ResultStore, StoreOptions, UpsertOutcome } from './store.ts';
@@ -169,6 +170,9 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
     },
+
+    /** Writes items that never ran (the budget stopped the batch) as `skipped` rows; idempotent. */
+    recordNotRun: makeRecordNotRun(deps.store, (op, err) => storeFailure(op, err)),
 
     /** Rows of a batch (optionally by status, paged by item id). */
     async listResults(batchId: string, opts: ListOptions = {}): Promise<ResultRecord[]> {

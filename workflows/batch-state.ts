@@ -15,6 +15,7 @@ import { newPacer } from './pacer.ts';
 import { addStepStats } from '../src/shared/pipeline-steps.ts';
 import type { StepStats } from '../src/shared/pipeline-steps.ts';
 import type { PacerState } from './pacer.ts';
+import type { BudgetCarry } from './batch-budget.ts';
 
 /** Everything the next run needs after continue-as-new. */
 export interface BatchCarry {
@@ -92,6 +93,8 @@ export interface BatchCarry {
   stepOf?: Record<string, string>;
   /** Multi-step pipelines: tokens, cost, failures and fallbacks per step, over the finished items. */
   stepStats?: Record<string, StepStats>;
+  /** The spending limit's state (workflows/batch-budget.ts); absent without `pipeline.budget`. */
+  budget?: BudgetCarry;
   runs: number;
 }
 
@@ -385,6 +388,16 @@ export class BatchState {
     const since = d.since;
     this.s.reviewDigest = { since: {}, lastAt: now };
     return since;
+  }
+
+  /** The budget's record, created by `init` on first use; the Budget class is its one writer. */
+  budgetRecord(init: () => BudgetCarry): BudgetCarry {
+    return (this.s.budget ??= init());
+  }
+
+  /** Items written as skipped without running (the budget stopped the batch): they count as finished. */
+  countNotRun(n: number): void {
+    this.s.counts.skipped += n;
   }
 
   /** Marks the error-rate alert as sent (it fires once per batch). */

@@ -2,7 +2,7 @@
  * Types shared by workflows, activities, the CLI and tests. Pure: no runtime imports.
  */
 import type { FailureType } from './failures.ts';
-import type { ReviewRecord } from './messages.ts';
+import type { BudgetStatus, ReviewRecord } from './messages.ts';
 import type { Item, PipelineSpec, ProviderSpec } from './spec.ts';
 import type { StepBrief, StepResult, StepStats } from './pipeline-steps.ts';
 
@@ -203,7 +203,7 @@ export interface ItemOutcome {
 /** A Slack-compatible alert. */
 export interface Alert {
   batchId: string;
-  kind: 'error_rate' | 'circuit_open' | 'awaiting_review' | 'batch_paused' | 'batch_done' | 'batch_cancelled';
+  kind: 'error_rate' | 'circuit_open' | 'awaiting_review' | 'batch_paused' | 'batch_done' | 'batch_cancelled' | 'budget_warning' | 'budget_exceeded';
   text: string;
   fields?: Record<string, string | number>;
 }
@@ -244,4 +244,6 @@ export interface BatchSummary {
   steps?: Record<string, StepStats>;
   /** The cancel's reason and what happened to the batch's rows. */
   cancel?: { reason: string; rollback: 'none' | 'mark' | 'delete'; rowsRolledBack: number };
+  /** The budget at the end (with `pipeline.budget`); a budget stop makes `status` `stopped`. */
+  budget?: BudgetStatus;
 }

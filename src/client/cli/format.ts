@@ -55,6 +55,7 @@ export function progressCounts(p: Progress): string {
     : [...head, `review ${awaiting}`, `running ${p.running}`, `${p.ratePerMinute}/min`, `ETA ${formatDuration(p.etaSeconds)}`];
   const steps = stepsText(p);
   if (steps !== null && !p.waitingOnReviews) parts.push(`steps: ${steps}`);
+  if (p.budget) parts.push(`spent $${p.budget.spentUsd.toFixed(2)} of $${p.budget.maxCostUsd.toFixed(2)}`);
   if (p.paused) parts.push(`PAUSED${p.pausedReason ? `: ${p.pausedReason}` : ''}`);
   return parts.join(' | ');
 }
@@ -128,6 +129,12 @@ export function summaryTable(s: BatchSummary): string {
     ['review retries', int(s.retried ?? 0)],
     ['tokens', `${int(s.inputTokens)} in, ${int(s.outputTokens)} out`],
     ['cost', `$${s.costUsd.toFixed(4)}`],
+    ...(s.budget
+      ? ([['budget', `$${s.budget.maxCostUsd.toFixed(2)} (${s.budget.state}${s.budget.skipped ? `; ${int(s.budget.skipped)} items not started, skipped` : ''})`]] as [
+          string,
+          string,
+        ][])
+      : []),
     ...((s.cacheHits ?? 0) > 0 ? [['cache hits', `${int(s.cacheHits ?? 0)} answers from the response cache (no call, no cost)`] as [string, string]] : []),
     ['truncated', int(s.truncated)],
     ['tier use', tiers.length ? tiers.map(([t, n]) => `${t} ${int(n)}`).join(', ') : '-'],
@@ -165,6 +172,12 @@ export function progressTable(p: Progress): string {
     ['queued', int(p.queued)],
     ['rate', `${p.ratePerMinute}/min`],
     ['ETA', p.waitingOnReviews ? 'waiting for reviews' : formatDuration(p.etaSeconds)],
+    ...(p.budget
+      ? ([['budget', `$${p.budget.spentUsd.toFixed(4)} spent of $${p.budget.maxCostUsd.toFixed(2)}, $${p.budget.reservedUsd.toFixed(4)} in flight (${p.budget.state})`]] as [
+          string,
+          string,
+        ][])
+      : []),
   ];
   const open = Object.entries(p.circuits).filter(([, c]) => c.state !== 'closed');
   if (open.length) pairs.push(['circuits', open.map(([t, c]) => `${t} ${c.state}${c.openUntil ? ` until ${c.openUntil}` : ''}`).join(', ')]);
