@@ -1,0 +1,56 @@
+/**
+ * The cost bench's modes: each runs on its own fresh items except the cached re-run,
+ * which reuses the items of the cached synchronous mode under a new batch id; a mode
+ * this code cannot run is reported with its reason, the others still run.
+ */
+import { describe, expect, it } from 'vitest';
+import { COST_MODES, runCostModes } from '../../bench/cost.ts';
+import type { CostMode } from '../../bench/cost.ts';
+import type { PipelineSpecInput } from '../../src/shared/spec.ts';
+import type { BatchSummary } from '../../src/shared/types.ts';
+
+const base: PipelineSpecInput = { prompt: { template: 'x {{id}}' }, providers: [{ kind: 'openai', model: 'm' }] };
+
+function rig() {
+  const runs: { batchId: string; pipeline: PipelineSpecInput; prefix: string }[] = [];
+  let calls = 0;
+  return {
+    runs,
+    rig: {
+      async runBatch(batchId: string, pipeline: PipelineSpecInput, prefix: string) {
+        runs.push({ batchId, pipeline, prefix });
+        const hits = pipeline.cache && runs.some((r) => r !== runs.at(-1) && r.prefix === prefix && r.pipeline.cache) ? 10 : 0;
+        calls += 10 - hits;
+        const summary = { total: 10, succeeded: 10, costUsd: hits ? 0 : 0.002, cacheHits: hits } as BatchSummary;
+        return { wallMs: hits ? 100 : 1000, summary };
+      },
+      providerCalls: async () => calls,
+      nextId: (w: string) => `${w}-${runs.length}`,
+      log: () => undefined,
+    },
+  };
+}
+
+describe('bench cost modes', () => {
+  it('runs sync, cached and the cached re-run on the cached mode items; reports Batch API as unavailable without mode', async () => {
+    const r = rig();
+    const rows = await runCostModes(r.rig, base, 10);
+    expect(rows.map((x) => x.mode)).toEqual(['sync', 'syncCached', 'batchApi', 'cachedRerun']);
+    expect(rows[2]).toMatchObject({ unavailable: expect.stringContaining('mode') });
+    expect(r.runs).toHaveLength(3);
+    expect(r.runs[2]!.prefix).toBe(r.runs[1]!.prefix);
+    expect(r.runs[0]!.prefix).not.toBe(r.runs[1]!.prefix);
+    expect(rows[3]).toMatchObject({ costUsd: 0, costPer1kItemsUsd: 0, providerCalls: 0, cacheHits: 10 });
+    expect(rows[0]).toMatchObject({ costPer1kItemsUsd: 0.2, providerCalls: 10 });
+  });
+
+  it('a Batch API entry runs once it is available, with mode batch on the first tier and no cache', async () => {
+    const batch = COST_MODES.find((m) => m.name === 'batchApi')!;
+    const available: CostMode = { ...batch, unavailable: () => null };
+    const r = rig();
+    const rows = await runCostModes(r.rig, base, 10, [available]);
+    expect(rows[0]!.unavailable).toBeUndefined();
+    expect(r.runs[0]!.pipeline.providers[0]).toMatchObject({ mode: 'batch' });
+    expect(r.runs[0]!.pipeline.cache).toBeUndefined();
+  });
+});
