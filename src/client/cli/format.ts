@@ -55,7 +55,7 @@ export function progressCounts(p: Progress): string {
     : [...head, `review ${awaiting}`, `running ${p.running}`, `${p.ratePerMinute}/min`, `ETA ${formatDuration(p.etaSeconds)}`];
   const steps = stepsText(p);
   if (steps !== null && !p.waitingOnReviews) parts.push(`steps: ${steps}`);
-  if (p.budget) parts.push(`spent $${p.budget.spentUsd.toFixed(2)} of $${p.budget.maxCostUsd.toFixed(2)}`);
+  if (p.budget) parts.push(`spent ${usd(p.budget.spentUsd)} of ${usd(p.budget.maxCostUsd)}`);
   if (p.paused) parts.push(`PAUSED${p.pausedReason ? `: ${p.pausedReason}` : ''}`);
   return parts.join(' | ');
 }
@@ -101,6 +101,8 @@ export function keyValues(pairs: readonly (readonly [string, string])[]): string
 }
 
 const int = (n: number) => n.toLocaleString('en-US');
+/** USD with cents, or four decimals under a dollar (budgets of test batches are small). */
+const usd = (n: number) => `$${n.toFixed(Math.abs(n) < 1 ? 4 : 2)}`;
 
 /** The summary of a finished batch as a small table. */
 export function summaryTable(s: BatchSummary): string {
@@ -130,10 +132,7 @@ export function summaryTable(s: BatchSummary): string {
     ['tokens', `${int(s.inputTokens)} in, ${int(s.outputTokens)} out`],
     ['cost', `$${s.costUsd.toFixed(4)}`],
     ...(s.budget
-      ? ([['budget', `$${s.budget.maxCostUsd.toFixed(2)} (${s.budget.state}${s.budget.skipped ? `; ${int(s.budget.skipped)} items not started, skipped` : ''})`]] as [
-          string,
-          string,
-        ][])
+      ? ([['budget', `${usd(s.budget.maxCostUsd)} (${s.budget.state}${s.budget.skipped ? `; ${int(s.budget.skipped)} items not started, skipped` : ''})`]] as [string, string][])
       : []),
     ...((s.cacheHits ?? 0) > 0 ? [['cache hits', `${int(s.cacheHits ?? 0)} answers from the response cache (no call, no cost)`] as [string, string]] : []),
     ['truncated', int(s.truncated)],
@@ -173,10 +172,7 @@ export function progressTable(p: Progress): string {
     ['rate', `${p.ratePerMinute}/min`],
     ['ETA', p.waitingOnReviews ? 'waiting for reviews' : formatDuration(p.etaSeconds)],
     ...(p.budget
-      ? ([['budget', `$${p.budget.spentUsd.toFixed(4)} spent of $${p.budget.maxCostUsd.toFixed(2)}, $${p.budget.reservedUsd.toFixed(4)} in flight (${p.budget.state})`]] as [
-          string,
-          string,
-        ][])
+      ? ([['budget', `${usd(p.budget.spentUsd)} spent of ${usd(p.budget.maxCostUsd)}, ${usd(p.budget.reservedUsd)} in flight (${p.budget.state})`]] as [string, string][])
       : []),
   ];
   const open = Object.entries(p.circuits).filter(([, c]) => c.state !== 'closed');
