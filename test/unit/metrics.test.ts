@@ -134,9 +134,9 @@ describe('callLlm metrics', () => {
   it('counts a response cache miss (with its call) and then a hit (no call, what it saved)', async () => {
     const m = new RecordingMeter();
     const req: LlmRequest = { ...request(spec()), cache: {} };
-    const paid = await env(m).run(rig.acts.callLlm, req);
+    const paid: LlmResult = await env(m).run(rig.acts.callLlm, req);
     const before = rig.provider.stats().requests;
-    const hit = await env(m).run(rig.acts.callLlm, req);
+    const hit: LlmResult = await env(m).run(rig.acts.callLlm, req);
     const who = { provider: 'primary', model: 'gpt-4o-mini' };
     expect(rig.provider.stats().requests).toBe(before);
     expect(hit).toMatchObject({ costUsd: 0, usage: { inputTokens: 0, outputTokens: 0 }, cached: { savedUsd: paid.costUsd }, json: paid.json });
