@@ -116,6 +116,26 @@ describe('batch budget', () => {
     expect(skipped[0]).toMatchObject({ attempts: 0, costUsd: 0, error: { type: 'BudgetExceeded', message: expect.stringContaining('budget') } });
   }, 60_000);
 
+  it('holds across continue-as-new: the budget, its spend and its alerts carry into the next run', async () => {
+    const maxCostUsd = 40.5 * perItem;
+    posts.length = 0;
+    const summary = await h.run(async () => {
+      const handle = await h.startBatch({ pipeline: { ...spec({ maxCostUsd, onExceeded: 'pause' }, webhookUrl), batch: { concurrency: 4 } }, items: items(60, 'n') }, 'budget-can');
+      const read = () => handle.query(progressQuery);
+      const paused = await until(read, (p) => p.budget?.state === 'paused');
+      // The dev server suggests continue-as-new at 300 events: 40 items take the batch past it.
+      expect(paused.runs).toBeGreaterThan(1);
+      expect(paused).toMatchObject({ started: 40, succeeded: 40, running: 0, budget: { state: 'paused', reservedUsd: 0 } });
+      expect(paused.budget!.spentUsd).toBeLessThanOrEqual(maxCostUsd);
+      await handle.executeUpdate(setBudgetUpdate, { args: [{ maxCostUsd: 100 * perItem }] });
+      return handle.result();
+    });
+    expect(summary).toMatchObject({ total: 60, succeeded: 60, status: 'completed' });
+    // Each alert once, whatever run of the batch it fell in.
+    expect(posts.filter((p) => p.text.includes('Budget 80% spent'))).toHaveLength(1);
+    expect(posts.filter((p) => p.text.includes('Budget reached'))).toHaveLength(1);
+  }, 90_000);
+
   it('stop on a JSONL source: the rest of the source is read and written as skipped rows', async () => {
     const path = join(dir, 'items.jsonl');
     writeFileSync(
