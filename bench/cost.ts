@@ -19,8 +19,8 @@ export interface CostMode {
   label: string;
   /** Null when this code cannot run the mode (the reason is reported instead). */
   unavailable(): string | null;
-  /** The pipeline of this mode, from the workload's. */
-  pipeline(base: PipelineSpecInput): PipelineSpecInput;
+  /** The pipeline of this mode, from the workload's and its number of items. */
+  pipeline(base: PipelineSpecInput, items: number): PipelineSpecInput;
   /** Run on the items of this mode under a new batch id (a re-run), not on fresh items. */
   rerunOf?: string;
 }
@@ -46,7 +46,12 @@ export const COST_MODES: readonly CostMode[] = [
     name: 'batchApi',
     label: 'provider Batch API (mode: batch)',
     unavailable: () => (tierHasField('mode') ? null : 'no `mode` tier field in the spec schema on this code (provider Batch API mode not merged)'),
-    pipeline: (b) => withTier(b, { mode: 'batch' }),
+    // Every item in flight (up to the spec's 500), so one provider batch carries them; a short
+    // grouping window and poll interval, because the fault-injecting provider ends a batch in 200 ms.
+    pipeline: (b, n) => ({
+      ...withTier(b, { mode: 'batch', batch: { window: '2s', pollInterval: '2s' } }),
+      batch: { ...b.batch, concurrency: Math.min(500, Math.max(n, b.batch?.concurrency ?? 1)) },
+    }),
   },
   {
     name: 'cachedRerun',
@@ -99,7 +104,7 @@ export async function runCostModes(rig: CostRig, base: PipelineSpecInput, n: num
     prefixes[m.name] = prefix;
     const batchId = rig.nextId(`cost-${m.name}`);
     const calls0 = await rig.providerCalls();
-    const { wallMs, summary } = await rig.runBatch(batchId, m.pipeline(base), prefix);
+    const { wallMs, summary } = await rig.runBatch(batchId, m.pipeline(base, n), prefix);
     const calls = (await rig.providerCalls()) - calls0;
     const row: CostRow = {
       mode: m.name,

@@ -50,7 +50,8 @@ describe('bench cost modes', () => {
     const r = rig();
     const rows = await runCostModes(r.rig, base, 10, [available]);
     expect(rows[0]!.unavailable).toBeUndefined();
-    expect(r.runs[0]!.pipeline.providers[0]).toMatchObject({ mode: 'batch' });
+    expect(r.runs[0]!.pipeline.providers[0]).toMatchObject({ mode: 'batch', batch: { pollInterval: '2s' } });
+    expect(r.runs[0]!.pipeline.batch?.concurrency).toBe(10);
     expect(r.runs[0]!.pipeline.cache).toBeUndefined();
   });
 });
