@@ -6,7 +6,8 @@
  * The estimate of an item: the average cost of the items finished so far (it reflects
  * real answer lengths, repairs, fallbacks and cache hits); before the first one reports,
  * an upper bound at the first tier's prices, input tokens from the rendered prompt (4
- * characters a token) and output at the tier's `maxOutputTokens`. An item keeps its
+ * characters a token) and output at the tier's `maxOutputTokens`, summed over the steps of
+ * a multi-step pipeline. An item keeps its
  * reservation until it reports, also while it waits for review (a retry may spend more).
  * The budget can be passed by what items cost beyond their estimate, no more.
  *
@@ -30,6 +31,7 @@ import { FailureType } from '../src/shared/failures.ts';
 import type { BudgetStatus, Progress, SetBudgetRequest } from '../src/shared/messages.ts';
 import { persistCall } from '../src/shared/policies.ts';
 import type { Item } from '../src/shared/spec.ts';
+import { planSteps } from '../src/shared/pipeline-steps.ts';
 import { renderMessages } from '../src/shared/template.ts';
 import { costOf } from '../src/shared/tiers.ts';
 import type { BatchSummary, ItemOutcome } from '../src/shared/types.ts';
@@ -90,9 +92,13 @@ export class Budget {
     const r = this.rec;
     if (r && r.finished >= AVERAGE_AFTER) return r.finishedUsd / r.finished;
     const { pipeline } = this.state.view;
-    const tier = pipeline.providers[0]!;
-    const chars = renderMessages(pipeline, item).reduce((n, m) => n + m.content.length, 0);
-    return costOf(tier.pricing, { inputTokens: Math.ceil(chars / 4), outputTokens: tier.maxOutputTokens });
+    // A multi-step item calls every step: each step's first tier, with its own prompt and max tokens.
+    const specs = pipeline.steps?.length ? planSteps(pipeline).map((s) => s.spec) : [pipeline];
+    return specs.reduce((sum, spec) => {
+      const tier = spec.providers[0]!;
+      const chars = renderMessages(spec, item).reduce((n, m) => n + m.content.length, 0);
+      return sum + costOf(tier.pricing, { inputTokens: Math.ceil(chars / 4), outputTokens: tier.maxOutputTokens });
+    }, 0);
   }
 
   /** How many of the first `wanted` queued items fit in the budget now (all of them without a budget). */

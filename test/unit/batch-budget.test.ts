@@ -102,6 +102,20 @@ describe('Budget', () => {
     expect(budget.room(state.view.queue, 10)).toBe(4);
   });
 
+  it('sums the upper bound over the steps of a multi-step pipeline', () => {
+    const spec = PipelineSpec.parse({
+      providers: [{ kind: 'openai', model: 'm', maxOutputTokens: 100, pricing: { inputPerMTok: 1000, outputPerMTok: 10_000 } }],
+      steps: [
+        { name: 'a', prompt: { template: '{{text}}' } },
+        { name: 'b', prompt: { template: '{{text}}' }, providers: [{ kind: 'openai', model: 'n', maxOutputTokens: 10, pricing: { inputPerMTok: 0, outputPerMTok: 10_000 } }] },
+      ],
+      budget: { maxCostUsd: 5 },
+    });
+    const state = new BatchState(initialCarry('b', spec, [...items], undefined, '2026-01-01T00:00:00.000Z'));
+    // Step a: 100 tokens in ($0.1) + 100 out ($1); step b: 10 out ($0.1).
+    expect(new Budget(state, {} as Alerts).estimate(items[0]!)).toBeCloseTo(1.2, 9);
+  });
+
   it('is a no-op without a budget', () => {
     const state = new BatchState(
       initialCarry('b', PipelineSpec.parse({ prompt: { template: '{{text}}' }, providers: [{ kind: 'openai', model: 'm' }] }), [...items], undefined, '2026-01-01T00:00:00.000Z'),
