@@ -32,15 +32,20 @@ function rig() {
 }
 
 describe('bench cost modes', () => {
-  it('runs sync, cached and the cached re-run on the cached mode items; reports Batch API as unavailable without mode', async () => {
+  it('runs sync, cached, Batch API and the cached re-run on the cached mode items; a mode this code lacks is reported, not run', async () => {
     const r = rig();
-    const rows = await runCostModes(r.rig, base, 10);
-    expect(rows.map((x) => x.mode)).toEqual(['sync', 'syncCached', 'batchApi', 'cachedRerun']);
-    expect(rows[2]).toMatchObject({ unavailable: expect.stringContaining('mode') });
-    expect(r.runs).toHaveLength(3);
-    expect(r.runs[2]!.prefix).toBe(r.runs[1]!.prefix);
+    const lacking: CostMode = { name: 'future', label: 'future', unavailable: () => 'not on this code', pipeline: (b) => b };
+    const modes = [...COST_MODES.slice(0, 3), lacking, COST_MODES[3]!];
+    const rows = await runCostModes(r.rig, base, 10, modes);
+    expect(rows.map((x) => x.mode)).toEqual(['sync', 'syncCached', 'batchApi', 'future', 'cachedRerun']);
+    // The tier schema has mode (provider Batch API mode is merged): its row runs.
+    expect(rows[2]!.unavailable).toBeUndefined();
+    expect(rows[3]).toMatchObject({ unavailable: 'not on this code' });
+    expect(r.runs).toHaveLength(4);
+    expect(r.runs[3]!.prefix).toBe(r.runs[1]!.prefix);
+    expect(r.runs[2]!.prefix).not.toBe(r.runs[1]!.prefix);
     expect(r.runs[0]!.prefix).not.toBe(r.runs[1]!.prefix);
-    expect(rows[3]).toMatchObject({ costUsd: 0, costPer1kItemsUsd: 0, providerCalls: 0, cacheHits: 10 });
+    expect(rows[4]).toMatchObject({ costUsd: 0, costPer1kItemsUsd: 0, providerCalls: 0, cacheHits: 10 });
     expect(rows[0]).toMatchObject({ costPer1kItemsUsd: 0.2, providerCalls: 10 });
   });
 
