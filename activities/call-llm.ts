@@ -16,7 +16,7 @@ import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { CANCELLED_OUTCOME, steadfastMetrics } from './metrics.ts';
 import type { LlmCallRecord } from './metrics.ts';
 import { costOf, tierName } from '../src/shared/tiers.ts';
-import type { InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/shared/types.ts';
+import type { EndpointInfo, InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/shared/types.ts';
 import { classifyError } from './classify.ts';
 import { createAdapter } from './llm.ts';
 import { resolveEndpoint } from './endpoints.ts';
@@ -28,6 +28,8 @@ import { scrubSecrets } from './scrub.ts';
 import { compileSchema, parseJsonOutput, validateOutput } from '../src/shared/validate.ts';
 import { redactValues, redactValuesDeep } from '../src/shared/secrets.ts';
 import { callDoneSignal } from '../src/shared/messages.ts';
+import { cacheKey } from './cache.ts';
+import type { ResponseCache } from './cache.ts';
 
 /** Heartbeat at most this often while waiting for a provider (ms). */
 export const HEARTBEAT_EVERY_MS = 5_000;
@@ -48,6 +50,8 @@ export interface CallLlmDeps {
   fetch?: typeof fetch;
   /** @default DEFAULT_MAX_ANSWER_BYTES */
   maxAnswerBytes?: number;
+  /** The response cache (activities/cache.ts); used only for requests that ask for it (`req.cache`). */
+  cache?: ResponseCache;
 }
 
 /** The activity's retry policy in ms, for the jittered backoff (the server sends durations decompiled to ms). */
@@ -175,6 +179,8 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       throw err;
     }
     const endpoint = { vendor: ep.vendor, host: ep.host, simulated: ep.simulated };
+    const cached = await cacheLookup(ctx, req, endpoint);
+    if (cached.hit) return cached.hit;
     const key = `${ep.kind}|${ep.baseURL ?? ''}|${ep.keyEnv ?? ''}|${ep.apiKey}`;
     let adapter = adapters.get(key);
     if (!adapter) adapters.set(key, (adapter = createAdapter(ep, adapterOpts)));
@@ -233,7 +239,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     record('ok', raw);
     ctx.log.debug('llm call succeeded', { tier, model: raw.model, attempt, latencyMs, ...usage });
     if (req.reportTo) releaseSlot(ctx, req.reportTo, req.itemId);
-    return {
+    const result: LlmResult = {
       text: redactValues(raw.text, secrets),
       ...(json !== undefined ? { json: redactValuesDeep(json, secrets) } : {}),
       finishReason: raw.finishReason,
@@ -245,6 +251,72 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       endpoint: raw.simulated ? { ...endpoint, vendor: 'simulated', simulated: true } : endpoint,
       ...(raw.rateLimit ? { rateLimit: raw.rateLimit } : {}),
     };
+    // Every check above passed: this answer is valid for this request, so it may be served again.
+    if (cached.key) await cacheStore(ctx, cached.key, result, secrets);
+    return result;
+  }
+
+  /**
+   * The cached answer of a request that asks for the cache, as this attempt's result (no
+   * provider call, cost 0, usage 0), and the key to store a fresh answer under. A cache
+   * that cannot be read is a miss: the provider answers instead.
+   */
+  async function cacheLookup(ctx: Context, req: LlmRequest, endpoint: EndpointInfo): Promise<{ key?: string; hit?: LlmResult }> {
+    if (!req.cache || !deps.cache) return {};
+    const p = req.provider;
+    const key = cacheKey({ kind: p.kind, endpoint, model: p.model, messages: req.messages, output: req.output, temperature: p.temperature, maxOutputTokens: p.maxOutputTokens });
+    const started = Date.now();
+    let answer;
+    try {
+      answer = await deps.cache.get(key, req.output, req.cache.maxAgeMs);
+    } catch (err: unknown) {
+      ctx.log.warn('response cache unreadable; calling the provider', { error: scrubSecrets(errorMessage(err), [], deps.env) });
+      return { key };
+    }
+    const labels = { provider: tierName(p, req.tier), model: p.model };
+    if (!answer) {
+      steadfastMetrics(ctx.metricMeter).cacheLookup({ ...labels, hit: false });
+      return { key };
+    }
+    steadfastMetrics(ctx.metricMeter).cacheLookup({ ...labels, hit: true, savedUsd: answer.costUsd });
+    ctx.log.debug('response cache hit', { ...labels, savedUsd: answer.costUsd });
+    if (req.reportTo) releaseSlot(ctx, req.reportTo, req.itemId);
+    return {
+      key,
+      hit: {
+        text: answer.text,
+        ...(answer.json !== undefined ? { json: answer.json } : {}),
+        finishReason: answer.finishReason,
+        usage: { inputTokens: 0, outputTokens: 0 },
+        costUsd: 0,
+        model: answer.model,
+        latencyMs: Date.now() - started,
+        attempt: ctx.info.attempt,
+        endpoint: answer.endpoint,
+        cached: { savedUsd: answer.costUsd },
+      },
+    };
+  }
+
+  /** Stores a validated answer; a failure is logged and never fails the call (the answer is paid for). */
+  async function cacheStore(ctx: Context, key: string, r: LlmResult, secrets: readonly string[]): Promise<void> {
+    try {
+      await deps.cache!.put(
+        key,
+        {
+          text: r.text,
+          ...(r.json !== undefined ? { json: r.json } : {}),
+          finishReason: r.finishReason,
+          model: r.model,
+          endpoint: r.endpoint!,
+          usage: r.usage,
+          costUsd: r.costUsd,
+        },
+        secrets,
+      );
+    } catch (err: unknown) {
+      ctx.log.warn('could not store the answer in the response cache', { error: scrubSecrets(errorMessage(err), [], deps.env) });
+    }
   }
 }
 

@@ -28,6 +28,8 @@ import { openStore } from './store.ts';
 import type { ListOptions, ResultStore } from './store.ts';
 import { fitToWindow } from './tokens.ts';
 import { createProviderBatchActivities } from './provider-batch.ts';
+import { responseCache } from './cache.ts';
+import { makeRecordNotRun } from './not-run.ts';
 
 export { openStore } from './store.ts';
 export type { ListOptions, ResultStore, StoreOptions, UpsertOutcome } from './store.ts';
@@ -97,6 +99,7 @@ export function createActivities(deps: ActivityDeps) {
     env,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
+    cache: responseCache(deps.store, env),
   });
 
   return {
@@ -167,6 +170,9 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
     },
+
+    /** Writes items that never ran (the budget stopped the batch) as `skipped` rows; idempotent. */
+    recordNotRun: makeRecordNotRun(deps.store, (op, err) => storeFailure(op, err)),
 
     /** Rows of a batch (optionally by status, paged by item id). */
     async listResults(batchId: string, opts: ListOptions = {}): Promise<ResultRecord[]> {

@@ -95,6 +95,24 @@ export const METRICS = {
     help: 'Tokens of answered calls per step of multi-step pipelines, direction in or out',
   },
   stepCost: { name: 'steadfast_step_cost_usd', type: 'histogram', labels: ['step'], help: 'Cost in USD of each answered call of a step; _sum is the spend per step' },
+  cacheHits: {
+    name: 'steadfast_cache_hits_total',
+    type: 'counter',
+    labels: ['provider', 'model'],
+    help: 'LLM calls answered by the response cache (no provider request, cost 0)',
+  },
+  cacheMisses: {
+    name: 'steadfast_cache_misses_total',
+    type: 'counter',
+    labels: ['provider', 'model'],
+    help: 'Response cache lookups that found no valid answer (the provider was called)',
+  },
+  cacheSaved: {
+    name: 'steadfast_cache_saved_usd',
+    type: 'histogram',
+    labels: ['provider', 'model'],
+    help: 'What each cache hit saved: the cost of the call that produced the answer; _sum is the total saved',
+  },
   batchesRunning: { name: 'steadfast_batches_running', type: 'gauge', labels: [], help: 'Running batch workflows on this task queue' },
 } as const;
 
@@ -107,6 +125,7 @@ export const METRIC_NAMES: readonly string[] = Object.values(METRICS).map((m) =>
  */
 export const HISTOGRAM_BUCKETS: Record<string, number[]> = {
   [METRICS.llmCost.name]: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1],
+  [METRICS.cacheSaved.name]: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1],
   [METRICS.itemCost.name]: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1, 10],
   [METRICS.stepCost.name]: [0.00001, 0.0001, 0.001, 0.01, 0.1, 1],
   [METRICS.llmLatency.name]: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
@@ -149,6 +168,8 @@ export interface SteadfastMetrics {
   llmCall(r: LlmCallRecord): void;
   truncation(r: { model: string }): void;
   item(r: ItemRecord): void;
+  /** One response cache lookup; a hit carries what it saved. */
+  cacheLookup(r: { provider: string; model: string; hit: boolean; savedUsd?: number }): void;
 }
 
 /** Statuses that end an item (its cost is final). */
@@ -197,6 +218,11 @@ export function steadfastMetrics(meter: MetricMeter): SteadfastMetrics {
       counter(METRICS.items).add(1, { status: r.status, provider: r.provider ?? 'none', tier: r.tier === null ? 'none' : String(r.tier) });
       if (FINAL_STATUSES.includes(r.status)) histogram(METRICS.itemCost, 'USD').record(Math.max(r.costUsd, 0), { status: r.status });
       if (r.recoverySeconds !== undefined && r.recoverySeconds >= 0) histogram(METRICS.itemRecovery, 's').record(r.recoverySeconds, { status: r.status });
+    },
+    cacheLookup(r) {
+      const who: MetricTags = { provider: r.provider, model: r.model };
+      counter(r.hit ? METRICS.cacheHits : METRICS.cacheMisses).add(1, who);
+      if (r.hit) histogram(METRICS.cacheSaved, 'USD').record(Math.max(r.savedUsd ?? 0, 0), who);
     },
   };
 }

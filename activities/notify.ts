@@ -32,6 +32,8 @@ const TITLES: Record<Alert['kind'], string> = {
   batch_paused: 'Batch paused',
   batch_done: 'Batch finished',
   batch_cancelled: 'Batch cancelled',
+  budget_warning: 'Budget 80% spent',
+  budget_exceeded: 'Budget reached',
 };
 
 /** Builds the Slack JSON for an alert (at most 10 fields: Slack's limit per section). */

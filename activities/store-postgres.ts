@@ -9,8 +9,8 @@
  */
 import pg from 'pg';
 import type { ResultRecord } from '../src/shared/types.ts';
-import { dollarPlaceholders, fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
-import type { ListOptions, ResultStore, Row, SqlValue, UpsertOutcome } from './store.ts';
+import { cacheEntryOf, cacheSql, dollarPlaceholders, fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
+import type { CacheEntry, ListOptions, ResultStore, Row, SqlValue, UpsertOutcome } from './store.ts';
 
 /** Advisory lock key of the migration runner: any constant shared by all Steadfast processes. */
 const MIGRATION_LOCK = 7_312_026_841;
@@ -51,6 +51,7 @@ export async function openPostgresStore(url: string, poolSize = 10): Promise<Res
   const $ = (i: number): string => `$${i}`;
   // xmax = 0 only for a freshly inserted row: tells an insert from an update in one round trip.
   const upsert = `${upsertSql($)} RETURNING (xmax = 0) AS inserted`;
+  const cache = cacheSql($);
   let closed = false;
 
   return {
@@ -96,6 +97,12 @@ export async function openPostgresStore(url: string, poolSize = 10): Promise<Res
     async execute(sql: string, params: readonly SqlValue[]): Promise<{ rows: Row[]; changes: number }> {
       const r = await pool.query<Row>(dollarPlaceholders(sql), [...params]);
       return { rows: r.rows, changes: r.command === 'SELECT' ? 0 : (r.rowCount ?? 0) };
+    },
+    async cacheGet(key: string): Promise<CacheEntry | null> {
+      return cacheEntryOf((await pool.query<Row>(cache.get, [key])).rows[0]);
+    },
+    async cachePut(e: CacheEntry): Promise<void> {
+      await pool.query(cache.put, [e.key, e.model, e.answer, e.createdAt]);
     },
     async close(): Promise<void> {
       if (closed) return;

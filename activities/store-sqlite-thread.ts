@@ -11,8 +11,8 @@ import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ResultRecord } from '../src/shared/types.ts';
-import { fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
-import type { ListOptions, Row, SqlValue, UpsertOutcome } from './store.ts';
+import { cacheEntryOf, cacheSql, fromRow, listQuery, loadMigrations, rowValues, upsertSql } from './store.ts';
+import type { CacheEntry, ListOptions, Row, SqlValue, UpsertOutcome } from './store.ts';
 
 /** What the thread is started with. */
 export interface SqliteThreadData {
@@ -30,6 +30,8 @@ export type SqliteRequest =
   | { id: number; op: 'putBlob'; key: string; payload: Uint8Array; now: string }
   | { id: number; op: 'getBlob'; key: string }
   | { id: number; op: 'execute'; sql: string; params: SqlValue[] }
+  | { id: number; op: 'cacheGet'; key: string }
+  | { id: number; op: 'cachePut'; entry: CacheEntry }
   | { id: number; op: 'close' };
 
 /** The thread's answer to request `id` (`id` 0: the open itself). */
@@ -76,6 +78,9 @@ function open(data: SqliteThreadData): (req: SqliteRequest) => unknown {
   const count = db.prepare('SELECT COUNT(*) AS n FROM results WHERE batch_id = ?');
   const putBlob = db.prepare('INSERT INTO payload_blobs (blob_key, payload, bytes, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (blob_key) DO NOTHING');
   const getBlob = db.prepare('SELECT payload FROM payload_blobs WHERE blob_key = ?');
+  const cache = cacheSql(() => '?');
+  const cacheGet = db.prepare(cache.get);
+  const cachePut = db.prepare(cache.put);
   return (req) => {
     switch (req.op) {
       case 'upsert': {
@@ -116,6 +121,11 @@ function open(data: SqliteThreadData): (req: SqliteRequest) => unknown {
         if (/^\s*(SELECT|WITH)\b/i.test(req.sql) || /\bRETURNING\b/i.test(req.sql)) return { rows: st.all(...req.params) as Row[], changes: 0 };
         return { rows: [], changes: Number(st.run(...req.params).changes) };
       }
+      case 'cacheGet':
+        return cacheEntryOf(cacheGet.get(req.key) as Row | undefined);
+      case 'cachePut':
+        cachePut.run(req.entry.key, req.entry.model, req.entry.answer, req.entry.createdAt);
+        return null;
       case 'close':
         db.close();
         return null;

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { ResultRecord } from '../src/shared/types.ts';
 import type { SqliteRequest, SqliteResponse, SqliteThreadData } from './store-sqlite-thread.ts';
-import type { ListOptions, ResultStore, Row, SqlValue, UpsertOutcome } from './store.ts';
+import type { CacheEntry, ListOptions, ResultStore, Row, SqlValue, UpsertOutcome } from './store.ts';
 
 /** How long one statement waits for another connection's lock (ms). */
 export const SQLITE_BUSY_TIMEOUT_MS = 1_000;
@@ -161,6 +161,8 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
     putBlob: (key: string, payload: Uint8Array) => call<void>({ op: 'putBlob', key, payload, now: new Date().toISOString() }),
     getBlob: (key: string) => call<Uint8Array | null>({ op: 'getBlob', key }),
     execute: (sql: string, params: readonly SqlValue[]) => call<{ rows: Row[]; changes: number }>({ op: 'execute', sql, params: [...params] }),
+    cacheGet: (key: string) => call<CacheEntry | null>({ op: 'cacheGet', key }),
+    cachePut: (entry: CacheEntry) => call<null>({ op: 'cachePut', entry }).then(() => undefined),
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

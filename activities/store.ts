@@ -52,7 +52,33 @@ export interface ResultStore {
    * with `?` placeholders, rewritten to `$n` on PostgreSQL. Returns the rows and the rows changed.
    */
   execute(sql: string, params: readonly SqlValue[]): Promise<{ rows: Row[]; changes: number }>;
+  /** The response cache entry of `key` (activities/cache.ts), or null. */
+  cacheGet(key: string): Promise<CacheEntry | null>;
+  /** Stores a validated answer under `key`; an entry already there is kept (the first validated answer wins). */
+  cachePut(entry: CacheEntry): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One row of the response cache: the answer is JSON text, already scrubbed. */
+export interface CacheEntry {
+  key: string;
+  model: string;
+  answer: string;
+  createdAt: string;
+}
+
+/** The cache statements of both dialects (`p(i)` renders a placeholder). */
+export function cacheSql(p: (i: number) => string): { get: string; put: string } {
+  return {
+    get: `SELECT cache_key, model, answer, created_at FROM response_cache WHERE cache_key = ${p(1)}`,
+    put: `INSERT INTO response_cache (cache_key, model, answer, created_at) VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}) ON CONFLICT (cache_key) DO NOTHING`,
+  };
+}
+
+/** A cache row as read back. */
+export function cacheEntryOf(r: Row | undefined): CacheEntry | null {
+  if (!r) return null;
+  return { key: String(r['cache_key']), model: String(r['model']), answer: String(r['answer']), createdAt: String(r['created_at']) };
 }
 
 /** Options of {@link openStore}. */
@@ -122,6 +148,8 @@ export const COLUMNS = [
   'simulated',
   // 005_steps.sql
   'steps',
+  // 006_response_cache.sql
+  'cache_hit',
   'created_at',
   'updated_at',
 ] as const;
@@ -170,7 +198,8 @@ export function rowValues(rec: ResultRecord, now: string): (string | number | nu
   ];
   const ep = rec.endpoint ?? null;
   const endpoint = [ep?.vendor ?? null, ep?.host ?? null, ep ? (ep.simulated ? 1 : 0) : null];
-  return [...body, recordHash(rec), ...endpoint, json(rec.steps ?? null), now, now];
+  const cacheHit = rec.cacheHit === undefined ? null : rec.cacheHit ? 1 : 0;
+  return [...body, recordHash(rec), ...endpoint, json(rec.steps ?? null), cacheHit, now, now];
 }
 
 /**
@@ -200,6 +229,8 @@ export function recordHash(rec: ResultRecord): string {
     ...(ep ? [ep.vendor ?? null, ep.host ?? null, ep.simulated ? 1 : 0] : []),
     // Only multi-step rows have steps: the hash of every other row stays what it was.
     ...(rec.steps ? [rec.steps] : []),
+    // Only when set: rows written before the cache keep their hash.
+    ...(rec.cacheHit ? ['cache-hit'] : []),
   ];
   return createHash('sha256').update(JSON.stringify(state)).digest('hex');
 }
@@ -244,6 +275,7 @@ export function fromRow(r: Row): ResultRecord {
       r['endpoint_vendor'] === null || r['endpoint_vendor'] === undefined
         ? null
         : { vendor: String(r['endpoint_vendor']), host: String(r['endpoint_host'] ?? ''), simulated: Number(r['simulated']) === 1 },
+    ...(r['cache_hit'] === null || r['cache_hit'] === undefined ? {} : { cacheHit: Number(r['cache_hit']) === 1 }),
   };
 }
 

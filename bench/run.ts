@@ -10,12 +10,16 @@
  *   c. rate-limit efficiency under `ratelimit`: achieved requests/min as a share
  *      of the limit and 429s as a share of calls, against a naive retry-on-429 loop;
  *   d. `--large`: a 100,000-item batch from a JSONL file: worker RSS peak, the
- *      largest history of any workflow, items/s.
+ *      largest history of any workflow, items/s;
+ *   e. cost: the same workload synchronously (without and with the response cache),
+ *      through the provider Batch API (`mode: batch` tiers, when the code has them) and
+ *      as a cached re-run: USD per 1,000 items and wall time side by side (bench/cost.ts).
  *
  * Everything runs on 127.0.0.1 in processes of its own: a Temporal dev server
  * (fresh SQLite file, WAL), the fault-injecting provider, and `src/worker/worker.ts`.
  *
- *   npm run bench                          # a, b, c (about 5 minutes on 2 cores)
+ *   npm run bench                          # a, b, c, e (about 6 minutes on 2 cores)
+ *   npm run bench -- --only cost           # e only (about a minute)
  *   npm run bench -- --large               # d only (see --large-items; takes long)
  *   npm run bench -- --only throughput1s,ratelimit
  *   npm run bench -- --help
@@ -30,6 +34,7 @@ import type { ProviderStats } from '../src/provider/index.ts';
 import { progressQuery } from '../src/shared/messages.ts';
 import type { batchPipeline } from '../workflows/batch.ts';
 import { naive429Loop, promisePool } from './baseline.ts';
+import { COST_MODES, runCostModes } from './cost.ts';
 import { procCpuSeconds, procStatusBytes, sleep, snapshotCode, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
 import type { DevServer, ProviderProc, WorkerProc } from './procs.ts';
 import { fmt, machine, table, writeResults } from './report.ts';
@@ -61,27 +66,35 @@ const { values: args } = parseArgs({
     window: { type: 'string', default: '45' },
     'large-items': { type: 'string', default: '100000' },
     'large-concurrency': { type: 'string', default: '100' },
+    'cost-items': { type: 'string', default: '200' },
+    'cost-concurrency': { type: 'string', default: '20' },
+    'cost-latency-ms': { type: 'string', default: '1000' },
     keep: { type: 'boolean', default: false },
   },
 });
 
 if (args.help) {
-  console.log(`usage: npm run bench -- [--large] [--only throughput0,throughput1s,throughput1sWide,flaky,ratelimit,large] [--keep]
+  console.log(`usage: npm run bench -- [--large] [--only throughput0,throughput1s,throughput1sWide,flaky,ratelimit,large,cost] [--keep]
   throughput0:      --items 300 --concurrency 50                (provider latency 0 ms)
   throughput1s:     --slow-items 200 --slow-concurrency 10      (latency --slow-latency-ms 1000)
   throughput1sWide: --wide-items 500 --wide-concurrency 100     (same latency)
   flaky:            --flaky-items 300 --flaky-concurrency 50 --flaky-latency-ms 0 --flaky-timeout-ms 2000
   ratelimit:        --rpm 300 --tpm 1000000 --burst-seconds 1 --rl-concurrency 50 --warmup 10 --window 45 (seconds)
   large:            --large-items 100000 --large-concurrency 100
+  cost:             --cost-items 200 --cost-concurrency 20 --cost-latency-ms 1000  (modes: ${COST_MODES.map((m) => m.name).join(', ')})
   --keep keeps the temp directory (server db, results db, logs).`);
   process.exit(0);
 }
 
 const num = (k: keyof typeof args): number => Number(args[k]);
-const SCENARIOS = ['throughput0', 'throughput1s', 'throughput1sWide', 'flaky', 'ratelimit', 'large'] as const;
+const SCENARIOS = ['throughput0', 'throughput1s', 'throughput1sWide', 'flaky', 'ratelimit', 'large', 'cost'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const selected = new Set<Scenario>(
-  args.only ? (args.only.split(',').map((s) => s.trim()) as Scenario[]) : args.large ? ['large'] : ['throughput0', 'throughput1s', 'throughput1sWide', 'flaky', 'ratelimit'],
+  args.only
+    ? (args.only.split(',').map((s) => s.trim()) as Scenario[])
+    : args.large
+      ? ['large']
+      : ['throughput0', 'throughput1s', 'throughput1sWide', 'flaky', 'ratelimit', 'cost'],
 );
 for (const s of selected) if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
 
@@ -335,6 +348,25 @@ async function large(n: number, concurrency: number) {
   };
 }
 
+/** The cost modes side by side on one workload (bench/cost.ts); provider latency as a real API's. */
+async function cost(n: number, concurrency: number, latencyMs: number) {
+  log(`cost: ${n} items per mode, concurrency ${concurrency}, provider latency ${latencyMs} ms`);
+  const p = await provider('cost', { latencyMs });
+  const { taskQueue } = await sharedWorker(p.url);
+  const rows = await runCostModes(
+    {
+      runBatch: async (batchId, pipeline, prefix) => runBatch(client, taskQueue, { batchId, pipeline, items: makeItems(n, prefix) }),
+      providerCalls: async () => (await p.stats()).requests,
+      nextId,
+      log,
+    },
+    benchPipeline({ providerUrl: p.url, concurrency }),
+    n,
+  );
+  await p.stop();
+  return { items: n, concurrency, latencyMs, pricing: benchPipeline({ providerUrl: p.url, concurrency }).providers[0]!.pricing, modes: rows.map(({ summary: _s, ...r }) => r) };
+}
+
 async function main(): Promise<void> {
   const started = new Date().toISOString();
   const m = machine();
@@ -355,6 +387,7 @@ async function main(): Promise<void> {
   if (selected.has('flaky')) out['flaky'] = await flaky(num('flaky-items'), num('flaky-concurrency'), num('flaky-latency-ms'), num('flaky-timeout-ms'));
   if (selected.has('ratelimit')) out['ratelimit'] = await ratelimit(num('rpm'), num('tpm'), num('burst-seconds'), num('rl-concurrency'), num('warmup'), num('window'));
   if (selected.has('large')) out['large'] = await large(num('large-items'), num('large-concurrency'));
+  if (selected.has('cost')) out['cost'] = await cost(num('cost-items'), num('cost-concurrency'), num('cost-latency-ms'));
 
   const rows: string[][] = [['scenario', 'steadfast', 'baseline', 'ratio', 'goal']];
   const goals: Record<string, { goal: string; met: boolean; value: string }> = {};
@@ -405,6 +438,20 @@ async function main(): Promise<void> {
     rows.push([`large: ${l.items} items (c=${l.concurrency}), items/s`, fmt.n(l.steadfast.itemsPerSec), '', '', '']);
     rows.push(['large: worker RSS peak', fmt.mib(l.workerRssPeak), '', '', '']);
     rows.push([`large: largest history, events (batch runs: ${l.history.batchRuns})`, `${l.history.maxEvents}`, '', '', '< 51,200']);
+  }
+  const c = out['cost'] as Awaited<ReturnType<typeof cost>> | undefined;
+  if (c) {
+    const sync = c.modes.find((m) => m.mode === 'sync');
+    rows.push([`cost (${c.items} items, c=${c.concurrency}, ${c.latencyMs} ms latency): USD per 1,000 items | wall s | calls | cache hits`, '', '(synchronous)', '', '']);
+    for (const m of c.modes) {
+      rows.push([
+        `  ${m.label}`,
+        m.unavailable ? 'not run' : `$${fmt.n(m.costPer1kItemsUsd!, 4)} | ${fmt.n(m.wallMs! / 1000)} | ${m.providerCalls} | ${m.cacheHits}`,
+        m.unavailable ? m.unavailable : sync && m !== sync ? `$${fmt.n(sync.costPer1kItemsUsd!, 4)} | ${fmt.n(sync.wallMs! / 1000)}` : '',
+        m.unavailable || !sync || m === sync ? '' : `cost ${fmt.n(m.costPer1kItemsUsd! / sync.costPer1kItemsUsd!, 2)}, wall ${fmt.n(m.wallMs! / sync.wallMs!, 2)}`,
+        '',
+      ]);
+    }
   }
   console.log(`\nSteadfast benchmark (${m.cpus} cpus, ${m.memTotalGiB} GiB, node ${m.node}); baseline = plain promise pool / naive 429 loop / fault-free run\n`);
   console.log(table(rows));

@@ -6,8 +6,11 @@
  * second run of a finished batch id (`batch-rerun-<tag>`), a batch whose failed items are
  * decided by one bulk `reviewMany` Update (`batch-bulk-<tag>`), a multi-step batch with one
  * of its items (`batch-steps-<tag>`, `item-steps-<tag>`, from examples/invoices-batch.json),
- * and a batch whose first tier is `mode: batch` with one of its items and the tier's
- * collector (`batch-mode-<tag>`, `item-batch-mode-<tag>`, `provider-batch-<tag>`).
+ * a batch whose first tier is `mode: batch` with one of its items and the tier's
+ * collector (`batch-mode-<tag>`, `item-batch-mode-<tag>`, `provider-batch-<tag>`),
+ * a batch whose answers come from the response cache (`batch-cached-<tag>`,
+ * `item-cached-<tag>`), and a batch paused at its budget and resumed by a raise
+ * (`batch-budget-<tag>`).
  *   node scripts/record-histories.ts [version-tag]
  */
 import { execFileSync } from 'node:child_process';
@@ -22,7 +25,7 @@ import type { BatchInputRaw } from '../src/shared/spec.ts';
 import { devServerExecutable, temporalCliPath } from '../src/dev/temporal-tools.ts';
 import { createWorker } from '../src/worker/worker.ts';
 import { ALL_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes.ts';
-import { progressQuery, reviewManyUpdate } from '../src/shared/messages.ts';
+import { progressQuery, reviewManyUpdate, setBudgetUpdate } from '../src/shared/messages.ts';
 
 const tag = process.argv[2] ?? 'v1';
 const env = await TestWorkflowEnvironment.createLocal({ server: { executable: devServerExecutable(), searchAttributes: ALL_SEARCH_ATTRIBUTES } });
@@ -65,6 +68,16 @@ const batchModeInput: BatchInputRaw = {
   pipeline: { ...example.pipeline, providers: [{ ...firstTier!, mode: 'batch', batch: { window: '1s', pollInterval: '1s' } }, ...otherTiers] },
   items: example.items!.slice(0, 2),
 };
+// The same items twice with the cache on: the second batch's answers are cache hits.
+const cachedPipeline = { ...example.pipeline, cache: { enabled: true } };
+const cacheWarm: BatchInputRaw = { batchId: 'replay-cache-warm', pipeline: cachedPipeline, items: example.items!.slice(0, 2) };
+const cached: BatchInputRaw = { batchId: 'replay-cached', pipeline: cachedPipeline, items: example.items!.slice(0, 2) };
+// A budget that the first item passes: the batch pauses, a raise resumes it.
+const budgetInput: BatchInputRaw = {
+  batchId: 'replay-budget',
+  pipeline: { ...example.pipeline, batch: { concurrency: 1 }, budget: { maxCostUsd: 0.000001, onExceeded: 'pause' } },
+  items: example.items!.slice(0, 3),
+};
 
 await worker.runUntil(async () => {
   const run = async (workflowId: string, args: BatchInputRaw) => (await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId, args: [args] })).result();
@@ -79,6 +92,12 @@ await worker.runUntil(async () => {
   await run('replay-steps', stepsInput);
   await run('replay-batchmode', batchModeInput);
   await env.client.workflow.getHandle('provider-batch/replay-batchmode/tier0').result();
+  await run('replay-cache-warm', cacheWarm);
+  await run('replay-cached', cached);
+  const budget = await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId: 'replay-budget', args: [budgetInput] });
+  for (let i = 0; i < 200 && (await budget.query(progressQuery)).budget?.state !== 'paused'; i++) await new Promise((r) => setTimeout(r, 100));
+  await budget.executeUpdate(setBudgetUpdate, { args: [{ maxCostUsd: 10 }] });
+  await budget.result();
 });
 for (const [name, id] of [
   [`batch-${tag}`, 'replay'],
@@ -91,6 +110,9 @@ for (const [name, id] of [
   [`batch-mode-${tag}`, 'replay-batchmode'],
   [`item-batch-mode-${tag}`, 'replay-batchmode/t001'],
   [`provider-batch-${tag}`, 'provider-batch/replay-batchmode/tier0'],
+  [`batch-cached-${tag}`, 'replay-cached'],
+  [`item-cached-${tag}`, `replay-cached/${example.items![0]!.id}`],
+  [`batch-budget-${tag}`, 'replay-budget'],
 ] as const) {
   // The same JSON as `temporal workflow show --output json`, which users can record too.
   const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });

@@ -31,6 +31,8 @@ export class Dispatcher {
   private pendingStarts = 0;
   /** The first child start that failed; the batch fails with it. */
   startError: unknown = null;
+  /** The batch's budget (workflows/batch-budget.ts): how many queued items it lets start. */
+  budget: { room(queue: readonly Item[], wanted: number): number } | undefined;
 
   /** `ahead`: starts are not awaited, and the in-flight bound applies (the dispatch-ahead patch). */
   constructor(state: BatchState, circuits: Circuits, ahead: boolean) {
@@ -48,7 +50,9 @@ export class Dispatcher {
     const pacer = refill(setRate(s.pacer, itemsPerMinute(limit, tokensPerItem)), now);
     const { concurrency } = s.pipeline.batch;
     const room = this.ahead ? IN_FLIGHT_FACTOR * concurrency - this.state.inFlight : concurrency;
-    const wanted = Math.min(Math.max(concurrency - this.state.active, 0), Math.max(room, 0), s.queue.length);
+    const free = Math.min(Math.max(concurrency - this.state.active, 0), Math.max(room, 0), s.queue.length);
+    // Items the budget holds back are not wanted (no pacer wait for them).
+    const wanted = this.budget ? this.budget.room(s.queue, free) : free;
     return { n: available(pacer, wanted), wanted, pacer };
   }
 

@@ -15,6 +15,7 @@ import { newPacer } from './pacer.ts';
 import { addStepStats } from '../src/shared/pipeline-steps.ts';
 import type { StepStats } from '../src/shared/pipeline-steps.ts';
 import type { PacerState } from './pacer.ts';
+import type { BudgetCarry } from './batch-budget.ts';
 
 /** Everything the next run needs after continue-as-new. */
 export interface BatchCarry {
@@ -52,6 +53,8 @@ export interface BatchCarry {
   endpoints?: Record<string, number>;
   /** Items answered by the fault-injecting provider. */
   simulated?: number;
+  /** Items answered by the response cache. */
+  cacheHits?: number;
   /**
    * Items awaiting review, compact so 10,000 of them stay far under the payload limit:
    * ids, an index into `reasons` (error type and a short reason) and since when. Full
@@ -90,6 +93,8 @@ export interface BatchCarry {
   stepOf?: Record<string, string>;
   /** Multi-step pipelines: tokens, cost, failures and fallbacks per step, over the finished items. */
   stepStats?: Record<string, StepStats>;
+  /** The spending limit's state (workflows/batch-budget.ts); absent without `pipeline.budget`. */
+  budget?: BudgetCarry;
   runs: number;
 }
 
@@ -385,6 +390,16 @@ export class BatchState {
     return since;
   }
 
+  /** The budget's record, created by `init` on first use; the Budget class is its one writer. */
+  budgetRecord(init: () => BudgetCarry): BudgetCarry {
+    return (this.s.budget ??= init());
+  }
+
+  /** Items written as skipped without running (the budget stopped the batch): they count as finished. */
+  countNotRun(n: number): void {
+    this.s.counts.skipped += n;
+  }
+
   /** Marks the error-rate alert as sent (it fires once per batch). */
   markErrorRateAlerted(): void {
     this.s.alerted.errorRate = true;
@@ -520,6 +535,7 @@ export class BatchState {
       this.s.endpoints = { ...this.s.endpoints, [key]: (this.s.endpoints?.[key] ?? 0) + 1 };
       if (o.endpoint.simulated) this.s.simulated = (this.s.simulated ?? 0) + 1;
     }
+    if (o.cacheHit && o.status === 'succeeded') this.s.cacheHits = (this.s.cacheHits ?? 0) + 1;
     return true;
   }
 
@@ -634,6 +650,7 @@ export class BatchState {
       tierUse,
       endpoints: { ...this.s.endpoints },
       simulated: this.s.simulated ?? 0,
+      cacheHits: this.s.cacheHits ?? 0,
       startedAt: this.s.startedAt,
       finishedAt,
       status: this.cancelled ? 'cancelled' : this.s.stopped ? 'stopped' : status,

@@ -37,6 +37,7 @@ import type { BatchInput, BatchInputRaw, Item } from '../src/shared/spec.ts';
 import { MAX_BATCH_ID_CHARS } from '../src/shared/tiers.ts';
 import type { BatchSummary } from '../src/shared/types.ts';
 import { Alerts } from './batch-alerts.ts';
+import { Budget } from './batch-budget.ts';
 import { Cancel } from './batch-cancel.ts';
 import { Circuits } from './batch-circuits.ts';
 import { Dispatcher } from './batch-dispatch.ts';
@@ -57,6 +58,7 @@ import {
   reviewQueueQuery,
   reviewSignal,
   reviewUpdate,
+  setBudgetUpdate,
   tierResultSignal,
   described,
   itemStepSignal,
@@ -176,8 +178,10 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   const reviews = new Reviews(state, alerts, predicates, () => predicates && patched(BULK_OUTBOX_PATCH));
   const dispatcher = new Dispatcher(state, circuits, ahead);
   const cancel = new Cancel(state, dispatcher, alerts);
+  const budget = new Budget(state, alerts);
+  dispatcher.budget = budget;
   const legacy = new LegacyWake();
-  const details = (): void => setCurrentDetails(state.detailsMarkdown(Date.now()));
+  const details = (): void => setCurrentDetails(state.detailsMarkdown(Date.now()) + budget.markdown());
   /** Every handler: change the state, count it for old batches, refresh the Web UI's details. */
   const handled = (changed: boolean | void): void => {
     legacy.after(changed);
@@ -190,6 +194,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     (o) => {
       if (!state.applyOutcome(o)) return (log.warn('ignored a report from an unknown or finished item', { itemId: o.itemId }), handled(false));
       circuits.onItemDone(o);
+      budget.onOutcome(o);
       alerts.checkErrorRate();
       handled(true);
     },
@@ -217,7 +222,8 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     },
     described(cancelSignal),
   );
-  setHandler(progressQuery, () => state.progress(Date.now()), described(progressQuery));
+  setHandler(setBudgetUpdate, (r) => withHandled(budget.raise(r), handled), { ...described(setBudgetUpdate), validator: (r) => budget.validate(r) });
+  setHandler(progressQuery, () => budget.progress(state.progress(Date.now())), described(progressQuery));
   setHandler(reviewQueueQuery, (page) => state.reviewQueuePage(page?.offset ?? 0, page?.limit ?? 1_000), described(reviewQueueQuery));
   // After the handlers: the batch answers its queries while a worker checks the spec.
   if (fresh && patched(SPEC_CHECK_PATCH)) await checkOnWorker(carry.pipeline);
@@ -235,7 +241,9 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     shouldContinueAsNew() ||
     state.outboxSize > 0 ||
     circuits.nextHalfOpen !== planned ||
-    reviews.digestDueAt !== plannedDigest;
+    reviews.digestDueAt !== plannedDigest ||
+    budget.decisionDue ||
+    budget.skipping;
 
   try {
     await runLoop();
@@ -253,7 +261,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     await dispatcher.settle();
     await alerts.drain();
     await condition(allHandlersFinished);
-    return state.summary(new Date().toISOString(), 'completed');
+    return budget.summary(state.summary(new Date().toISOString(), 'completed'));
   });
 
   async function runLoop(): Promise<void> {
@@ -268,9 +276,11 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
       circuits.tick(now);
       // Patched: the page is read after dispatch, so queued items do not wait for it.
       if (!ahead) await refill(state, once);
-      const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, item, once));
+      const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, budget, item, once));
       const paged = ahead && (await refill(state, once));
       if (state.outboxSize > 0) await reviews.deliverOutbox();
+      budget.decide();
+      await budget.skipQueued();
       details();
       if (state.done) break;
       if (shouldContinueAsNew()) {
@@ -349,7 +359,7 @@ async function refill(state: BatchState, once: boolean): Promise<boolean> {
   return true;
 }
 
-async function startItem(state: BatchState, circuits: Circuits, item: Item, once: boolean): Promise<void> {
+async function startItem(state: BatchState, circuits: Circuits, budget: Budget, item: Item, once: boolean): Promise<void> {
   const { batchId, pipeline } = state.view;
   if (once && state.isRunning(item.id)) {
     // The source changed after its scan: a second copy of a running item is reported, never waited for.
@@ -357,6 +367,7 @@ async function startItem(state: BatchState, circuits: Circuits, item: Item, once
     return;
   }
   state.markStarted(item.id);
+  budget.reserve(item);
   const openTiers = circuits.openTiersForNewItem(item.id);
   try {
     await startChild(itemPipeline, {
@@ -388,6 +399,7 @@ async function startItem(state: BatchState, circuits: Circuits, item: Item, once
         errorType: null,
         retried: 0,
       });
+      budget.onOutcome({ itemId: item.id, costUsd: 0 }, false);
       log.info('item already finished: its stored row is counted, not run again', { itemId: item.id, status: row.status });
     } else {
       log.info('item already running', { itemId: item.id });

@@ -147,6 +147,8 @@ export class ItemRun {
   model: string | null = null;
   /** Which endpoint gave the answer. */
   endpoint: EndpointInfo | null = null;
+  /** True when the answer came from the response cache. */
+  cacheHit = false;
   /** The last failure of each tier tried in this run of the chain. */
   tierFailures: TierFailure[] = [];
   /** Limits the first tier's provider advertised (its rate-limit headers). */
@@ -256,6 +258,7 @@ export class ItemRun {
   async execute(startTier: number): Promise<void> {
     this.status = 'failed';
     this.tierFailures = [];
+    this.cacheHit = false;
     const problems = validateItem(this.item, this.spec);
     if (problems.length > 0) return this.fail(FailureType.InvalidItem, problems.join('; '));
     const messages = renderMessages(this.spec, this.item);
@@ -273,6 +276,7 @@ export class ItemRun {
         this.model = result.model;
         this.output = result.json !== undefined ? result.json : result.text;
         this.endpoint = result.endpoint ?? null;
+        this.cacheHit = result.cached !== undefined;
         return;
       }
     }
@@ -315,13 +319,15 @@ export class ItemRun {
           ...(this.input.parentWorkflowId && !this.stepMode ? { reportTo: this.input.parentWorkflowId } : {}),
           ...(this.stepMode ? { step: this.stepMode.name } : {}),
           ...this.secrets(),
+          ...this.cacheOption(),
         };
         // A mode: batch tier answers through the provider's Batch API (workflows/item-batch.ts).
         const viaBatch = provider.mode === 'batch' && patched('batchmode-v1');
         const r = await scope.run(() => (viaBatch ? callViaBatch(req, this.input.parentWorkflowId) : llm.callLlm(req)));
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
-        this.record(r.usage, r.costUsd, r.attempt);
-        this.logCall(t, r.model, 'ok', '', r.costUsd);
+        // A cache hit made no provider request: only the failed attempts before it count.
+        this.record(r.usage, r.costUsd, r.cached ? r.attempt - 1 : r.attempt);
+        this.logCall(t, r.model, r.cached ? 'cache-hit' : 'ok', '', r.costUsd);
         if (t === 0 && r.rateLimit) this.rateLimit = r.rateLimit;
         return r;
       } catch (err) {
@@ -368,6 +374,13 @@ export class ItemRun {
     }
   }
 
+  /** The request's cache option when the spec turns the response cache on. */
+  private cacheOption(): { cache?: { maxAgeMs?: number } } {
+    const c = this.spec.cache;
+    if (!c?.enabled) return {};
+    return { cache: c.maxAge !== undefined ? { maxAgeMs: c.maxAge } : {} };
+  }
+
   /** Feeds the batch's circuit breaker for this tier. */
   private async reportTier(tier: number, ok: false, errorType: string): Promise<void> {
     if (!this.input.parentWorkflowId || this.stepMode?.sharedTiers === false) return;
@@ -404,6 +417,7 @@ export class ItemRun {
       error: this.status === 'succeeded' ? null : this.lastError,
       ...(this.review ? { review: this.review } : {}),
       endpoint: ok ? this.endpoint : null,
+      ...(this.spec.cache?.enabled && ok ? { cacheHit: this.cacheHit && this.status === 'succeeded' } : {}),
       startedAt: this.startedAt,
       finishedAt: new Date().toISOString(),
       secretFields: this.spec.secretFields,
@@ -428,6 +442,7 @@ export class ItemRun {
       retried: this.retried,
       ...(this.rateLimit ? { rateLimit: this.rateLimit } : {}),
       ...(this.endpoint && this.status === 'succeeded' ? { endpoint: this.endpoint } : {}),
+      ...(this.cacheHit && this.status === 'succeeded' ? { cacheHit: true } : {}),
     };
   }
 }

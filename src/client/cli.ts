@@ -139,11 +139,12 @@ export function buildProgram(io: Io, done: (code: ExitCode) => void, signal?: Ab
 
   program
     .command('resume')
-    .description('resume a batch paused after too many consecutive failures')
+    .description('resume a batch paused after too many consecutive failures, or raise its budget (--budget) and resume it')
     .argument('<batchId>')
-    .action(async (batchId: string, _opts: unknown, cmd: Command) => {
+    .option('--budget <usd>', "raise the batch's budget to this many USD (a batch paused at its budget resumes)")
+    .action(async (batchId: string, opts: { budget?: string }, cmd: Command) => {
       const c = config(cmd);
-      done(await withClient(c, (client) => resumeCommand(client, c, batchId, io)));
+      done(await withClient(c, (client) => resumeCommand(client, c, batchId, io, opts)));
     });
 
   program

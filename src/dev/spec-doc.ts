@@ -145,6 +145,21 @@ export const FIELDS: Record<string, [description: string, example: string]> = {
   'alerts.errorRateThreshold': ["Alert when the batch's error rate passes this fraction.", '0.05'],
   'alerts.reviewDigestInterval': ['Items entering review are posted as one digest per interval, with counts by error type.', '"10m"'],
   secretFields: ['Item fields that are secret: redacted from logs, errors and the results store.', '["ssn"]'],
+  cache: [
+    'The response cache in the results database (SQLite or PostgreSQL): a call whose request was answered validly before (same provider kind, endpoint, model, messages as sent, output format and schema, temperature and max tokens; never the key) is served from it with no provider call and cost 0, across batches, re-runs and workers. Only answers that passed validation are stored. Rows, the summary (`cacheHits`) and `steadfast_cache_hits_total` record the hits.',
+    '{ "enabled": true }',
+  ],
+  'cache.enabled': ['Turns the cache on (set `false` to keep the block and call the provider every time).', 'true'],
+  'cache.maxAge': ['Entries older than this are not served; the provider answers instead. Unset: no limit.', '"7d"'],
+  budget: [
+    "A spending limit for the batch. Before each item starts, the booked cost of finished items plus the estimated cost of the items in flight plus this item's estimate must stay within `maxCostUsd`. Alerts at 80% of the budget and when it is reached; progress shows spent / budget.",
+    '{ "maxCostUsd": 25, "onExceeded": "pause" }',
+  ],
+  'budget.maxCostUsd': ['USD the batch may spend. Raise it on a paused batch with `steadfast resume <batchId> --budget <usd>` (the `setBudget` Update).', '25'],
+  'budget.onExceeded': [
+    '`pause`: no further item starts until the budget is raised; `stop`: the items not started end as `skipped` rows with error type `BudgetExceeded` (re-run them with `steadfast rerun --skipped`).',
+    '"stop"',
+  ],
 };
 
 interface Node {

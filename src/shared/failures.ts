@@ -40,6 +40,8 @@ export const FailureType = {
   BatchCancelled: 'BatchCancelled',
   /** A provider batch failed as a whole (the provider rejected its file or it could not be submitted); the chain moves on. */
   BatchFailed: 'BatchFailed',
+  /** The batch's budget stopped it before this item started; the item's row is `skipped`. */
+  BudgetExceeded: 'BudgetExceeded',
   /** An error that carried no type (a bug or an SDK error), kept so nothing is lost. */
   Unknown: 'Unknown',
 } as const;

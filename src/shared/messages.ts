@@ -73,7 +73,30 @@ export interface Progress {
   runs: number;
   /** Multi-step pipelines: per step, the items working on it and those awaiting review at it. */
   steps?: Record<string, { running: number; awaitingReview: number }>;
+  /** The batch's spending limit; absent without `pipeline.budget`. */
+  budget?: BudgetStatus;
 }
+
+/** Where a batch stands against its budget. */
+export interface BudgetStatus {
+  maxCostUsd: number;
+  /** Booked: the cost of the items that reported. */
+  spentUsd: number;
+  /** Estimated cost of the items started and not yet reported. */
+  reservedUsd: number;
+  /** `paused`: no item starts until the budget is raised; `stopped`: the items not started were skipped. */
+  state: 'ok' | 'paused' | 'stopped';
+  /** Items written as skipped because the budget stopped the batch. */
+  skipped: number;
+}
+
+/** A new, higher budget for a batch. */
+export interface SetBudgetRequest {
+  maxCostUsd: number;
+}
+
+/** Raise a batch's budget (`steadfast resume <batch> --budget 12.5`); a paused batch resumes. Rejects a lower or invalid value. */
+export const setBudgetUpdate = defineUpdate<BudgetStatus, [SetBudgetRequest]>('setBudget');
 
 /** Item → batch: the item is finished (or waits for review). Addressed by workflow id, so it survives continue-as-new. */
 export const itemDoneSignal = defineSignal<[ItemOutcome]>('itemDone');
@@ -241,6 +264,7 @@ export const HANDLER_DESCRIPTIONS: Record<string, string> = {
   reviewMany: 'One decision for every waiting item that matches {"filter":{"errorType"?:"AuthFailed","since"?:"<ISO time>","itemIds"?:[...]}}; answers with how many changed.',
   cancel: 'Cancel the batch: {"reason"?:"...","rollback"?:"none"|"mark"|"delete"}. Nothing new starts, running and waiting items stop, their rows say cancelled.',
   resume: 'Resume a batch paused after too many consecutive failures.',
+  setBudget: 'Raise the batch budget: {"maxCostUsd":12.5}. A batch paused at its budget resumes; a lower or invalid value is rejected.',
   progress: 'Counts by state (running apart from awaiting review), rate, ETA, circuits, and the first 50 items awaiting review.',
   reviewQueue: 'A page of the items awaiting review, oldest first: {"offset"?:0,"limit"?:1000}; answers {items, total, next}.',
   itemState: "The item's status, error type, reason and tier (and, in a multi-step pipeline, its step).",

@@ -287,6 +287,29 @@ export const PipelineSpec = z
       .default({ errorRateThreshold: 0.05, reviewDigestInterval: 600_000 }),
     /** Item fields that are secret: scrubbed from logs, errors and the results store. */
     secretFields: z.array(z.string()).default([]),
+    /**
+     * The response cache in the results database: a call whose request (provider, endpoint, model,
+     * messages, output schema, temperature, max tokens) was answered validly before is served from
+     * it at no cost, across batches, re-runs and workers.
+     */
+    cache: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Entries older than this are not served (the provider answers and the entry stays). @default no limit */
+        maxAge: Duration.optional(),
+      })
+      .strict()
+      .optional(),
+    /** A spending limit of the batch: checked before each item starts, against booked plus in-flight estimated cost. */
+    budget: z
+      .object({
+        /** USD the batch may spend. */
+        maxCostUsd: z.number().positive().finite(),
+        /** `pause`: no item starts until the budget is raised (`steadfast resume --budget`); `stop`: the items not started end as skipped rows. */
+        onExceeded: z.enum(['pause', 'stop']).default('pause'),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine(checkSteps);

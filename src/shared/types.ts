@@ -2,7 +2,7 @@
  * Types shared by workflows, activities, the CLI and tests. Pure: no runtime imports.
  */
 import type { FailureType } from './failures.ts';
-import type { ReviewRecord } from './messages.ts';
+import type { BudgetStatus, ReviewRecord } from './messages.ts';
 import type { Item, PipelineSpec, ProviderSpec } from './spec.ts';
 import type { StepBrief, StepResult, StepStats } from './pipeline-steps.ts';
 
@@ -31,6 +31,8 @@ export interface LlmRequest {
   secretValues?: string[];
   /** The step of a multi-step pipeline this call belongs to (a metric label). */
   step?: string;
+  /** Set when the spec turns the response cache on: a stored valid answer is served, a new one stored. */
+  cache?: { maxAgeMs?: number };
 }
 
 export interface TokenUsage {
@@ -74,6 +76,8 @@ export interface LlmResult {
   rateLimit?: RateLimitInfo;
   /** Which endpoint answered. */
   endpoint?: EndpointInfo;
+  /** Set when the answer came from the response cache: no provider call, cost and usage 0; `savedUsd` is what the original call cost. */
+  cached?: { savedUsd: number };
 }
 
 /** Details attached to an InvalidOutput failure so the workflow can ask for a repair. */
@@ -157,6 +161,8 @@ export interface ResultRecord {
   endpoint?: EndpointInfo | null;
   /** A multi-step item's steps in order, each with its output and figures; absent for one-prompt pipelines. */
   steps?: StepResult[] | null;
+  /** True when the stored answer came from the response cache (no provider call, cost 0). */
+  cacheHit?: boolean;
 }
 
 /** Input of the `itemPipeline` child workflow. */
@@ -190,12 +196,14 @@ export interface ItemOutcome {
   endpoint?: EndpointInfo;
   /** A multi-step item's figures per step (no outputs: the batch only counts). */
   steps?: StepBrief[];
+  /** True when the item's answer came from the response cache. */
+  cacheHit?: boolean;
 }
 
 /** A Slack-compatible alert. */
 export interface Alert {
   batchId: string;
-  kind: 'error_rate' | 'circuit_open' | 'awaiting_review' | 'batch_paused' | 'batch_done' | 'batch_cancelled';
+  kind: 'error_rate' | 'circuit_open' | 'awaiting_review' | 'batch_paused' | 'batch_done' | 'batch_cancelled' | 'budget_warning' | 'budget_exceeded';
   text: string;
   fields?: Record<string, string | number>;
 }
@@ -222,6 +230,8 @@ export interface BatchSummary {
   endpoints: Record<string, number>;
   /** Items whose answer came from the fault-injecting provider. */
   simulated: number;
+  /** Items answered by the response cache (no provider call, cost 0). */
+  cacheHits?: number;
   startedAt: string;
   finishedAt: string;
   /** `cancelled`: a cancel stopped it; items that never finished are counted in `cancelled` and `notStarted`. */
@@ -234,4 +244,6 @@ export interface BatchSummary {
   steps?: Record<string, StepStats>;
   /** The cancel's reason and what happened to the batch's rows. */
   cancel?: { reason: string; rollback: 'none' | 'mark' | 'delete'; rowsRolledBack: number };
+  /** The budget at the end (with `pipeline.budget`); a budget stop makes `status` `stopped`. */
+  budget?: BudgetStatus;
 }

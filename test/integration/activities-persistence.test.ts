@@ -289,9 +289,10 @@ for (const t of targets) {
           await db.exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (${t.name === 'sqlite' ? '?, ?' : '$1, $2'})`, [m.version, '2026-01-01T00:00:00Z']);
         }
         const old = record('up', 'old', { endpoint: { vendor: 'openai', host: 'api.openai.com', simulated: false } });
-        // The row as the previous release wrote it: every column but steps.
-        const cols = COLUMNS.filter((c) => c !== 'steps');
-        const values = rowValues(old, '2026-01-01T00:00:00Z').filter((_, i) => COLUMNS[i] !== 'steps');
+        // The row as the previous release wrote it: every column but steps (005) and cache_hit (006).
+        const later: readonly string[] = ['steps', 'cache_hit'];
+        const cols = COLUMNS.filter((c) => !later.includes(c));
+        const values = rowValues(old, '2026-01-01T00:00:00Z').filter((_, i) => !later.includes(COLUMNS[i]!));
         const ph = (i: number) => (t.name === 'sqlite' ? '?' : `$${i + 1}`);
         await db.exec(
           `INSERT INTO results (${cols.join(', ')}, write_count) VALUES (${cols.map((_, i) => ph(i)).join(', ')}, 1)`,

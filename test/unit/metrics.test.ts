@@ -131,6 +131,22 @@ async function settle(p: Promise<unknown>): Promise<unknown> {
 }
 
 describe('callLlm metrics', () => {
+  it('counts a response cache miss (with its call) and then a hit (no call, what it saved)', async () => {
+    const m = new RecordingMeter();
+    const req: LlmRequest = { ...request(spec()), cache: {} };
+    const paid: LlmResult = await env(m).run(rig.acts.callLlm, req);
+    const before = rig.provider.stats().requests;
+    const hit: LlmResult = await env(m).run(rig.acts.callLlm, req);
+    const who = { provider: 'primary', model: 'gpt-4o-mini' };
+    expect(rig.provider.stats().requests).toBe(before);
+    expect(hit).toMatchObject({ costUsd: 0, usage: { inputTokens: 0, outputTokens: 0 }, cached: { savedUsd: paid.costUsd }, json: paid.json });
+    expect(m.sum(METRICS.cacheMisses.name, who)).toBe(1);
+    expect(m.sum(METRICS.cacheHits.name, who)).toBe(1);
+    expect(m.sum(METRICS.cacheSaved.name, who)).toBeCloseTo(paid.costUsd, 12);
+    // The hit is no LLM call: only the paid one is counted.
+    expect(m.sum(METRICS.llmCalls.name, who)).toBe(1);
+  });
+
   it('counts a successful call with its tokens and cost, by provider, model, tier and outcome', async () => {
     const m = new RecordingMeter();
     const r: LlmResult = await env(m).run(rig.acts.callLlm, request(spec()));

@@ -55,6 +55,7 @@ export function progressCounts(p: Progress): string {
     : [...head, `review ${awaiting}`, `running ${p.running}`, `${p.ratePerMinute}/min`, `ETA ${formatDuration(p.etaSeconds)}`];
   const steps = stepsText(p);
   if (steps !== null && !p.waitingOnReviews) parts.push(`steps: ${steps}`);
+  if (p.budget) parts.push(`spent ${usd(p.budget.spentUsd)} of ${usd(p.budget.maxCostUsd)}`);
   if (p.paused) parts.push(`PAUSED${p.pausedReason ? `: ${p.pausedReason}` : ''}`);
   return parts.join(' | ');
 }
@@ -100,6 +101,8 @@ export function keyValues(pairs: readonly (readonly [string, string])[]): string
 }
 
 const int = (n: number) => n.toLocaleString('en-US');
+/** USD with cents, or four decimals under a dollar (budgets of test batches are small). */
+const usd = (n: number) => `$${n.toFixed(Math.abs(n) < 1 ? 4 : 2)}`;
 
 /** The summary of a finished batch as a small table. */
 export function summaryTable(s: BatchSummary): string {
@@ -128,6 +131,10 @@ export function summaryTable(s: BatchSummary): string {
     ['review retries', int(s.retried ?? 0)],
     ['tokens', `${int(s.inputTokens)} in, ${int(s.outputTokens)} out`],
     ['cost', `$${s.costUsd.toFixed(4)}`],
+    ...(s.budget
+      ? ([['budget', `${usd(s.budget.maxCostUsd)} (${s.budget.state}${s.budget.skipped ? `; ${int(s.budget.skipped)} items not started, skipped` : ''})`]] as [string, string][])
+      : []),
+    ...((s.cacheHits ?? 0) > 0 ? [['cache hits', `${int(s.cacheHits ?? 0)} answers from the response cache (no call, no cost)`] as [string, string]] : []),
     ['truncated', int(s.truncated)],
     ['tier use', tiers.length ? tiers.map(([t, n]) => `${t} ${int(n)}`).join(', ') : '-'],
     [
@@ -164,6 +171,9 @@ export function progressTable(p: Progress): string {
     ['queued', int(p.queued)],
     ['rate', `${p.ratePerMinute}/min`],
     ['ETA', p.waitingOnReviews ? 'waiting for reviews' : formatDuration(p.etaSeconds)],
+    ...(p.budget
+      ? ([['budget', `${usd(p.budget.spentUsd)} spent of ${usd(p.budget.maxCostUsd)}, ${usd(p.budget.reservedUsd)} in flight (${p.budget.state})`]] as [string, string][])
+      : []),
   ];
   const open = Object.entries(p.circuits).filter(([, c]) => c.state !== 'closed');
   if (open.length) pairs.push(['circuits', open.map(([t, c]) => `${t} ${c.state}${c.openUntil ? ` until ${c.openUntil}` : ''}`).join(', ')]);

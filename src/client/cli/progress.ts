@@ -102,6 +102,10 @@ function finish(batchId: string, o: Outcome, io: Io): ExitCode {
   }
   io.out(`${summaryTable(o.summary)}\n`);
   if (o.summary.failed + o.summary.skipped > 0) io.out(`dead-letter list: ${PROG} export ${batchId} --format csv --failed\n`);
+  if (o.summary.status === 'stopped' && o.summary.budget?.state === 'stopped') {
+    io.err(`batch ${batchId} stopped at its budget: ${o.summary.budget.skipped} items not started are skipped rows; run them with: ${PROG} rerun ${batchId} --skipped\n`);
+    return ExitCode.Failed;
+  }
   if (o.summary.status === 'stopped') {
     io.err(`batch ${batchId} stopped before every item ran (too many consecutive failures)\n`);
     return ExitCode.Failed;

@@ -10,7 +10,7 @@ import { extname } from 'node:path';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../common/config.ts';
-import { resumeSignal, reviewManyUpdate, reviewSignal, reviewUpdate } from '../../shared/messages.ts';
+import { resumeSignal, reviewManyUpdate, reviewSignal, reviewUpdate, setBudgetUpdate } from '../../shared/messages.ts';
 import type { BatchReviewDecision, BulkReviewDecision, BulkReviewResult, PendingReview, ReviewDecision, ReviewFilter } from '../../shared/messages.ts';
 import { PROG, describeBatch, rootCause, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
@@ -201,10 +201,33 @@ export async function reviewBulkCommand(
 }
 
 /** `resume <batchId>`: resumes a batch paused after too many consecutive failures. */
-export async function resumeCommand(client: Client, config: Config, batchId: string, io: Io): Promise<ExitCode> {
+/**
+ * `steadfast resume <batch> [--budget <usd>]`: without `--budget` the `resume` signal (a pause after
+ * too many consecutive failures); with it the `setBudget` Update, which raises the budget (rejecting
+ * a lower or invalid value) and resumes a batch paused at its budget.
+ */
+export async function resumeCommand(client: Client, config: Config, batchId: string, io: Io, opts: { budget?: string } = {}): Promise<ExitCode> {
+  let maxCostUsd: number | undefined;
+  if (opts.budget !== undefined) {
+    maxCostUsd = Number(opts.budget.trim().replace(/^\$/, ''));
+    if (!opts.budget.trim() || !Number.isFinite(maxCostUsd) || maxCostUsd <= 0) throw usageError(`--budget ${opts.budget}: a positive number of USD, e.g. --budget 12.5`);
+  }
   const { handle, desc } = await describeBatch(client, config, batchId);
   if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
   if (desc.status.name !== 'RUNNING') throw failure(`batch ${batchId} is ${desc.status.name.toLowerCase()}, not running`);
+  if (maxCostUsd !== undefined) {
+    let b;
+    try {
+      b = await withDeadline(client, 30_000, () => handle.executeUpdate(setBudgetUpdate, { args: [{ maxCostUsd: maxCostUsd! }] }));
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw failure(`budget rejected: ${rootCause(err).message}`);
+      throw failure(`no answer from batch ${batchId} within 30s (${messageOf(err)}); is a worker running on task queue ${config.taskQueue}?`);
+    }
+    io.out(
+      `budget of batch ${batchId} is now $${b.maxCostUsd.toFixed(2)} ($${b.spentUsd.toFixed(4)} spent, $${b.reservedUsd.toFixed(4)} in flight); ${b.state === 'ok' ? 'dispatch goes on' : b.state}\n`,
+    );
+    return ExitCode.Ok;
+  }
   await handle.signal(resumeSignal);
   io.out(`resume sent to batch ${batchId}\n`);
   return ExitCode.Ok;
