@@ -30,6 +30,7 @@ import { redactValues, redactValuesDeep } from '../src/shared/secrets.ts';
 import { callDoneSignal } from '../src/shared/messages.ts';
 import { cacheKey } from './cache.ts';
 import type { ResponseCache } from './cache.ts';
+import { callShedSignal } from '../src/shared/limiter.ts';
 
 /** Heartbeat at most this often while waiting for a provider (ms). */
 export const HEARTBEAT_EVERY_MS = 5_000;
@@ -75,7 +76,7 @@ const RELEASE_DEADLINE_MS = 5_000;
  * not awaited: the activity's result never waits for it (a worker that dies meanwhile would
  * otherwise lose an answer it already has), and when it fails the item's report frees the slot.
  */
-function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string): void {
+function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string, latencyMs?: number): void {
   const started = Date.now();
   const warn = (msg: string, extra: Record<string, unknown> = {}): void => ctx.log.warn(msg, { batchWorkflowId, itemId, ms: Date.now() - started, ...extra });
   let client;
@@ -85,7 +86,9 @@ function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string): voi
     return; // no client (an activity run outside a worker): the item's report frees the slot
   }
   client
-    .withDeadline(started + RELEASE_DEADLINE_MS, () => client.workflow.getHandle(batchWorkflowId).signal(callDoneSignal, { itemId }))
+    .withDeadline(started + RELEASE_DEADLINE_MS, () =>
+      client.workflow.getHandle(batchWorkflowId).signal(callDoneSignal, { itemId, ...(latencyMs !== undefined ? { latencyMs } : {}) }),
+    )
     .then(
       () => Date.now() - started > 1_000 && warn('slow slot release'),
       (err: unknown) => {
@@ -95,6 +98,22 @@ function releaseSlot(ctx: Context, batchWorkflowId: string, itemId: string): voi
         else warn('could not release the slot early; the item report will', { error });
       },
     );
+}
+
+/** Failure types that say the provider shed the call (adaptive concurrency and the shared limiter back off on them). */
+const SHED_TYPES: readonly string[] = [FailureType.RateLimited, FailureType.ProviderOverloaded, FailureType.ProviderUnavailable];
+
+/** Tells the batch that the provider shed this attempt. Best effort and not awaited, like {@link releaseSlot}. */
+function reportShed(ctx: Context, batchWorkflowId: string, itemId: string, type: string): void {
+  let client;
+  try {
+    client = ctx.client;
+  } catch {
+    return;
+  }
+  client
+    .withDeadline(Date.now() + RELEASE_DEADLINE_MS, () => client.workflow.getHandle(batchWorkflowId).signal(callShedSignal, { itemId, type }))
+    .catch((err: unknown) => ctx.log.debug('could not report a shed call to the batch', { batchWorkflowId, itemId, error: errorMessage(err) }));
 }
 
 /** Heartbeats now and every few seconds until the returned function is called. */
@@ -185,9 +204,13 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     let adapter = adapters.get(key);
     if (!adapter) adapters.set(key, (adapter = createAdapter(ep, adapterOpts)));
 
+    // A shared-limiter permit is a send time: the first attempt waits for it on the worker's clock,
+    // which is precise where workflow timers are not, so the provider sees evenly spaced requests.
+    const waited = attempt === 1 && req.notBefore !== undefined ? await waitForSlot(ctx, req.notBefore) : 0;
+
     // The SDK timeout must fire before Temporal's start-to-close, so the failure is a classified Timeout.
     let timeoutMs = attemptTimeoutMs(p, attempt);
-    if (startToCloseTimeoutMs && startToCloseTimeoutMs > 2_000) timeoutMs = Math.min(timeoutMs, startToCloseTimeoutMs - 1_000);
+    if (startToCloseTimeoutMs && startToCloseTimeoutMs > 2_000) timeoutMs = Math.max(1_000, Math.min(timeoutMs, startToCloseTimeoutMs - 1_000 - waited));
 
     const started = Date.now();
     // One metric sample per HTTP request, so our counters add up with the provider's own.
@@ -226,6 +249,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       }
       failure = redactFailure(failure, secrets);
       record(failure.type ?? FailureType.Unknown);
+      if (req.reportTo && SHED_TYPES.includes(failure.type ?? '')) reportShed(ctx, req.reportTo, req.itemId, failure.type!);
       ctx.log.warn('llm call failed', { tier, model: p.model, attempt, type: failure.type, nextRetryDelay: failure.nextRetryDelay, endpoint: `${ep.vendor} ${ep.host}` });
       throw failure;
     } finally {
@@ -238,7 +262,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     const { json } = checkAnswer(raw, req, { tier, maxAnswerBytes, scrub, record });
     record('ok', raw);
     ctx.log.debug('llm call succeeded', { tier, model: raw.model, attempt, latencyMs, ...usage });
-    if (req.reportTo) releaseSlot(ctx, req.reportTo, req.itemId);
+    if (req.reportTo) releaseSlot(ctx, req.reportTo, req.itemId, latencyMs);
     const result: LlmResult = {
       text: redactValues(raw.text, secrets),
       ...(json !== undefined ? { json: redactValuesDeep(json, secrets) } : {}),
@@ -388,6 +412,18 @@ export function checkAnswer(raw: RawCompletion, req: LlmRequest, c: AnswerCheck)
     json = parsed.ok ? parsed.value : undefined;
   }
   return json !== undefined ? { json } : {};
+}
+
+/** Longest wait for a permit's send time (ms): a slot further off is a clock problem, not a plan. */
+const MAX_SLOT_WAIT_MS = 5_000;
+
+/** Sleeps until `at` (epoch ms; at most {@link MAX_SLOT_WAIT_MS}); cancellation ends the wait. Returns the ms waited. */
+async function waitForSlot(ctx: Context, at: number): Promise<number> {
+  const ms = Math.min(MAX_SLOT_WAIT_MS, at - Date.now());
+  if (!(ms > 0)) return 0;
+  ctx.heartbeat({ waitingForSlotMs: ms });
+  await ctx.sleep(ms);
+  return ms;
 }
 
 /** Writes the attempt number into the failure's first details object (`attempt`), where the workflow reads it. */

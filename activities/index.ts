@@ -15,6 +15,7 @@ import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { recoverySeconds, steadfastMetrics } from './metrics.ts';
 import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/shared/types.ts';
 import { makeCallLlm } from './call-llm.ts';
+import { ensureLimiter } from './limiter.ts';
 import { checkEndpoints, describeEndpoint, endpointPolicy } from './endpoints.ts';
 import { schemaProblem } from '../src/shared/validate.ts';
 import type { PipelineSpec } from '../src/shared/spec.ts';
@@ -114,6 +115,9 @@ export function createActivities(deps: ActivityDeps) {
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
     }),
+
+    /** Signal-with-start of a key's shared `rateLimiter` workflow; see limiter.ts. */
+    ensureLimiter,
 
     /**
      * Checks a spec's tiers under this worker's endpoint policy (hosts, key names) and

@@ -24,7 +24,7 @@
  *   npm run bench -- --only throughput1s,ratelimit
  *   npm run bench -- --help
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,7 +38,9 @@ import { COST_MODES, runCostModes } from './cost.ts';
 import { procCpuSeconds, procStatusBytes, sleep, snapshotCode, startDevServer, startProviderProc, startWorkerProc } from './procs.ts';
 import type { DevServer, ProviderProc, WorkerProc } from './procs.ts';
 import { fmt, machine, table, writeResults } from './report.ts';
-import { historyStats, latencyBreakdown, rowStats, runBatch, terminateBatch } from './steadfast.ts';
+import { eventsPerItem, historyStats, latencyBreakdown, rowStats, runBatch, terminateBatch } from './steadfast.ts';
+import { adaptive, sharedLimit } from './limits.ts';
+import type { LimitsBench } from './limits.ts';
 import { benchPipeline, makeItems, parsePipeline, writeItemsJsonl } from './workload.ts';
 import type { WorkloadOptions } from './workload.ts';
 
@@ -64,6 +66,16 @@ const { values: args } = parseArgs({
     'rl-concurrency': { type: 'string', default: '50' },
     warmup: { type: 'string', default: '10' },
     window: { type: 'string', default: '45' },
+    'shared-batches': { type: 'string', default: '3' },
+    'shared-items': { type: 'string', default: '150' },
+    'shared-tpm': { type: 'string', default: '100000' },
+    'shared-window': { type: 'string', default: '45' },
+    'adaptive-capacity': { type: 'string', default: '12' },
+    'adaptive-concurrency': { type: 'string', default: '20' },
+    'adaptive-latency-ms': { type: 'string', default: '2000' },
+    'adaptive-items': { type: 'string', default: '600' },
+    'adaptive-phases': { type: 'string', default: '30,60,40' },
+    'adaptive-settle': { type: 'string', default: '15' },
     'large-items': { type: 'string', default: '100000' },
     'large-concurrency': { type: 'string', default: '100' },
     'cost-items': { type: 'string', default: '200' },
@@ -74,12 +86,16 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log(`usage: npm run bench -- [--large] [--only throughput0,throughput1s,throughput1sWide,flaky,ratelimit,large,cost] [--keep]
+  console.log(`usage: npm run bench -- [--large] [--only throughput0,throughput1s,throughput1sWide,flaky,ratelimit,shared,sharedTpm,adaptive,adaptiveOff,large,cost] [--keep]
   throughput0:      --items 300 --concurrency 50                (provider latency 0 ms)
   throughput1s:     --slow-items 200 --slow-concurrency 10      (latency --slow-latency-ms 1000)
   throughput1sWide: --wide-items 500 --wide-concurrency 100     (same latency)
   flaky:            --flaky-items 300 --flaky-concurrency 50 --flaky-latency-ms 0 --flaky-timeout-ms 2000
   ratelimit:        --rpm 300 --tpm 1000000 --burst-seconds 1 --rl-concurrency 50 --warmup 10 --window 45 (seconds)
+  shared:           --shared-batches 3 --shared-items 150 (per batch) --rpm 300 --warmup 10 --shared-window 45 (one key, requests/min bind)
+  sharedTpm:        the same with --shared-tpm 100000 tokens/min binding
+  adaptive:         --adaptive-capacity 12 --adaptive-concurrency 20 --adaptive-latency-ms 2000 --adaptive-items 600
+                    --adaptive-phases 30,60,40 --adaptive-settle 15 (capacity full, halved, restored; adaptiveOff: the same without AIMD)
   large:            --large-items 100000 --large-concurrency 100
   cost:             --cost-items 200 --cost-concurrency 20 --cost-latency-ms 1000  (modes: ${COST_MODES.map((m) => m.name).join(', ')})
   --keep keeps the temp directory (server db, results db, logs).`);
@@ -87,14 +103,14 @@ if (args.help) {
 }
 
 const num = (k: keyof typeof args): number => Number(args[k]);
-const SCENARIOS = ['throughput0', 'throughput1s', 'throughput1sWide', 'flaky', 'ratelimit', 'large', 'cost'] as const;
+const SCENARIOS = ['throughput0', 'throughput1s', 'throughput1sWide', 'flaky', 'ratelimit', 'shared', 'sharedTpm', 'adaptive', 'adaptiveOff', 'large', 'cost'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const selected = new Set<Scenario>(
   args.only
     ? (args.only.split(',').map((s) => s.trim()) as Scenario[])
     : args.large
       ? ['large']
-      : ['throughput0', 'throughput1s', 'throughput1sWide', 'flaky', 'ratelimit', 'cost'],
+      : ['throughput0', 'throughput1s', 'throughput1sWide', 'flaky', 'ratelimit', 'shared', 'sharedTpm', 'adaptive', 'cost'],
 );
 for (const s of selected) if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
 
@@ -192,6 +208,8 @@ async function throughput(what: string, latencyMs: number, n: number, concurrenc
   log(`${what}: steadfast ${fmt.n(run.itemsPerSec)} items/s (${fmt.s(run.wallMs)}), ${rows.rows} rows, ${stats.requests} calls, CPU ${JSON.stringify(sfCpu)}`);
   const breakdown = await latencyBreakdown(client, batchId, 30);
   log(`${what}: per item (ms): ${JSON.stringify(breakdown)}`);
+  const events = await eventsPerItem(client, batchId, n);
+  log(`${what}: history events per item: ${JSON.stringify(events)}`);
   await p.stop();
   const perItemMs = (c: Record<string, number>) => Math.round((Object.values(c).reduce((a, b) => a + b, 0) / n) * 1000 * 10) / 10;
   return {
@@ -209,6 +227,7 @@ async function throughput(what: string, latencyMs: number, n: number, concurrenc
       cpuSeconds: sfCpu,
       cpuMsPerItem: perItemMs(sfCpu),
       breakdown,
+      events,
     },
     ratio: run.itemsPerSec / base.itemsPerSec,
   };
@@ -386,9 +405,41 @@ async function main(): Promise<void> {
   if (selected.has('throughput1sWide')) out['throughput1sWide'] = await throughput('throughput1sWide', num('slow-latency-ms'), num('wide-items'), num('wide-concurrency'));
   if (selected.has('flaky')) out['flaky'] = await flaky(num('flaky-items'), num('flaky-concurrency'), num('flaky-latency-ms'), num('flaky-timeout-ms'));
   if (selected.has('ratelimit')) out['ratelimit'] = await ratelimit(num('rpm'), num('tpm'), num('burst-seconds'), num('rl-concurrency'), num('warmup'), num('window'));
+  const lb: LimitsBench = {
+    client,
+    provider: (what, o) => provider(what, o),
+    worker: (url) => sharedWorker(url),
+    nextId,
+    resultsDb,
+    log,
+  };
+  const sharedOpts = {
+    rpm: num('rpm'),
+    tpm: num('shared-tpm'),
+    batches: num('shared-batches'),
+    itemsPerBatch: num('shared-items'),
+    concurrency: num('rl-concurrency'),
+    warmupS: num('warmup'),
+    windowS: num('shared-window'),
+  };
+  if (selected.has('shared')) out['shared'] = await sharedLimit(lb, { ...sharedOpts, binding: 'rpm' });
+  if (selected.has('sharedTpm')) out['sharedTpm'] = await sharedLimit(lb, { ...sharedOpts, binding: 'tpm' });
+  const phases = args['adaptive-phases']!.split(',').map(Number) as [number, number, number];
+  const adaptiveOpts = {
+    latencyMs: num('adaptive-latency-ms'),
+    capacity: num('adaptive-capacity'),
+    concurrency: num('adaptive-concurrency'),
+    items: num('adaptive-items'),
+    phasesS: phases,
+    settleS: num('adaptive-settle'),
+  };
+  if (selected.has('adaptive')) out['adaptive'] = await adaptive(lb, { ...adaptiveOpts, adaptive: true });
+  if (selected.has('adaptiveOff')) out['adaptiveOff'] = await adaptive(lb, { ...adaptiveOpts, adaptive: false });
   if (selected.has('large')) out['large'] = await large(num('large-items'), num('large-concurrency'));
   if (selected.has('cost')) out['cost'] = await cost(num('cost-items'), num('cost-concurrency'), num('cost-latency-ms'));
 
+  const loadAvgEnd = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  log(`load average at the end (1, 5, 15 min): ${loadAvgEnd}`);
   const rows: string[][] = [['scenario', 'steadfast', 'baseline', 'ratio', 'goal']];
   const goals: Record<string, { goal: string; met: boolean; value: string }> = {};
   for (const k of ['throughput0', 'throughput1s', 'throughput1sWide'] as const) {
@@ -403,6 +454,7 @@ async function main(): Promise<void> {
       goal,
     ]);
     rows.push([`  CPU per item (server+worker+provider | bench+provider), ms`, fmt.n(r.steadfast.cpuMsPerItem), fmt.n(r.baseline.cpuMsPerItem), '', '']);
+    rows.push([`  history events per item (batch + item)`, `${r.steadfast.events.perItem} (${r.steadfast.events.batchPerItem} + ${r.steadfast.events.itemMean})`, '', '', '']);
     const b = r.steadfast.breakdown;
     const llm = b.activities['callLlm'];
     rows.push([
@@ -433,6 +485,37 @@ async function main(): Promise<void> {
     goals['rateLimitShare'] = { goal: '>= 95%', met: r.steadfast.shareOfLimit >= 0.95, value: fmt.pct(r.steadfast.shareOfLimit) };
     goals['rateLimit429Share'] = { goal: '<= 1%', met: r.steadfast.share429 <= 0.01, value: fmt.pct(r.steadfast.share429, 2) };
   }
+  for (const k of ['shared', 'sharedTpm'] as const) {
+    const s = out[k] as Awaited<ReturnType<typeof sharedLimit>> | undefined;
+    if (!s) continue;
+    const unit = s.binding === 'rpm' ? 'requests/min' : 'tokens/min';
+    rows.push([`${k}: ${s.batches} batches on one key, combined ${unit} share of the limit (${s.windowS} s window)`, fmt.pct(s.shareOfLimit), '', '', '>= 95%']);
+    rows.push([`${k}: 429s as a share of calls (window | whole run)`, `${fmt.pct(s.share429, 2)} | ${fmt.pct(s.whole.share429, 2)}`, '', '', '<= 1%']);
+    rows.push([`${k}: smallest batch share of the window's items; items not succeeded`, `${fmt.pct(s.minBatchShare)}; ${s.notSucceeded}`, '', '', '>= 25%; 0']);
+    goals[`${k}Share`] = { goal: '>= 95%', met: s.shareOfLimit >= 0.95, value: fmt.pct(s.shareOfLimit) };
+    goals[`${k}429`] = { goal: '<= 1%', met: s.whole.share429 <= 0.01, value: fmt.pct(s.whole.share429, 2) };
+    goals[`${k}Fair`] = { goal: '>= 25% each, 0 to review', met: s.minBatchShare >= 0.25 && s.notSucceeded === 0, value: `${fmt.pct(s.minBatchShare)}, ${s.notSucceeded}` };
+  }
+  for (const k of ['adaptive', 'adaptiveOff'] as const) {
+    const a = out[k] as Awaited<ReturnType<typeof adaptive>> | undefined;
+    if (!a) continue;
+    a.phases.forEach((ph, i) =>
+      rows.push([
+        `${k} phase ${i + 1}: capacity ${ph.capacity} at once: goodput/capacity, 429s, mean in flight`,
+        `${fmt.pct(ph.shareOfCapacity)}, ${fmt.pct(ph.share429, 2)}, ${fmt.n(ph.meanInFlight, 1)}`,
+        '',
+        '',
+        i === 1 ? '>= 90%, < 2%' : '',
+      ]),
+    );
+    const h = a.phases[1]!;
+    if (k === 'adaptive')
+      goals['adaptiveHalved'] = {
+        goal: '>= 90% of capacity, < 2% 429s',
+        met: h.shareOfCapacity >= 0.9 && h.share429 < 0.02,
+        value: `${fmt.pct(h.shareOfCapacity)}, ${fmt.pct(h.share429, 2)}`,
+      };
+  }
   const l = out['large'] as Awaited<ReturnType<typeof large>> | undefined;
   if (l) {
     rows.push([`large: ${l.items} items (c=${l.concurrency}), items/s`, fmt.n(l.steadfast.itemsPerSec), '', '', '']);
@@ -460,6 +543,7 @@ async function main(): Promise<void> {
     finished: new Date().toISOString(),
     totalSeconds: (Date.now() - t0) / 1000,
     machine: m,
+    loadAvgEnd,
     code: { commit: code.commit, dirty: code.dirty },
     args,
     results: out,

@@ -90,6 +90,21 @@ export async function historyStats(client: Client, batchId: string, itemSample =
   return { batchRuns, batchMaxEvents, batchMaxBytes, itemMaxEvents, itemsSampled, maxEvents: Math.max(batchMaxEvents, itemMaxEvents) };
 }
 
+/** History events per item: every run of the batch plus a sample of item histories (mean), over the batch's items. */
+export async function eventsPerItem(client: Client, batchId: string, items: number, sample = 200): Promise<{ perItem: number; batchPerItem: number; itemMean: number }> {
+  let batchEvents = 0;
+  for await (const wf of client.workflow.list({ query: `WorkflowId = "${batchId}"` })) batchEvents += wf.historyLength;
+  let n = 0;
+  let sum = 0;
+  for await (const wf of client.workflow.list({ query: `BatchId = "${batchId}" AND WorkflowType = "itemPipeline"`, pageSize: sample })) {
+    sum += wf.historyLength;
+    if (++n >= sample) break;
+  }
+  const itemMean = n ? sum / n : 0;
+  const batchPerItem = batchEvents / Math.max(1, items);
+  return { perItem: Math.round((batchPerItem + itemMean) * 10) / 10, batchPerItem: Math.round(batchPerItem * 10) / 10, itemMean: Math.round(itemMean * 10) / 10 };
+}
+
 export interface RowStats {
   rows: number;
   byStatus: Record<string, number>;

@@ -50,6 +50,8 @@ export interface WorkloadOptions {
   /** @default 5 attempts, 200 ms initial, 2 s max */
   retry?: { maxAttempts: number; initialInterval: number; maxInterval: number };
   rateLimit?: { requestsPerMinute?: number; tokensPerMinute?: number };
+  /** `batch.adaptiveConcurrency`. @default false */
+  adaptive?: boolean;
   /** How long a failed item waits for a human before the default decision (skip). @default 30 s */
   reviewTimeoutMs?: number;
 }
@@ -74,7 +76,7 @@ export function benchPipeline(o: WorkloadOptions): PipelineSpecInput {
       },
     ],
     retry: { maxAttempts: 5, initialInterval: 200, maxInterval: 2_000, ...o.retry },
-    batch: { concurrency: o.concurrency },
+    batch: { concurrency: o.concurrency, ...(o.adaptive ? { adaptiveConcurrency: true } : {}) },
     // Alerts go nowhere in the benchmark (no webhook); a high threshold keeps the log quiet.
     alerts: { errorRateThreshold: 1 },
     review: { timeout: o.reviewTimeoutMs ?? 30_000, defaultDecision: 'skip' },

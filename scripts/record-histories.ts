@@ -10,7 +10,9 @@
  * collector (`batch-mode-<tag>`, `item-batch-mode-<tag>`, `provider-batch-<tag>`),
  * a batch whose answers come from the response cache (`batch-cached-<tag>`,
  * `item-cached-<tag>`), and a batch paused at its budget and resumed by a raise
- * (`batch-budget-<tag>`).
+ * (`batch-budget-<tag>`),
+ * and two batches on one rate-limited key (`batch-limited-<tag>` with adaptive concurrency,
+ * its item `item-limited-<tag>`) with their shared limiter (`limiter-<tag>`, still running).
  *   node scripts/record-histories.ts [version-tag]
  */
 import { execFileSync } from 'node:child_process';
@@ -25,6 +27,7 @@ import type { BatchInputRaw } from '../src/shared/spec.ts';
 import { devServerExecutable, temporalCliPath } from '../src/dev/temporal-tools.ts';
 import { createWorker } from '../src/worker/worker.ts';
 import { ALL_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes.ts';
+import { limiterIdOf } from '../src/shared/limiter.ts';
 import { progressQuery, reviewManyUpdate, setBudgetUpdate } from '../src/shared/messages.ts';
 
 const tag = process.argv[2] ?? 'v1';
@@ -79,6 +82,15 @@ const budgetInput: BatchInputRaw = {
   items: example.items!.slice(0, 3),
 };
 
+// Two batches on one rate-limited key share its limiter (permits as send times); one adapts its concurrency.
+const limitedTier = { ...example.pipeline.providers[0]!, rateLimit: { requestsPerMinute: 600 } };
+const limitedInput = (batchId: string, adaptiveConcurrency: boolean): BatchInputRaw => ({
+  batchId,
+  pipeline: { ...example.pipeline, providers: [limitedTier], batch: { concurrency: 4, adaptiveConcurrency } },
+  items: example.items!.slice(0, 3),
+});
+const limiterId = limiterIdOf(limitedTier, 'record');
+
 await worker.runUntil(async () => {
   const run = async (workflowId: string, args: BatchInputRaw) => (await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId, args: [args] })).result();
   await run('replay', input);
@@ -98,6 +110,7 @@ await worker.runUntil(async () => {
   for (let i = 0; i < 200 && (await budget.query(progressQuery)).budget?.state !== 'paused'; i++) await new Promise((r) => setTimeout(r, 100));
   await budget.executeUpdate(setBudgetUpdate, { args: [{ maxCostUsd: 10 }] });
   await budget.result();
+  await Promise.all([run('replay-limited', limitedInput('replay-limited', true)), run('replay-limited-2', limitedInput('replay-limited-2', false))]);
 });
 for (const [name, id] of [
   [`batch-${tag}`, 'replay'],
@@ -113,6 +126,9 @@ for (const [name, id] of [
   [`batch-cached-${tag}`, 'replay-cached'],
   [`item-cached-${tag}`, `replay-cached/${example.items![0]!.id}`],
   [`batch-budget-${tag}`, 'replay-budget'],
+  [`batch-limited-${tag}`, 'replay-limited'],
+  [`item-limited-${tag}`, 'replay-limited/t001'],
+  [`limiter-${tag}`, limiterId],
 ] as const) {
   // The same JSON as `temporal workflow show --output json`, which users can record too.
   const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });

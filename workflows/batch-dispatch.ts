@@ -6,6 +6,7 @@
 import { condition } from '@temporalio/workflow';
 import type { Item } from '../src/shared/spec.ts';
 import type { Circuits } from './batch-circuits.ts';
+import type { Limits } from './batch-limits.ts';
 import type { BatchState } from './batch-state.ts';
 import { available, effectiveLimit, itemsPerMinute, refill, setRate, take, waitMs } from './pacer.ts';
 import type { PacerState } from './pacer.ts';
@@ -27,6 +28,8 @@ export class Dispatcher {
   private readonly state: BatchState;
   private readonly circuits: Circuits;
   private readonly ahead: boolean;
+  /** The shared rate limit and adaptive concurrency, when the limits patch applies. */
+  private readonly limits: Limits | null;
   /** Child starts in flight (dispatch does not wait for them). */
   private pendingStarts = 0;
   /** The first child start that failed; the batch fails with it. */
@@ -35,30 +38,34 @@ export class Dispatcher {
   budget: { room(queue: readonly Item[], wanted: number): number } | undefined;
 
   /** `ahead`: starts are not awaited, and the in-flight bound applies (the dispatch-ahead patch). */
-  constructor(state: BatchState, circuits: Circuits, ahead: boolean) {
+  constructor(state: BatchState, circuits: Circuits, ahead: boolean, limits: Limits | null = null) {
     this.state = state;
     this.circuits = circuits;
     this.ahead = ahead;
+    this.limits = limits;
   }
 
   /** The plan at `now`, or null while dispatch is paused, stopped or every tier is closed. */
   private plan(now: number): Plan | null {
     if (!this.state.dispatching || !this.circuits.anyOpenToNewItems) return null;
     const s = this.state.view;
-    const tokensPerItem = this.state.finished > 0 ? (s.inputTokens + s.outputTokens) / this.state.finished : 0;
-    const limit = effectiveLimit(s.pipeline.providers[0]!.rateLimit, s.learnedLimit);
-    const pacer = refill(setRate(s.pacer, itemsPerMinute(limit, tokensPerItem)), now);
-    const { concurrency } = s.pipeline.batch;
+    const concurrency = this.limits?.concurrency() ?? s.pipeline.batch.concurrency;
     const room = this.ahead ? IN_FLIGHT_FACTOR * concurrency - this.state.inFlight : concurrency;
     const free = Math.min(Math.max(concurrency - this.state.active, 0), Math.max(room, 0), s.queue.length);
     // Items the budget holds back are not wanted (no pacer wait for them).
     const wanted = this.budget ? this.budget.room(s.queue, free) : free;
+    // The shared limiter's permits replace the batch's own pacer.
+    if (this.limits?.shared) return { n: this.limits.available(wanted), wanted, pacer: s.pacer };
+    const tokensPerItem = this.state.finished > 0 ? (s.inputTokens + s.outputTokens) / this.state.finished : 0;
+    const limit = effectiveLimit(s.pipeline.providers[0]!.rateLimit, s.learnedLimit);
+    const pacer = refill(setRate(s.pacer, itemsPerMinute(limit, tokensPerItem)), now);
     return { n: available(pacer, wanted), wanted, pacer };
   }
 
-  /** True when an item could start now. */
+  /** True when an item could start now, or the shared limiter should hear of a changed want. */
   canStart(now: number): boolean {
-    return (this.plan(now)?.n ?? 0) > 0;
+    const plan = this.plan(now);
+    return (plan?.n ?? 0) > 0 || (this.limits?.needsTelling(plan?.wanted ?? 0, now) ?? false);
   }
 
   /** True when the queue is empty, the source has more and a slot is free: the next page should be read. */
@@ -70,8 +77,16 @@ export class Dispatcher {
    * Starts what may start now. Returns how long to wait for the pacer when it
    * held items back, else undefined.
    */
-  async dispatch(now: number, start: (item: Item) => Promise<void>): Promise<number | undefined> {
+  async dispatch(now: number, start: (item: Item, notBefore?: number) => Promise<void>): Promise<number | undefined> {
     const plan = this.plan(now);
+    if (this.limits?.shared) {
+      const n = plan?.n ?? 0;
+      const slots = this.limits.take(n);
+      this.limits.tell((plan?.wanted ?? 0) - n, now);
+      // Each item starts now and sends its request at its permit's time.
+      if (n > 0) this.state.takeQueued(n, this.state.view.pacer).forEach((item, i) => this.track(start(item, slots[i])));
+      return undefined;
+    }
     if (!plan) return undefined;
     const pacer = take(plan.pacer, plan.n);
     const starting = this.state.takeQueued(plan.n, pacer).map(start);

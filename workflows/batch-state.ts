@@ -16,6 +16,7 @@ import { addStepStats } from '../src/shared/pipeline-steps.ts';
 import type { StepStats } from '../src/shared/pipeline-steps.ts';
 import type { PacerState } from './pacer.ts';
 import type { BudgetCarry } from './batch-budget.ts';
+import type { LimitsCarry } from './batch-limits.ts';
 
 /** Everything the next run needs after continue-as-new. */
 export interface BatchCarry {
@@ -80,6 +81,8 @@ export interface BatchCarry {
   pacer: PacerState;
   /** Limits the first tier's provider advertised in its headers; absent until one answered. */
   learnedLimit?: RateLimitInfo;
+  /** Permits of the shared rate limiter and the adaptive concurrency limit (workflows/batch-limits.ts). */
+  limits?: LimitsCarry;
   /** Alerts already sent, so each fires once per batch. */
   alerted: { errorRate: boolean };
   startedAt: string;
@@ -279,6 +282,11 @@ export class BatchState {
   takeQueued(n: number, pacer: PacerState): Item[] {
     this.s.pacer = pacer;
     return this.s.queue.splice(0, n);
+  }
+
+  /** The shared-limit and adaptive-concurrency record, which workflows/batch-limits.ts writes. */
+  get limits(): LimitsCarry {
+    return (this.s.limits ??= { slots: [], told: 0, shed: 0 });
   }
 
   /** Sets the pacer (rate and refill) without taking items. */
@@ -563,6 +571,15 @@ export class BatchState {
       awaitingReviewCount: awaiting,
       awaitingByType: this.awaitingByType(),
       queued,
+      ...(this.s.limits?.aimd
+        ? {
+            adaptive: {
+              limit: Math.max(1, Math.min(this.s.pipeline.batch.concurrency, Math.floor(this.s.limits.aimd.limit))),
+              sheds: this.s.limits.aimd.sheds,
+              decreases: this.s.limits.aimd.decreases,
+            },
+          }
+        : {}),
       waitingOnReviews,
       ...this.s.counts,
       awaitingReview: this.pendingPage(0, PROGRESS_REVIEWS),

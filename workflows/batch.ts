@@ -41,6 +41,8 @@ import { Budget } from './batch-budget.ts';
 import { Cancel } from './batch-cancel.ts';
 import { Circuits } from './batch-circuits.ts';
 import { Dispatcher } from './batch-dispatch.ts';
+import { Limits, LIMITS_PATCH } from './batch-limits.ts';
+import { callShedSignal, limiterDescribed, permitsSignal } from '../src/shared/limiter.ts';
 import { Reviews } from './batch-reviews.ts';
 import { BatchState, initialCarry } from './batch-state.ts';
 import type { BatchCarry } from './batch-state.ts';
@@ -176,7 +178,13 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   const predicates = ahead && patched(WAIT_ON_PREDICATES_PATCH);
   // Asked in the Update's handler: the marker lands where a bulk decision first arrives.
   const reviews = new Reviews(state, alerts, predicates, () => predicates && patched(BULK_OUTBOX_PATCH));
-  const dispatcher = new Dispatcher(state, circuits, ahead);
+  // Patched: a rate limit is shared with every batch on the same key; concurrency may adapt.
+  // (A first tier in `mode: batch` sends through the provider's Batch API: not paced per request.)
+  const first = carry.pipeline.providers[0]!;
+  const shared = first.rateLimit !== undefined && first.mode !== 'batch';
+  const adaptive = carry.pipeline.batch.adaptiveConcurrency === true;
+  const limits = predicates && (shared || adaptive) && patched(LIMITS_PATCH) ? new Limits(state, alerts, { shared, adaptive }) : null;
+  const dispatcher = new Dispatcher(state, circuits, ahead, limits);
   const cancel = new Cancel(state, dispatcher, alerts);
   const budget = new Budget(state, alerts);
   dispatcher.budget = budget;
@@ -200,8 +208,19 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     },
     described(itemDoneSignal),
   );
-  setHandler(callDoneSignal, ({ itemId }) => handled(state.release(itemId)), described(callDoneSignal));
+  setHandler(
+    callDoneSignal,
+    ({ itemId, latencyMs }) => {
+      limits?.onCallDone(latencyMs, Date.now());
+      handled(state.release(itemId));
+    },
+    described(callDoneSignal),
+  );
   setHandler(itemParkedSignal, ({ itemId, parked }) => handled(state.park(itemId, parked)), { description: 'an item entered or left a provider batch (mode: batch tier)' });
+  if (limits) {
+    setHandler(permitsSignal, ({ slots, want }) => handled(limits.onPermits(slots, want, Date.now())), limiterDescribed(permitsSignal));
+    setHandler(callShedSignal, () => handled(limits.onShed(Date.now())), limiterDescribed(callShedSignal));
+  }
   setHandler(itemAwaitingSignal, (p) => handled(reviews.onAwaiting(p)), described(itemAwaitingSignal));
   setHandler(itemStepSignal, ({ itemId, step }) => handled(state.setStep(itemId, step)), described(itemStepSignal));
   setHandler(tierResultSignal, (r) => handled(circuits.onTierResult(r, Date.now())), described(tierResultSignal));
@@ -259,6 +278,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     await cancel.finish();
     reviews.sendDigestIfDue(Date.now(), true);
     await dispatcher.settle();
+    limits?.release();
     await alerts.drain();
     await condition(allHandlersFinished);
     return budget.summary(state.summary(new Date().toISOString(), 'completed'));
@@ -276,7 +296,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
       circuits.tick(now);
       // Patched: the page is read after dispatch, so queued items do not wait for it.
       if (!ahead) await refill(state, once);
-      const paceFor = await dispatcher.dispatch(now, (item) => startItem(state, circuits, budget, item, once));
+      const paceFor = await dispatcher.dispatch(now, (item, notBefore) => startItem(state, circuits, budget, item, once, notBefore));
       const paged = ahead && (await refill(state, once));
       if (state.outboxSize > 0) await reviews.deliverOutbox();
       budget.decide();
@@ -291,7 +311,9 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
       }
       reviews.sendDigestIfDue(now);
       const digestAt = reviews.digestDueAt;
-      const timers = [paceFor, circuits.nextChange(now), digestAt === null ? undefined : Math.max(digestAt - now, 1)].filter((x): x is number => x !== undefined);
+      const timers = [paceFor, limits?.retellIn(now), circuits.nextChange(now), digestAt === null ? undefined : Math.max(digestAt - now, 1)].filter(
+        (x): x is number => x !== undefined,
+      );
       const timeout = timers.length ? Math.min(...timers) : undefined;
       if (predicates) {
         if (!paged) await condition(actionable(circuits.nextHalfOpen, digestAt), timeout);
@@ -359,7 +381,7 @@ async function refill(state: BatchState, once: boolean): Promise<boolean> {
   return true;
 }
 
-async function startItem(state: BatchState, circuits: Circuits, budget: Budget, item: Item, once: boolean): Promise<void> {
+async function startItem(state: BatchState, circuits: Circuits, budget: Budget, item: Item, once: boolean, notBefore?: number): Promise<void> {
   const { batchId, pipeline } = state.view;
   if (once && state.isRunning(item.id)) {
     // The source changed after its scan: a second copy of a running item is reported, never waited for.
@@ -372,7 +394,7 @@ async function startItem(state: BatchState, circuits: Circuits, budget: Budget, 
   try {
     await startChild(itemPipeline, {
       workflowId: `${batchId}/${item.id}`,
-      args: [{ batchId, item, pipeline, parentWorkflowId: workflowInfo().workflowId, openTiers }],
+      args: [{ batchId, item, pipeline, parentWorkflowId: workflowInfo().workflowId, openTiers, ...(notBefore !== undefined ? { notBefore } : {}) }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       typedSearchAttributes: [{ key: BATCH_ID, value: batchId }],
       staticSummary: `item ${item.id} of batch ${batchId}`,

@@ -2,3 +2,4 @@
 export { batchPipeline } from './batch.ts';
 export { itemPipeline } from './item.ts';
 export { providerBatch } from './provider-batch.ts';
+export { rateLimiter } from './limiter.ts';

@@ -222,6 +222,16 @@ export class ItemRun {
     this.output = output !== undefined ? output : this.bestOutput;
   }
 
+  /** The shared limiter's send time, for the item's first call only (a repair or a later tier is not paced). */
+  private slot(): { notBefore?: number } {
+    const at = this.input.notBefore;
+    if (at === undefined || this.slotUsed) return {};
+    this.slotUsed = true;
+    return { notBefore: at };
+  }
+
+  private slotUsed = false;
+
   /** The item's secret field values, for the activities to redact (a model may quote them back). */
   private secrets(): { secretValues?: string[] } {
     const values = secretValuesOf(this.item, this.spec.secretFields);
@@ -318,6 +328,7 @@ export class ItemRun {
           ...(sharedPrefix > 0 ? { sharedPrefixChars: sharedPrefix } : {}),
           ...(this.input.parentWorkflowId && !this.stepMode ? { reportTo: this.input.parentWorkflowId } : {}),
           ...(this.stepMode ? { step: this.stepMode.name } : {}),
+          ...this.slot(),
           ...this.secrets(),
           ...this.cacheOption(),
         };

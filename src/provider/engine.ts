@@ -250,8 +250,16 @@ export class ProviderEngine {
     if (forced === undefined) {
       const outage = this.down.has(model.id) ? { kind: 'overloaded' as const } : activeOutage(this.profile, model.id, this.now(), this.activatedAt);
       const rl = this.profile.rateLimit;
+      const cap = this.profile.capacity;
       if (outage) kind = outage.kind ?? 'overloaded';
-      else if (!batch && this.limiter && rl && (!rl.models || rl.models.includes(model.id))) {
+      else if (cap && this.inFlight > cap.maxConcurrent) {
+        // Past its capacity the provider sheds the request at once.
+        StatsCounter.bump(c.byFault, 'capacity');
+        if (cap.kind === 'overloaded') return tag(fail('overloaded', faultCtx), undefined);
+        const retryAfterMs = cap.retryAfterMs ?? 200;
+        const rate: RateInfo = { limitRequests: cap.maxConcurrent, remainingRequests: 0, resetRequestsMs: retryAfterMs, limitTokens: 0, remainingTokens: 0, resetTokensMs: 0 };
+        return tag(fail('rate_limit', { ...faultCtx, retryAfterMs, limitedBy: 'requests', requested: promptTokens + maxTokens, rate }), undefined);
+      } else if (!batch && this.limiter && rl && (!rl.models || rl.models.includes(model.id))) {
         const adm = this.limiter.admit(model.id, promptTokens + maxTokens);
         rate = adm.info;
         if (!adm.ok) {

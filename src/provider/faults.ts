@@ -108,6 +108,17 @@ export interface FaultProfile {
   retryAfterMs?: number;
   /** Provider batches: processing time and batch-level faults. */
   batch?: BatchFaults;
+  /** A provider that serves at most this many chat requests at once and sheds the rest at once. */
+  capacity?: CapacityConfig;
+}
+
+/** Load shedding past a concurrency: the requests beyond it are answered 429 (or 503/529) without waiting. */
+export interface CapacityConfig {
+  maxConcurrent: number;
+  /** @default 'rate_limit' */
+  kind?: 'rate_limit' | 'overloaded';
+  /** The wait a shed 429 advertises. @default 1000 (as `capacity:...` builds it; 200 in a JSON profile) */
+  retryAfterMs?: number;
 }
 
 const Kind = z.enum(FAULT_KINDS);
@@ -133,6 +144,10 @@ export const FaultProfileSchema = z
       .optional(),
     rateLimit: z
       .object({ rpm: z.number().positive(), tpm: z.number().positive(), burstSeconds: z.number().positive().optional(), models: z.array(z.string()).optional() })
+      .strict()
+      .optional(),
+    capacity: z
+      .object({ maxConcurrent: z.number().int().positive(), kind: z.enum(['rate_limit', 'overloaded']).optional(), retryAfterMs: NonNeg.optional() })
       .strict()
       .optional(),
     hangMs: NonNeg.optional(),

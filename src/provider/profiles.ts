@@ -57,10 +57,18 @@ function ratelimit(p: Params): FaultProfile {
   };
 }
 
+function capacity(p: Params): FaultProfile {
+  const kind = p['as'] ?? 'rate_limit';
+  if (kind !== 'rate_limit' && kind !== 'overloaded') throw new Error(`profile 'capacity': as=${kind}; expected rate_limit or overloaded`);
+  return { name: 'capacity', capacity: { maxConcurrent: Math.floor(numParam(p, 'concurrent', 10)), kind, retryAfterMs: numParam(p, 'retryAfterMs', 1_000) } };
+}
+
 /**
  * The built-in profiles: `none`; `flaky` (7% hangs, 3% rate limits, 1.5% overloaded,
  * 3% bad output); `chaos` (3% of each transient kind); `outage` (`gpt-4o-mini` down
- * for 60 s from activation); `ratelimit` (token bucket, 600 rpm and 200000 tpm).
+ * for 60 s from activation); `ratelimit` (token bucket, 600 rpm and 200000 tpm);
+ * `capacity` (at most `concurrent` requests at once, default 10; the rest are shed
+ * with a 429, or `as=overloaded` a 503/529).
  */
 export const BUILTIN_PROFILES: Record<string, (params: Params) => FaultProfile> = {
   none: () => ({ name: 'none' }),
@@ -68,6 +76,7 @@ export const BUILTIN_PROFILES: Record<string, (params: Params) => FaultProfile> 
   chaos,
   outage,
   ratelimit,
+  capacity,
 };
 
 const PARAM_KEYS: Record<string, readonly string[]> = {
@@ -76,6 +85,7 @@ const PARAM_KEYS: Record<string, readonly string[]> = {
   chaos: ['scale'],
   outage: ['model', 'fromMs', 'toMs'],
   ratelimit: ['rpm', 'tpm', 'burstSeconds', 'model'],
+  capacity: ['concurrent', 'as'],
 };
 const COMMON_KEYS = [
   'hangMs',

@@ -55,6 +55,8 @@ export interface Progress {
   awaitingByType: Record<string, number>;
   /** Items not started yet (inline queue or the buffered page of a source). */
   queued: number;
+  /** With `batch.adaptiveConcurrency`: the calls allowed in flight now, and the provider sheds it has seen. */
+  adaptive?: { limit: number; sheds: number; decreases: number };
   /** True when nothing can proceed until a person decides: no item runs or waits to start. */
   waitingOnReviews: boolean;
   succeeded: number;
@@ -105,7 +107,7 @@ export const itemDoneSignal = defineSignal<[ItemOutcome]>('itemDone');
  * callLlm activity → batch: this item's call succeeded, so its concurrency slot is free while
  * the item persists and reports. Sent by the activity itself, a workflow task earlier than the item could.
  */
-export const callDoneSignal = defineSignal<[{ itemId: string }]>('itemCallDone');
+export const callDoneSignal = defineSignal<[{ itemId: string; latencyMs?: number }]>('itemCallDone');
 
 /** Item → batch: the item failed for good and waits for a human. */
 export const itemAwaitingSignal = defineSignal<[PendingReview]>('itemAwaitingReview');

@@ -256,6 +256,8 @@ export const PipelineSpec = z
          * this many item workflows may be running.
          */
         concurrency: z.number().int().min(1).max(500).default(10),
+        /** Lower the calls in flight under `concurrency` when the provider sheds calls (429, 529) or slows down, and grow them back (AIMD). @default false */
+        adaptiveConcurrency: z.boolean().optional(),
         /** Stop or pause after this many consecutive failed items; 0 disables. */
         maxConsecutiveFailures: z.number().int().min(0).default(0),
         onTooManyFailures: z.enum(['pause', 'stop']).default('pause'),

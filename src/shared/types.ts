@@ -27,6 +27,8 @@ export interface LlmRequest {
   sharedPrefixChars?: number;
   /** The batch workflow to tell when the call succeeded (it frees the item's concurrency slot). */
   reportTo?: string;
+  /** Epoch ms before which the first attempt does not send (a shared-limiter slot). */
+  notBefore?: number;
   /** Values of the item's secret fields: redacted from the answer and from failure messages. */
   secretValues?: string[];
   /** The step of a multi-step pipeline this call belongs to (a metric label). */
@@ -174,6 +176,8 @@ export interface ItemInput {
   parentWorkflowId?: string;
   /** Tiers whose circuit is open at start (the batch's breakers); skipped while open. */
   openTiers?: number[];
+  /** The shared limiter's send time (epoch ms) for the item's first call: the activity waits for it. */
+  notBefore?: number;
 }
 
 /** Returned by `itemPipeline`, and reported to the batch. */

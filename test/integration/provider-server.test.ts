@@ -129,6 +129,27 @@ describe('profiles over HTTP', () => {
     }
   });
 
+  it('capacity: requests past the concurrency are shed at once with a 429, the rest answered', async () => {
+    const p = await startProvider({ profile: 'capacity:concurrent=3', latencyScale: 20 });
+    const oa = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'test', maxRetries: 0 });
+    try {
+      const calls = Array.from({ length: 6 }, (_, i) =>
+        oa.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `c${i}` }] }).then(
+          () => 'ok',
+          (e: unknown) => e,
+        ),
+      );
+      const results = await Promise.all(calls);
+      const shed = results.filter((r) => r instanceof OpenAI.RateLimitError);
+      expect(results.filter((r) => r === 'ok')).toHaveLength(3);
+      expect(shed).toHaveLength(3);
+      expect((shed[0] as InstanceType<typeof OpenAI.RateLimitError>).headers.get('retry-after-ms')).toBe('1000');
+      expect(p.stats().byFault['capacity']).toBe(3);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('outage: the model is down for its window, on both APIs', async () => {
     let t = 5_000_000;
     const p = await startProvider({ profile: 'outage:model=gpt-4o-mini,toMs=60000', latencyScale: 0, now: () => t });

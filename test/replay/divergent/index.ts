@@ -18,3 +18,8 @@ export async function providerBatch(): Promise<string> {
   await sleep('1 minute');
   return 'diverged';
 }
+
+export async function rateLimiter(): Promise<string> {
+  await sleep('1 minute');
+  return 'diverged';
+}
