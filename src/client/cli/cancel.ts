@@ -10,7 +10,7 @@ import type { Config } from '../../common/config.ts';
 import { cancelUpdate } from '../../shared/messages.ts';
 import type { CancelAccepted, CancelRequest } from '../../shared/messages.ts';
 import type { BatchSummary } from '../../shared/types.ts';
-import { PROG, describeBatch, rootCause, withDeadline } from './context.ts';
+import { PROG, describeBatchOnly, rootCause, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf, usageError } from './errors.ts';
 import { summaryTable } from './format.ts';
@@ -31,8 +31,7 @@ export async function cancelCommand(client: Client, config: Config, batchId: str
   const req: CancelRequest = {};
   if (opts.reason !== undefined) req.reason = opts.reason;
   if (opts.rollback !== undefined) req.rollback = opts.rollback as CancelRequest['rollback'];
-  const { handle, desc } = await describeBatch(client, config, batchId);
-  if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
+  const { handle, desc } = await describeBatchOnly(client, config, batchId);
   if (desc.status.name !== 'RUNNING') throw failure(`batch ${batchId} is ${desc.status.name.toLowerCase()}: there is nothing to cancel`);
   const seconds = opts.timeout ?? 30;
   let r: CancelAccepted;

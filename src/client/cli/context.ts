@@ -83,6 +83,13 @@ export async function describeBatch(client: Client, config: Config, batchId: str
   }
 }
 
+/** {@link describeBatch} for the commands that act on batches only: another workflow type is an error. */
+export async function describeBatchOnly(client: Client, config: Config, batchId: string): Promise<{ handle: WorkflowHandle; desc: WorkflowExecutionDescription }> {
+  const found = await describeBatch(client, config, batchId);
+  if (found.desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${found.desc.type} workflow, not a batch`);
+  return found;
+}
+
 /** The failure's message, walking to the root cause (e.g. the ApplicationFailure under a WorkflowFailedError). */
 export function rootCause(err: unknown): { type: string | null; message: string } {
   let cur: unknown = err;

@@ -20,7 +20,7 @@ import { BatchInput } from '../../shared/spec.ts';
 import type { BatchInputRaw, Item, PipelineSpecInput } from '../../shared/spec.ts';
 import type { ResultStore } from '../../../activities/store.ts';
 import type { ItemStatus, ResultRecord } from '../../shared/types.ts';
-import { PROG, describeBatch, withDeadline } from './context.ts';
+import { PROG, describeBatchOnly, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf, usageError } from './errors.ts';
 import { openResultStore, storePages } from './export.ts';
@@ -50,8 +50,7 @@ async function allRows(s: ResultStore, batchId: string, status?: readonly ItemSt
 
 /** The input the batch was started with (its first run's start event), and its root batch. */
 async function originalInput(client: Client, config: Config, batchId: string): Promise<{ input: BatchInputRaw; root: string }> {
-  const { desc } = await describeBatch(client, config, batchId);
-  if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
+  const { desc } = await describeBatchOnly(client, config, batchId);
   if (desc.status.name === 'RUNNING') throw failure(`batch ${batchId} is still running; re-run it when it ends (or ${PROG} cancel ${batchId})`);
   const firstRunId = desc.raw.workflowExecutionInfo?.firstRunId || desc.runId;
   const history = await client.workflow.getHandle(batchId, firstRunId).fetchHistory();

@@ -12,7 +12,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../../common/config.ts';
 import { resumeSignal, reviewManyUpdate, reviewSignal, reviewUpdate, setBudgetUpdate } from '../../shared/messages.ts';
 import type { BatchReviewDecision, BulkReviewDecision, BulkReviewResult, PendingReview, ReviewDecision, ReviewFilter } from '../../shared/messages.ts';
-import { PROG, describeBatch, rootCause, withDeadline } from './context.ts';
+import { PROG, describeBatchOnly, rootCause, withDeadline } from './context.ts';
 import type { Io } from './context.ts';
 import { ExitCode, failure, messageOf, usageError } from './errors.ts';
 import { reviewTable } from './format.ts';
@@ -20,8 +20,7 @@ import { queryReviewQueue } from './status.ts';
 
 /** The `review list` command. */
 export async function reviewListCommand(client: Client, config: Config, batchId: string, opts: { json?: boolean }, io: Io): Promise<ExitCode> {
-  const { handle, desc } = await describeBatch(client, config, batchId);
-  if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
+  const { handle, desc } = await describeBatchOnly(client, config, batchId);
   let pending: PendingReview[] = [];
   if (desc.status.name === 'RUNNING') pending = await queryReviewQueue(client, handle, config);
   if (opts.json) {
@@ -114,8 +113,7 @@ export async function reviewDecisionCommand(
   io: Io,
 ): Promise<ExitCode> {
   const d = await buildDecision(itemId, decision, opts);
-  const { handle, desc } = await describeBatch(client, config, batchId);
-  if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
+  const { handle, desc } = await describeBatchOnly(client, config, batchId);
   if (desc.status.name !== 'RUNNING') throw failure(`batch ${batchId} is ${desc.status.name.toLowerCase()}: it takes no more review decisions`);
   if (opts.signal) {
     await handle.signal(reviewSignal, d);
@@ -178,8 +176,7 @@ export async function reviewBulkCommand(
   if (opts.since !== undefined) filter.since = sinceToIso(opts.since, Date.now());
   if (opts.step !== undefined) filter.step = opts.step;
   const d: BulkReviewDecision = { ...rest, filter };
-  const { handle, desc } = await describeBatch(client, config, batchId);
-  if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
+  const { handle, desc } = await describeBatchOnly(client, config, batchId);
   if (desc.status.name !== 'RUNNING') throw failure(`batch ${batchId} is ${desc.status.name.toLowerCase()}: it takes no more review decisions`);
   const seconds = opts.timeout ?? 30;
   let r: BulkReviewResult;
@@ -212,8 +209,7 @@ export async function resumeCommand(client: Client, config: Config, batchId: str
     maxCostUsd = Number(opts.budget.trim().replace(/^\$/, ''));
     if (!opts.budget.trim() || !Number.isFinite(maxCostUsd) || maxCostUsd <= 0) throw usageError(`--budget ${opts.budget}: a positive number of USD, e.g. --budget 12.5`);
   }
-  const { handle, desc } = await describeBatch(client, config, batchId);
-  if (desc.type !== 'batchPipeline') throw failure(`${batchId} is a ${desc.type} workflow, not a batch`);
+  const { handle, desc } = await describeBatchOnly(client, config, batchId);
   if (desc.status.name !== 'RUNNING') throw failure(`batch ${batchId} is ${desc.status.name.toLowerCase()}, not running`);
   if (maxCostUsd !== undefined) {
     let b;
