@@ -13,10 +13,7 @@ const codecs = new WeakMap<Client, ClaimCheckCodec>();
 /** Connects a client (with the claim-check codec); rejects when the server does not answer within `timeoutMs`. */
 export async function connectClient(config: Config, timeoutMs = 5_000): Promise<Client> {
   const connection = await Connection.connect({ ...config.temporal.connectionOptions, connectTimeout: timeoutMs });
-  const codec = clientCodec(config, async () => {
-    const { openStore } = await import('../../activities/store.ts');
-    return openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
-  });
+  const codec = clientCodec(config, () => import('../../activities/store.ts').then((m) => m.openStore(config)));
   const client = new Client({ connection, namespace: config.namespace, dataConverter: { payloadCodecs: [codec] } });
   codecs.set(client, codec);
   return client;

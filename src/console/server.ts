@@ -41,10 +41,7 @@ export async function startConsole(opts: StartConsoleOptions): Promise<RunningCo
   if (!client) {
     const config = opts.config;
     connection = await Connection.connect({ ...config.temporal.connectionOptions, connectTimeout: 5_000 });
-    codec = clientCodec(config, async () => {
-      const { openStore } = await import('../../activities/store.ts');
-      return openStore({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
-    });
+    codec = clientCodec(config, () => import('../../activities/store.ts').then((m) => m.openStore(config)));
     client = new Client({ connection, namespace: config.namespace, dataConverter: { payloadCodecs: [codec] } });
   }
   const decoder = codec;

@@ -144,11 +144,13 @@ async function main(): Promise<void> {
     deps = await depsWithRetry(config, logger, health, stop.signal);
     if (!deps) return;
     const { code } = await cachedWorkflowBundle(WORKFLOWS_PATH, logger);
-    const worker = await createWorker({ connection, config, deps, workflowBundle: { code } });
+    // One codec (and its cache of recent payloads) for the worker and its observer's client.
+    const dataConverter = workerDataConverter(config, deps);
+    const worker = await createWorker({ connection, config, deps, workflowBundle: { code }, overrides: { dataConverter } });
     health.attach(worker, connection);
     if (config.metricsPort > 0) {
       // Workflow-held state (review queue, circuits) becomes gauges via the batches' progress query.
-      const client = new Client({ connection, namespace: config.namespace, dataConverter: workerDataConverter(config, deps) });
+      const client = new Client({ connection, namespace: config.namespace, dataConverter });
       observer = startBatchObserver({
         client,
         taskQueue: config.taskQueue,
