@@ -16,7 +16,7 @@ import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { CANCELLED_OUTCOME, steadfastMetrics } from './metrics.ts';
 import type { LlmCallRecord } from './metrics.ts';
 import { costOf, tierName } from '../src/shared/tiers.ts';
-import type { EndpointInfo, InvalidOutputDetails, LlmRequest, LlmResult, TokenUsage } from '../src/shared/types.ts';
+import type { EndpointInfo, InvalidOutputDetails, LlmRequest, LlmResult, StoredSummary, TokenUsage } from '../src/shared/types.ts';
 import { classifyError } from './classify.ts';
 import { createAdapter } from './llm.ts';
 import { resolveEndpoint } from './endpoints.ts';
@@ -53,6 +53,8 @@ export interface CallLlmDeps {
   maxAnswerBytes?: number;
   /** The response cache (activities/cache.ts); used only for requests that ask for it (`req.cache`). */
   cache?: ResponseCache;
+  /** The item's stored row, for requests that ask `ifNotStored`. */
+  storedRow?: (batchId: string, itemId: string) => Promise<StoredSummary | null>;
 }
 
 /** The activity's retry policy in ms, for the jittered backoff (the server sends durations decompiled to ms). */
@@ -167,7 +169,15 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
 
   async function callOnce(req: LlmRequest): Promise<LlmResult> {
     const ctx = Context.current();
-    const { attempt, startToCloseTimeoutMs } = ctx.info;
+    const { attempt: run, startToCloseTimeoutMs } = ctx.info;
+    // The tier's attempt: calls of this item on this tier before this activity count (timeouts grow, backoff, metrics).
+    const attempt = run + (req.priorAttempts ?? 0);
+    if (req.ifNotStored && deps.storedRow) {
+      // A re-run or reset of the batch: an item with a row is counted by the batch, never called again.
+      const stored = await deps.storedRow(req.batchId, req.itemId);
+      if (stored)
+        return { text: '', finishReason: 'stored', usage: { inputTokens: 0, outputTokens: 0 }, costUsd: 0, model: req.provider.model, latencyMs: 0, attempt: run, stored };
+    }
     const p = req.provider;
     const tier = tierName(p, req.tier);
     // The model may quote its input: the item's secret values never leave in an answer or a failure.
@@ -206,7 +216,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
 
     // A shared-limiter permit is a send time: the first attempt waits for it on the worker's clock,
     // which is precise where workflow timers are not, so the provider sees evenly spaced requests.
-    const waited = attempt === 1 && req.notBefore !== undefined ? await waitForSlot(ctx, req.notBefore) : 0;
+    const waited = run === 1 && req.notBefore !== undefined ? await waitForSlot(ctx, req.notBefore) : 0;
 
     // The SDK timeout must fire before Temporal's start-to-close, so the failure is a classified Timeout.
     let timeoutMs = attemptTimeoutMs(p, attempt);
@@ -271,7 +281,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
       costUsd: costOf(p.pricing, usage),
       model: raw.model,
       latencyMs,
-      attempt,
+      attempt: run,
       endpoint: raw.simulated ? { ...endpoint, vendor: 'simulated', simulated: true } : endpoint,
       ...(raw.rateLimit ? { rateLimit: raw.rateLimit } : {}),
     };

@@ -101,6 +101,14 @@ export function createActivities(deps: ActivityDeps) {
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
     cache: responseCache(deps.store, env),
+    storedRow: async (batchId, itemId) => {
+      try {
+        const [row] = await deps.store.list(batchId, { itemId, limit: 1 });
+        return row ? { status: row.status, provider: row.provider, tier: row.tier } : null;
+      } catch (err: unknown) {
+        throw storeFailure('read', err);
+      }
+    },
   });
 
   return {

@@ -90,19 +90,32 @@ export async function historyStats(client: Client, batchId: string, itemSample =
   return { batchRuns, batchMaxEvents, batchMaxBytes, itemMaxEvents, itemsSampled, maxEvents: Math.max(batchMaxEvents, itemMaxEvents) };
 }
 
-/** History events per item: every run of the batch plus a sample of item histories (mean), over the batch's items. */
-export async function eventsPerItem(client: Client, batchId: string, items: number, sample = 200): Promise<{ perItem: number; batchPerItem: number; itemMean: number }> {
+/**
+ * History events per item: every run of the batch, plus the item workflows (a sample's mean
+ * times their count: on the fast path only items whose first call failed have one), over the
+ * batch's items. `itemMean` is the events of items that have a workflow.
+ */
+export async function eventsPerItem(
+  client: Client,
+  batchId: string,
+  items: number,
+  sample = 200,
+): Promise<{ perItem: number; batchPerItem: number; itemPerItem: number; itemMean: number; itemWorkflows: number }> {
   let batchEvents = 0;
   for await (const wf of client.workflow.list({ query: `WorkflowId = "${batchId}"` })) batchEvents += wf.historyLength;
+  const query = `BatchId = "${batchId}" AND WorkflowType = "itemPipeline"`;
+  const itemWorkflows = (await client.workflow.count(query)).count;
   let n = 0;
   let sum = 0;
-  for await (const wf of client.workflow.list({ query: `BatchId = "${batchId}" AND WorkflowType = "itemPipeline"`, pageSize: sample })) {
+  for await (const wf of client.workflow.list({ query, pageSize: sample })) {
     sum += wf.historyLength;
     if (++n >= sample) break;
   }
   const itemMean = n ? sum / n : 0;
+  const round = (x: number): number => Math.round(x * 10) / 10;
   const batchPerItem = batchEvents / Math.max(1, items);
-  return { perItem: Math.round((batchPerItem + itemMean) * 10) / 10, batchPerItem: Math.round(batchPerItem * 10) / 10, itemMean: Math.round(itemMean * 10) / 10 };
+  const itemPerItem = (itemMean * itemWorkflows) / Math.max(1, items);
+  return { perItem: round(batchPerItem + itemPerItem), batchPerItem: round(batchPerItem), itemPerItem: round(itemPerItem), itemMean: round(itemMean), itemWorkflows };
 }
 
 export interface RowStats {
@@ -157,7 +170,13 @@ export interface LatencyBreakdown {
   /** The whole item workflow. */
   total: number;
   /** The batch: an item's report (signal) to the next child start initiated, and initiated to started. */
-  parent: { signalToNextStart: number; startInitiatedToStarted: number; samples: number };
+  parent: {
+    signalToNextStart: number;
+    startInitiatedToStarted: number;
+    samples: number;
+    /** The batch's own calls (fast path): time queued, scheduled to completed, and a completion to the next call's schedule. */
+    fastCalls: { n: number; queuedMs: number; scheduledToCompletedMs: number; completedToNextScheduledMs: number };
+  };
   /** Mean ms from each event of an item's history to the next, keyed `n:EventType` (the most common event sequence). */
   itemEventGaps: Record<string, number>;
   /** The batch's first run: mean ms from one event to the next, by pair of event types, with counts. */
@@ -258,6 +277,12 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
   const initiatedAt = new Map<string, number>();
   let pendingSignals: number[] = [];
   const pairs: Record<string, number[]> = {};
+  // The fast path: the batch's own calls, from one call's completion to the next call's schedule.
+  const callScheduled = new Map<string, number>();
+  const callQueued: number[] = [];
+  const callRun: number[] = [];
+  const completedToNext: number[] = [];
+  let doneCalls: number[] = [];
   parentEvents.forEach((e, i) => {
     if (i > 0) (pairs[`${eventName(parentEvents[i - 1]!)}>${eventName(e)}`] ??= []).push(tsToMs(e.eventTime) - tsToMs(parentEvents[i - 1]!.eventTime));
   });
@@ -273,7 +298,21 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
       const i = initiatedAt.get(String(e.childWorkflowExecutionStartedEventAttributes.initiatedEventId));
       if (i !== undefined) initToStarted.push(at - i);
     }
-    if (e.workflowExecutionContinuedAsNewEventAttributes) pendingSignals = [];
+    if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'callLlm') {
+      callScheduled.set(String(e.eventId), at);
+      const d = doneCalls.shift();
+      if (d !== undefined) completedToNext.push(at - d);
+    }
+    const startedOf = e.activityTaskStartedEventAttributes;
+    const sched = startedOf ? callScheduled.get(String(startedOf.scheduledEventId)) : undefined;
+    if (sched !== undefined) callQueued.push(at - sched);
+    const completedOf = e.activityTaskCompletedEventAttributes;
+    const schedDone = completedOf ? callScheduled.get(String(completedOf.scheduledEventId)) : undefined;
+    if (schedDone !== undefined) {
+      callRun.push(at - schedDone);
+      doneCalls.push(at);
+    }
+    if (e.workflowExecutionContinuedAsNewEventAttributes) pendingSignals = doneCalls = [];
   }
   return {
     itemsSampled: picked.length,
@@ -282,7 +321,12 @@ export async function latencyBreakdown(client: Client, batchId: string, sample =
     betweenActivities: mean(between),
     tail: mean(tail),
     total: mean(total),
-    parent: { signalToNextStart: mean(sigToStart), startInitiatedToStarted: mean(initToStarted), samples: sigToStart.length },
+    parent: {
+      signalToNextStart: mean(sigToStart),
+      startInitiatedToStarted: mean(initToStarted),
+      samples: sigToStart.length,
+      fastCalls: { n: callRun.length, queuedMs: mean(callQueued), scheduledToCompletedMs: mean(callRun), completedToNextScheduledMs: mean(completedToNext) },
+    },
     itemEventGaps: commonGaps([...gaps.values()]),
     parentEventGaps: Object.fromEntries(
       Object.entries(pairs)

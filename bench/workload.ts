@@ -54,6 +54,8 @@ export interface WorkloadOptions {
   adaptive?: boolean;
   /** How long a failed item waits for a human before the default decision (skip). @default 30 s */
   reviewTimeoutMs?: number;
+  /** `batch.fastPath`. @default the spec's default (on) */
+  fastPath?: boolean;
 }
 
 /** The raw pipeline spec (what a user writes); `parsePipeline` gives the validated form. */
@@ -76,7 +78,7 @@ export function benchPipeline(o: WorkloadOptions): PipelineSpecInput {
       },
     ],
     retry: { maxAttempts: 5, initialInterval: 200, maxInterval: 2_000, ...o.retry },
-    batch: { concurrency: o.concurrency, ...(o.adaptive ? { adaptiveConcurrency: true } : {}) },
+    batch: { concurrency: o.concurrency, ...(o.adaptive ? { adaptiveConcurrency: true } : {}), ...(o.fastPath !== undefined ? { fastPath: o.fastPath } : {}) },
     // Alerts go nowhere in the benchmark (no webhook); a high threshold keeps the log quiet.
     alerts: { errorRateThreshold: 1 },
     review: { timeout: o.reviewTimeoutMs ?? 30_000, defaultDecision: 'skip' },

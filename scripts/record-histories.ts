@@ -1,15 +1,15 @@
 /**
  * Records the histories that test/replay replays: runs a small batch on a local
  * dev server with the fault-injecting provider and writes the batch's and one
- * item's history (the JSON of `temporal workflow show --output json`), plus a
+ * item's history (an item handed over by the batch's fast path after its first call failed) (the JSON of `temporal workflow show --output json`), plus a
  * batch by reference whose source repeats an id (`batch-source-<tag>`) and the
  * second run of a finished batch id (`batch-rerun-<tag>`), a batch whose failed items are
  * decided by one bulk `reviewMany` Update (`batch-bulk-<tag>`), a multi-step batch with one
  * of its items (`batch-steps-<tag>`, `item-steps-<tag>`, from examples/invoices-batch.json),
  * a batch whose first tier is `mode: batch` with one of its items and the tier's
  * collector (`batch-mode-<tag>`, `item-batch-mode-<tag>`, `provider-batch-<tag>`),
- * a batch whose answers come from the response cache (`batch-cached-<tag>`,
- * `item-cached-<tag>`), and a batch paused at its budget and resumed by a raise
+ * a batch whose answers come from the response cache (`batch-cached-<tag>`; its items are
+ * answered on the fast path, without workflows of their own), and a batch paused at its budget and resumed by a raise
  * (`batch-budget-<tag>`),
  * and two batches on one rate-limited key (`batch-limited-<tag>` with adaptive concurrency,
  * its item `item-limited-<tag>`) with their shared limiter (`limiter-<tag>`, still running).
@@ -44,7 +44,8 @@ const config = loadConfig({
 const deps = await createDefaultDeps(config);
 const worker = await createWorker({ connection: env.nativeConnection, config, deps });
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
-const input: BatchInputRaw = { ...example, batchId: 'replay', items: example.items!.slice(0, 3) };
+// Three items answered by their first call (the batch's fast path) and one whose first call fails, handed to its workflow.
+const input: BatchInputRaw = { ...example, batchId: 'replay', items: [...example.items!.slice(0, 3), { id: 'h1', customer: 'Initech', text: 'flaky [[fault:unavailable,none]]' }] };
 
 // The source's third line repeats the first line's id; its stub goes to review and is skipped after 1 s.
 const jsonl = join(dir, 'source.jsonl');
@@ -114,7 +115,7 @@ await worker.runUntil(async () => {
 });
 for (const [name, id] of [
   [`batch-${tag}`, 'replay'],
-  [`item-${tag}`, 'replay/t001'],
+  [`item-${tag}`, 'replay/h1'],
   [`batch-source-${tag}`, 'replay-source'],
   [`batch-rerun-${tag}`, 'replay-rerun'],
   [`batch-bulk-${tag}`, 'replay-bulk'],
@@ -124,7 +125,6 @@ for (const [name, id] of [
   [`item-batch-mode-${tag}`, 'replay-batchmode/t001'],
   [`provider-batch-${tag}`, 'provider-batch/replay-batchmode/tier0'],
   [`batch-cached-${tag}`, 'replay-cached'],
-  [`item-cached-${tag}`, `replay-cached/${example.items![0]!.id}`],
   [`batch-budget-${tag}`, 'replay-budget'],
   [`batch-limited-${tag}`, 'replay-limited'],
   [`item-limited-${tag}`, 'replay-limited/t001'],

@@ -30,6 +30,9 @@ export class Cancel {
     this.alerts = alerts;
   }
 
+  /** Cancels the items running inside the batch workflow (its fast path); set by the batch. */
+  cancelLocal: (() => void) | undefined;
+
   /** Update validator: a clear error for a bad request. A second cancel is accepted and changes nothing. */
   validate(r: CancelRequest | undefined): void {
     if (r === undefined || r === null) return;
@@ -47,6 +50,8 @@ export class Cancel {
     if (!first) return answer;
     log.info('batch cancelled', { reason: this.state.view.cancel!.reason, running: s.running.length });
     // Starts already sent are confirmed first, so every started item receives the request.
+    // Fast runs stop their calls and report as cancelled (or hand over, and are cancelled below).
+    this.cancelLocal?.();
     await this.dispatcher.settle();
     const ids = [...this.state.view.running];
     for (let i = 0; i < ids.length; i += CANCEL_CHUNK) {

@@ -21,6 +21,9 @@ export class Circuits {
     this.alerts = alerts;
   }
 
+  /** Items running inside the batch workflow (its fast path): told directly, they have no workflow to signal. */
+  local: { has(itemId: string): boolean; setOpenTiers(itemId: string, openTiers: number[]): void } | undefined;
+
   private get circuits(): readonly CircuitState[] {
     return this.state.view.circuits;
   }
@@ -89,6 +92,10 @@ export class Circuits {
     const { batchId, running } = this.state.view;
     for (const id of running) {
       if (this.state.isPending(id)) continue;
+      if (this.local?.has(id)) {
+        this.local.setOpenTiers(id, this.openTiersFor(id));
+        continue;
+      }
       this.alerts.track(getExternalWorkflowHandle(`${batchId}/${id}`).signal(circuitSignal, { openTiers: this.openTiersFor(id) }));
     }
   }

@@ -89,7 +89,7 @@ export class Dispatcher {
     }
     if (!plan) return undefined;
     const pacer = take(plan.pacer, plan.n);
-    const starting = this.state.takeQueued(plan.n, pacer).map(start);
+    const starting = this.state.takeQueued(plan.n, pacer).map((item) => start(item));
     if (this.ahead) starting.forEach((p) => this.track(p));
     else await Promise.all(starting);
     return plan.n < plan.wanted ? Math.max(waitMs(pacer), 50) : undefined;
@@ -111,9 +111,12 @@ export class Dispatcher {
   /** Set by the batch: called when a child start failed. */
   onStartFailed: (() => void) | undefined;
 
-  /** Waits until every child start is confirmed; rethrows the first that failed. */
+  /** Set by the batch: false while items run inside the batch workflow (its fast path). */
+  localIdle: (() => boolean) | undefined;
+
+  /** Waits until every child start is confirmed and no fast run is in flight; rethrows the first that failed. */
   async settle(): Promise<void> {
-    await condition(() => this.pendingStarts === 0);
+    await condition(() => this.pendingStarts === 0 && (this.localIdle?.() ?? true));
     if (this.startError) throw this.startError;
   }
 }

@@ -35,12 +35,13 @@ import { FailureType } from '../src/shared/failures.ts';
 import { sourceCall, storeRead } from '../src/shared/policies.ts';
 import type { BatchInput, BatchInputRaw, Item } from '../src/shared/spec.ts';
 import { MAX_BATCH_ID_CHARS } from '../src/shared/tiers.ts';
-import type { BatchSummary } from '../src/shared/types.ts';
+import type { BatchSummary, ItemInput, ItemOutcome, StoredSummary } from '../src/shared/types.ts';
 import { Alerts } from './batch-alerts.ts';
 import { Budget } from './batch-budget.ts';
 import { Cancel } from './batch-cancel.ts';
 import { Circuits } from './batch-circuits.ts';
 import { Dispatcher } from './batch-dispatch.ts';
+import { FastPath, fastPathAllowed } from './batch-fast.ts';
 import { Limits, LIMITS_PATCH } from './batch-limits.ts';
 import { callShedSignal, limiterDescribed, permitsSignal } from '../src/shared/limiter.ts';
 import { Reviews } from './batch-reviews.ts';
@@ -197,17 +198,39 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
   };
 
   dispatcher.onStartFailed = () => handled(true);
-  setHandler(
-    itemDoneSignal,
-    (o) => {
-      if (!state.applyOutcome(o)) return (log.warn('ignored a report from an unknown or finished item', { itemId: o.itemId }), handled(false));
-      circuits.onItemDone(o);
-      budget.onOutcome(o);
-      alerts.checkErrorRate();
-      handled(true);
+  /** Books an item's report (a child's signal, or a fast run's result). */
+  const finish = (o: ItemOutcome): void => {
+    if (!state.applyOutcome(o)) return (log.warn('ignored a report from an unknown or finished item', { itemId: o.itemId }), handled(false));
+    circuits.onItemDone(o);
+    budget.onOutcome(o);
+    alerts.checkErrorRate();
+    handled(true);
+  };
+  // New batches make each item's first call themselves; only an item whose call failed gets a workflow.
+  const fast = new FastPath(
+    {
+      state,
+      circuits,
+      finish,
+      stored: async (item, row) => {
+        // A row waiting for review belongs to an item workflow of an earlier run: the child start finds it.
+        if (row.status === 'awaiting_review') await startChildFor(state, budget, item, once, { openTiers: circuits.openTiersForNewItem(item.id) });
+        else countStored(state, budget, item.id, row);
+        handled(true);
+      },
+      handOver: (item, openTiers, handoff, notBefore) => startChildFor(state, budget, item, once, { openTiers, handoff, ...(notBefore !== undefined ? { notBefore } : {}) }),
+      closing: shouldContinueAsNew,
+      onError: () => {
+        dispatcher.startError ??= fast.error;
+        handled(true);
+      },
     },
-    described(itemDoneSignal),
+    predicates && once && fastPathAllowed(carry.pipeline, shared || adaptive),
   );
+  circuits.local = fast;
+  cancel.cancelLocal = () => fast.cancelAll();
+  dispatcher.localIdle = () => fast.idle;
+  setHandler(itemDoneSignal, finish, described(itemDoneSignal));
   setHandler(
     callDoneSignal,
     ({ itemId, latencyMs }) => {
@@ -296,7 +319,7 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
       circuits.tick(now);
       // Patched: the page is read after dispatch, so queued items do not wait for it.
       if (!ahead) await refill(state, once);
-      const paceFor = await dispatcher.dispatch(now, (item, notBefore) => startItem(state, circuits, budget, item, once, notBefore));
+      const paceFor = await dispatcher.dispatch(now, (item, notBefore) => startItem(state, circuits, budget, item, once, notBefore, fast));
       const paged = ahead && (await refill(state, once));
       if (state.outboxSize > 0) await reviews.deliverOutbox();
       budget.decide();
@@ -381,20 +404,27 @@ async function refill(state: BatchState, once: boolean): Promise<boolean> {
   return true;
 }
 
-async function startItem(state: BatchState, circuits: Circuits, budget: Budget, item: Item, once: boolean, notBefore?: number): Promise<void> {
-  const { batchId, pipeline } = state.view;
+async function startItem(state: BatchState, circuits: Circuits, budget: Budget, item: Item, once: boolean, notBefore?: number, fast?: FastPath): Promise<void> {
   if (once && state.isRunning(item.id)) {
     // The source changed after its scan: a second copy of a running item is reported, never waited for.
     log.warn('duplicate item id ignored: an item with this id is running', { itemId: item.id });
     return;
   }
+  const quick = notBefore === undefined && fast?.takes(item) === true;
   state.markStarted(item.id);
   budget.reserve(item);
+  if (quick) return fast.start(item);
   const openTiers = circuits.openTiersForNewItem(item.id);
+  await startChildFor(state, budget, item, once, { openTiers, ...(notBefore !== undefined ? { notBefore } : {}) });
+}
+
+/** Starts a started item's own workflow; an id used before is counted from its stored row. */
+async function startChildFor(state: BatchState, budget: Budget, item: Item, once: boolean, extra: Pick<ItemInput, 'openTiers' | 'notBefore' | 'handoff'>): Promise<void> {
+  const { batchId, pipeline } = state.view;
   try {
     await startChild(itemPipeline, {
       workflowId: `${batchId}/${item.id}`,
-      args: [{ batchId, item, pipeline, parentWorkflowId: workflowInfo().workflowId, openTiers, ...(notBefore !== undefined ? { notBefore } : {}) }],
+      args: [{ batchId, item, pipeline, parentWorkflowId: workflowInfo().workflowId, ...extra }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
       typedSearchAttributes: [{ key: BATCH_ID, value: batchId }],
       staticSummary: `item ${item.id} of batch ${batchId}`,
@@ -407,24 +437,26 @@ async function startItem(state: BatchState, circuits: Circuits, budget: Budget, 
     // The id was used before (a re-run or a reset of this batch): a completed item has its final
     // row, which is counted; one still running reports to this workflow id all the same.
     const row = await store.itemResult({ batchId, itemId: item.id });
-    if (row && row.status !== 'awaiting_review') {
-      state.applyOutcome({
-        itemId: item.id,
-        status: row.status,
-        tier: row.tier,
-        provider: row.provider,
-        attempts: 0,
-        inputTokens: 0,
-        outputTokens: 0,
-        costUsd: 0,
-        truncated: false,
-        errorType: null,
-        retried: 0,
-      });
-      budget.onOutcome({ itemId: item.id, costUsd: 0 }, false);
-      log.info('item already finished: its stored row is counted, not run again', { itemId: item.id, status: row.status });
-    } else {
-      log.info('item already running', { itemId: item.id });
-    }
+    if (row && row.status !== 'awaiting_review') countStored(state, budget, item.id, row);
+    else log.info('item already running', { itemId: item.id });
   }
+}
+
+/** Counts an item that already has its final row (a re-run or reset of this batch) instead of running it. */
+function countStored(state: BatchState, budget: Budget, itemId: string, row: StoredSummary): void {
+  state.applyOutcome({
+    itemId,
+    status: row.status,
+    tier: row.tier,
+    provider: row.provider,
+    attempts: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    costUsd: 0,
+    truncated: false,
+    errorType: null,
+    retried: 0,
+  });
+  budget.onOutcome({ itemId, costUsd: 0 }, false);
+  log.info('item already finished: its stored row is counted, not run again', { itemId, status: row.status });
 }

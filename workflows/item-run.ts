@@ -20,7 +20,7 @@ import type { Activities, PersistRequest } from '../activities/index.ts';
 import { llmCallFor, persistCall, truncateCall } from '../src/shared/policies.ts';
 import { surelyFits } from '../src/shared/truncate.ts';
 import { repairMessages } from '../src/shared/repair.ts';
-import { errorMessage, FailureType } from '../src/shared/failures.ts';
+import { errorMessage, FailureType, NON_RETRYABLE_TYPES } from '../src/shared/failures.ts';
 import { batchCostOf, contextWindowOf, costOf, tierName } from '../src/shared/tiers.ts';
 import { callViaBatch } from './item-batch.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
@@ -29,11 +29,14 @@ import type {
   ChatMessage,
   EndpointInfo,
   ErrorContext,
+  HandoffState,
   InvalidOutputDetails,
+  ItemHandoff,
   ItemInput,
   ItemOutcome,
   LlmResult,
   RateLimitInfo,
+  StoredSummary,
   TierFailure,
   TruncateResult,
   TruncationInfo,
@@ -49,7 +52,7 @@ const store = proxyLocalActivities<Activities>(persistCall);
 const tokens = proxyActivities<Activities>(truncateCall);
 
 /** Failure types that say the provider is unhealthy (they feed the circuit breaker), not the item. */
-const PROVIDER_FAULTS: readonly string[] = [
+export const PROVIDER_FAULTS: readonly string[] = [
   FailureType.RateLimited,
   FailureType.ProviderOverloaded,
   FailureType.ProviderUnavailable,
@@ -86,6 +89,29 @@ export function callsOf(err: unknown, f: CallError, maxAttempts: number): number
   if (typeof attempt === 'number' && Number.isInteger(attempt) && attempt >= 1) return attempt;
   if (err instanceof ActivityFailure && err.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED) return maxAttempts;
   return 1;
+}
+
+/**
+ * Thrown by a fast run (see {@link ItemRun.fast}) at its first failed call: the item goes on
+ * in its own workflow from where the call left it.
+ */
+export class Handoff extends Error {
+  readonly handoff: ItemHandoff;
+  constructor(handoff: ItemHandoff) {
+    super(`handed over after ${handoff.failure.type}`);
+    this.name = 'Handoff';
+    this.handoff = handoff;
+  }
+}
+
+/** Thrown by a fast run whose item already has a stored row (a re-run or reset of its batch). */
+export class AlreadyStored extends Error {
+  readonly row: StoredSummary;
+  constructor(row: StoredSummary) {
+    super(`item already stored as ${row.status}`);
+    this.name = 'AlreadyStored';
+    this.row = row;
+  }
 }
 
 /** Refits after a provider's context-length error, at most. */
@@ -161,14 +187,60 @@ export class ItemRun {
   readonly stepMode: StepMode | null;
   /** Rewrites the row before it is stored (a multi-step item stores all its steps in it). */
   persistAs: ((row: PersistRequest) => PersistRequest) | null = null;
+  /**
+   * A fast run, in the batch's own workflow: one attempt on the first tier, and any
+   * failure throws a {@link Handoff} instead of retrying, repairing or moving on.
+   */
+  readonly fast: boolean;
+  /** Where a fast run left this item; consumed by the first `execute`. */
+  private handoff: ItemHandoff | null;
 
-  constructor(input: ItemInput, stepMode: StepMode | null = null, startedAt?: string) {
+  constructor(input: ItemInput, stepMode: StepMode | null = null, startedAt?: string, options: { fast?: boolean } = {}) {
     this.input = input;
     this.spec = input.pipeline;
     this.item = input.item;
     this.stepMode = stepMode;
     this.openTiers = stepMode?.sharedTiers === false ? [] : (input.openTiers ?? []);
-    this.startedAt = startedAt ?? new Date().toISOString();
+    this.fast = options.fast === true;
+    this.handoff = input.handoff ?? null;
+    const h = input.handoff?.state;
+    this.startedAt = startedAt ?? h?.startedAt ?? new Date().toISOString();
+    if (h) {
+      this.attempts = h.attempts;
+      this.inputTokens = h.inputTokens;
+      this.outputTokens = h.outputTokens;
+      this.costUsd = h.costUsd;
+      this.lastError = h.lastError;
+      this.bestOutput = h.bestOutput;
+      this.bestOutputErrors = h.bestOutputErrors;
+      this.attemptLog = h.attemptLog;
+      this.attemptsDropped = h.attemptsDropped;
+      if (h.rateLimit) this.rateLimit = h.rateLimit;
+    }
+  }
+
+  /** What crosses to the item workflow with a handoff. */
+  private snapshot(): HandoffState {
+    return {
+      startedAt: this.startedAt,
+      attempts: this.attempts,
+      inputTokens: this.inputTokens,
+      outputTokens: this.outputTokens,
+      costUsd: this.costUsd,
+      lastError: this.lastError,
+      tierFailures: this.tierFailures,
+      bestOutput: this.bestOutput,
+      bestOutputErrors: this.bestOutputErrors,
+      attemptLog: this.attemptLog,
+      attemptsDropped: this.attemptsDropped,
+      ...(this.rateLimit ? { rateLimit: this.rateLimit } : {}),
+    };
+  }
+
+  /** The handoff of a fast run whose chain stopped without a call failing (a circuit opened, the item is invalid). */
+  handoffAfterStop(): ItemHandoff {
+    const failure = { type: this.lastError?.type ?? FailureType.Unknown, message: this.lastError?.message ?? '' };
+    return { next: this.spec.providers.length > 1 ? 'next-tier' : 'give-up', failure, state: this.snapshot() };
   }
 
   get itemId(): string {
@@ -273,13 +345,22 @@ export class ItemRun {
     if (problems.length > 0) return this.fail(FailureType.InvalidItem, problems.join('; '));
     const messages = renderMessages(this.spec, this.item);
     const tiers = this.spec.providers;
-    for (let t = startTier; t < tiers.length; t++) {
+    // Handed over by the batch's fast path: go on from its first call.
+    const handoff = this.handoff;
+    this.handoff = null;
+    if (handoff) {
+      this.tierFailures = handoff.state.tierFailures;
+      if (handoff.next === 'give-up') return;
+      if (handoff.next === 'next-tier') startTier = Math.max(startTier, 1);
+    }
+    const last = this.fast ? Math.min(1, tiers.length) : tiers.length;
+    for (let t = startTier; t < last; t++) {
       // The last tier is tried even when open: an item gives up only after every tier said no.
       if (this.openTiers.includes(t) && t < tiers.length - 1) {
         this.fail(FailureType.CircuitOpen, `circuit of ${tierName(tiers[t]!, t)} is open`, tierName(tiers[t]!, t));
         continue;
       }
-      const result = await this.runTier(t, messages);
+      const result = await this.runTier(t, messages, t === 0 && handoff && handoff.next !== 'next-tier' ? handoff : undefined);
       if (result) {
         this.status = 'succeeded';
         this.tier = t;
@@ -292,8 +373,11 @@ export class ItemRun {
     }
   }
 
-  /** One tier: fit the context, call, repair invalid output. Null when the tier gave up. */
-  private async runTier(t: number, original: ChatMessage[]): Promise<LlmResult | null> {
+  /**
+   * One tier: fit the context, call, repair invalid output. Null when the tier gave up.
+   * `resume`: a fast run's failed first call on this tier; the walk goes on from it.
+   */
+  private async runTier(t: number, original: ChatMessage[], resume?: ItemHandoff): Promise<LlmResult | null> {
     const provider = this.spec.providers[t]!;
     const name = tierName(provider, t);
     const larger = this.spec.providers.some((p, i) => i > t && contextWindowOf(p) > contextWindowOf(provider));
@@ -310,11 +394,32 @@ export class ItemRun {
     let messages = fit.messages;
     if (fit.truncation) this.truncation = fit.truncation;
     // Each attempt's own timeout grows (provider.timeoutGrowth); start-to-close covers the longest.
-    const llm = proxyActivities<Activities>({ ...llmCallFor(provider, this.spec.retry), summary: `${name}: ${provider.model}` });
+    const retry = this.spec.retry;
+    const llm = proxyActivities<Activities>({ ...llmCallFor(provider, this.fast ? { ...retry, maxAttempts: 1 } : retry), summary: `${name}: ${provider.model}` });
+    // After a fast run's transient failure, its one attempt counts against the tier's attempts.
+    const rest = resume?.next === 'retry' ? Math.max(1, retry.maxAttempts - 1) : retry.maxAttempts;
+    const llmFirst =
+      rest === retry.maxAttempts ? llm : proxyActivities<Activities>({ ...llmCallFor(provider, { ...retry, maxAttempts: rest }), summary: `${name}: ${provider.model}` });
+    let first = true;
     let repairs = 0;
     let refits = 0;
     const sharedPrefix = staticPrefixLength(this.spec.prompt?.template ?? '');
+    if (resume?.next === 'repair' && resume.failure.details) {
+      repairs += 1;
+      messages = repairMessages(messages, resume.failure.details.text, resume.failure.details.errors);
+    } else if (resume?.next === 'refit' && resume.reserve !== undefined) {
+      refits += 1;
+      reserve = resume.reserve;
+      fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
+      if (!fit.fits) return null;
+      messages = fit.messages;
+      if (fit.truncation) this.truncation = fit.truncation;
+    }
     for (;;) {
+      const maxAttempts = this.fast ? 1 : first ? rest : retry.maxAttempts;
+      const proxy = first ? llmFirst : llm;
+      const prior = first && resume?.next === 'retry' ? 1 : 0;
+      first = false;
       try {
         const scope = new CancellationScope();
         this.call = { tier: t, scope };
@@ -331,10 +436,13 @@ export class ItemRun {
           ...this.slot(),
           ...this.secrets(),
           ...this.cacheOption(),
+          ...(this.fast ? { ifNotStored: true as const } : {}),
+          ...(prior > 0 ? { priorAttempts: prior } : {}),
         };
         // A mode: batch tier answers through the provider's Batch API (workflows/item-batch.ts).
         const viaBatch = provider.mode === 'batch' && patched('batchmode-v1');
-        const r = await scope.run(() => (viaBatch ? callViaBatch(req, this.input.parentWorkflowId) : llm.callLlm(req)));
+        const r = await scope.run(() => (viaBatch ? callViaBatch(req, this.input.parentWorkflowId) : proxy.callLlm(req)));
+        if (r.stored) throw new AlreadyStored(r.stored);
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
         // A cache hit made no provider request: only the failed attempts before it count.
         this.record(r.usage, r.costUsd, r.cached ? r.attempt - 1 : r.attempt);
@@ -348,9 +456,9 @@ export class ItemRun {
           this.fail(FailureType.CircuitOpen, `circuit of ${name} opened during the call`, name);
           return null;
         }
-        if (isCancellation(err)) throw err;
+        if (isCancellation(err) || err instanceof AlreadyStored) throw err;
         const f = failureOf(err);
-        this.attempts += callsOf(err, f, this.spec.retry.maxAttempts);
+        this.attempts += callsOf(err, f, maxAttempts);
         // A rejected answer (invalid, refused, cut off) was billed: its tokens and cost count.
         const cost = f.details?.usage ? (provider.mode === 'batch' ? batchCostOf : costOf)(provider.pricing, f.details.usage) : 0;
         if (f.details?.usage) this.record(f.details.usage, cost, 0);
@@ -359,9 +467,12 @@ export class ItemRun {
           this.bestOutputErrors = f.details.errors ?? [];
         }
         this.logCall(t, provider.model, f.type, f.message, cost);
+        // A fast run's transient failure is retried by the item workflow, like a retry inside the activity: not yet the item's failure.
+        if (this.fast && this.transient(f)) throw new Handoff(this.handoffOf({ kind: 'next-tier' }, f));
         this.fail(f.type, f.message, name);
         if (PROVIDER_FAULTS.includes(f.type)) await this.reportTier(t, false, f.type);
         const step = nextStep(f, { repairs, refits, reserve }, this.spec, { contextWindow: contextWindowOf(provider), lastTier: t === this.spec.providers.length - 1 });
+        if (this.fast) throw new Handoff(this.handoffOf(step, f));
         switch (step.kind) {
           case 'repair':
             repairs += 1;
@@ -383,6 +494,28 @@ export class ItemRun {
         this.call = null;
       }
     }
+  }
+
+  /** A fast run's failed call, handed over: a transient failure is retried on the tier; the rest as `step` says. */
+  private handoffOf(step: NextStep, f: CallError): ItemHandoff {
+    const transient = this.transient(f);
+    const next = transient ? 'retry' : step.kind;
+    return {
+      next,
+      failure: { type: f.type, message: f.message, ...(f.details ? { details: f.details } : {}) },
+      ...(step.kind === 'refit' && !transient ? { reserve: step.reserve } : {}),
+      state: this.snapshot(),
+    };
+  }
+
+  /** True when the tier's retry policy would try again after this failure. */
+  private transient(f: CallError): boolean {
+    return !(NON_RETRYABLE_TYPES as readonly string[]).includes(f.type) && this.spec.retry.maxAttempts > 1;
+  }
+
+  /** Cancels the call in flight, if any (the batch cancels a fast run this way). */
+  cancelCall(): void {
+    this.call?.scope.cancel();
   }
 
   /** The request's cache option when the spec turns the response cache on. */

@@ -140,6 +140,10 @@ export const FIELDS: Record<string, [description: string, example: string]> = {
     'Lower the calls in flight under `concurrency` when the provider sheds calls (429, 529) or its latency doubles, and grow them back by about one per round of calls (AIMD).',
     'true',
   ],
+  'batch.fastPath': [
+    "The batch makes each item's first call itself (one attempt on the first tier) and writes its row; only an item whose first call fails gets its own workflow, which goes on from that call. `false`: a workflow per item from the start. Multi-step, rate-limited, adaptive and `mode: batch` specs, and prompts that need counting, always use item workflows. Default true.",
+    'false',
+  ],
   'batch.maxConsecutiveFailures': ['Pause or stop after this many consecutive failed items; 0 disables.', '25'],
   'batch.onTooManyFailures': ['`pause` (resume by signal) or `stop`.', '"pause"'],
   'batch.rollbackOnCancel': ['On cancel, the rows this batch wrote: `none` keeps them, `mark` sets their status to `rolled_back`, `delete` removes them.', '"mark"'],

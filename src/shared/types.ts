@@ -2,7 +2,7 @@
  * Types shared by workflows, activities, the CLI and tests. Pure: no runtime imports.
  */
 import type { FailureType } from './failures.ts';
-import type { BudgetStatus, ReviewRecord } from './messages.ts';
+import type { AttemptRecord, BudgetStatus, ReviewRecord } from './messages.ts';
 import type { Item, PipelineSpec, ProviderSpec } from './spec.ts';
 import type { StepBrief, StepResult, StepStats } from './pipeline-steps.ts';
 
@@ -35,6 +35,13 @@ export interface LlmRequest {
   step?: string;
   /** Set when the spec turns the response cache on: a stored valid answer is served, a new one stored. */
   cache?: { maxAgeMs?: number };
+  /**
+   * Set by the batch's fast path: when the item already has a stored row (a re-run or reset of
+   * its batch), the activity returns that row's summary in `stored` and calls no provider.
+   */
+  ifNotStored?: true;
+  /** Calls this item already made on this tier before this activity (a fast run's attempt): the attempt count goes on from them. */
+  priorAttempts?: number;
 }
 
 export interface TokenUsage {
@@ -80,6 +87,15 @@ export interface LlmResult {
   endpoint?: EndpointInfo;
   /** Set when the answer came from the response cache: no provider call, cost and usage 0; `savedUsd` is what the original call cost. */
   cached?: { savedUsd: number };
+  /** Set instead of an answer when the request asked `ifNotStored` and the item has a row. */
+  stored?: StoredSummary;
+}
+
+/** What the batch needs of an item's stored row to count it instead of running it. */
+export interface StoredSummary {
+  status: ItemStatus;
+  provider: string | null;
+  tier: number | null;
 }
 
 /** Details attached to an InvalidOutput failure so the workflow can ask for a repair. */
@@ -178,6 +194,39 @@ export interface ItemInput {
   openTiers?: number[];
   /** The shared limiter's send time (epoch ms) for the item's first call: the activity waits for it. */
   notBefore?: number;
+  /** The batch's fast path made the item's first call and hands the item over from there. */
+  handoff?: ItemHandoff;
+}
+
+/**
+ * Where the batch's fast path left an item whose first call (one attempt on the first tier)
+ * did not give a valid answer: what the item workflow does next, and what the call cost.
+ */
+export interface ItemHandoff {
+  /** `retry`: call the first tier again (a transient failure); the rest as the chain decides after a failed call. */
+  next: 'retry' | 'repair' | 'refit' | 'next-tier' | 'give-up';
+  /** The failure: a repair quotes its text and errors. */
+  failure: { type: string; message: string; details?: InvalidOutputDetails };
+  /** Output tokens a refit reserves. */
+  reserve?: number;
+  /** What the item had recorded when it was handed over. */
+  state: HandoffState;
+}
+
+/** The bookkeeping of an item's run that crosses from the batch to the item workflow. */
+export interface HandoffState {
+  startedAt: string;
+  attempts: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  lastError: ErrorContext | null;
+  tierFailures: TierFailure[];
+  bestOutput: unknown;
+  bestOutputErrors: string[];
+  attemptLog: AttemptRecord[];
+  attemptsDropped: number;
+  rateLimit?: RateLimitInfo;
 }
 
 /** Returned by `itemPipeline`, and reported to the batch. */

@@ -33,7 +33,9 @@ describe('the multi-service cluster', () => {
   it('runs a 24-item batch: one row per item, a summary, the history in PostgreSQL', async () => {
     const batchId = `cluster-${Date.now().toString(36)}`;
     const t0 = Date.now();
-    const summary = await h.run(async () => (await h.startBatch(example, batchId)).result());
+    // Every item in its own workflow (no fast path), so each is an execution of the cluster's.
+    const childPerItem = { ...example, pipeline: { ...example.pipeline, batch: { ...example.pipeline.batch, fastPath: false } } };
+    const summary = await h.run(async () => (await h.startBatch(childPerItem, batchId)).result());
     const seconds = (Date.now() - t0) / 1000;
     writeFigures('cluster-batch', { items: summary.total, seconds: Number(seconds.toFixed(1)), clusterStartMs: inject('clusterStartMs') });
     expect(summary).toMatchObject({ batchId, total: 24, succeeded: 24, failed: 0, status: 'completed' });

@@ -16,7 +16,8 @@ const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as Batch
 const N = 40;
 const CONCURRENCY = 4;
 const input: BatchInputRaw = {
-  pipeline: { ...example.pipeline, batch: { concurrency: CONCURRENCY } },
+  // Every item in its own workflow: the slot is released by the item's signal (the fast path is fast-path.test.ts).
+  pipeline: { ...example.pipeline, batch: { concurrency: CONCURRENCY, fastPath: false } },
   items: Array.from({ length: N }, (_, i) => ({ id: `d${i}`, customer: 'Initech', text: `Invoice ${i} was charged twice.` })),
 };
 
