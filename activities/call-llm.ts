@@ -31,6 +31,7 @@ import { callDoneSignal } from '../src/shared/messages.ts';
 import { cacheKey } from './cache.ts';
 import type { ResponseCache } from './cache.ts';
 import { callShedSignal } from '../src/shared/limiter.ts';
+import type { PersistRequest } from './index.ts';
 
 /** Heartbeat at most this often while waiting for a provider (ms). */
 export const HEARTBEAT_EVERY_MS = 5_000;
@@ -55,6 +56,8 @@ export interface CallLlmDeps {
   cache?: ResponseCache;
   /** The item's stored row, for requests that ask `ifNotStored`. */
   storedRow?: (batchId: string, itemId: string) => Promise<StoredSummary | null>;
+  /** Writes an item's row, for requests that ask `persistRow` (the `persistResult` activity's function). */
+  persist?: (rec: PersistRequest) => Promise<void>;
 }
 
 /** The activity's retry policy in ms, for the jittered backoff (the server sends durations decompiled to ms). */
@@ -287,7 +290,46 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     };
     // Every check above passed: this answer is valid for this request, so it may be served again.
     if (cached.key) await cacheStore(ctx, cached.key, result, secrets);
-    return result;
+    return await persistFast(ctx, req, result);
+  }
+
+  /**
+   * A fast run's answer: the row is written here, so the answer never travels through the
+   * batch's history. When the store refuses, the answer goes back whole and the workflow
+   * writes it (with the retries of `persistResult`); the call is never repeated for it.
+   */
+  async function persistFast(ctx: Context, req: LlmRequest, r: LlmResult): Promise<LlmResult> {
+    const row = req.persistRow;
+    if (!row || !deps.persist) return r;
+    const { text, json, ...rest } = r;
+    try {
+      await deps.persist({
+        batchId: req.batchId,
+        itemId: req.itemId,
+        status: 'succeeded',
+        output: json !== undefined ? json : text,
+        provider: tierName(req.provider, req.tier),
+        model: r.model,
+        tier: req.tier,
+        attempts: r.cached ? r.attempt - 1 : r.attempt,
+        inputTokens: r.usage.inputTokens,
+        outputTokens: r.usage.outputTokens,
+        costUsd: r.costUsd,
+        truncation: null,
+        error: null,
+        endpoint: r.endpoint ?? null,
+        ...(row.cache ? { cacheHit: r.cached !== undefined } : {}),
+        startedAt: row.startedAt,
+        finishedAt: new Date().toISOString(),
+        ...(row.secretFields ? { secretFields: row.secretFields } : {}),
+        ...(req.secretValues ? { secretValues: req.secretValues } : {}),
+        firstFailureAt: null,
+      });
+    } catch (err: unknown) {
+      ctx.log.warn('the answer could not be stored by the call; the workflow stores it', { itemId: req.itemId, error: errorMessage(err) });
+      return r;
+    }
+    return { ...rest, text: '', persisted: true };
   }
 
   /**

@@ -93,6 +93,40 @@ export function createActivities(deps: ActivityDeps) {
       message: scrubSecrets(`results store ${op} failed: ${errorMessage(err)}`, [], env),
       nonRetryable: false,
     });
+  /**
+   * Idempotent upsert of an item's row by (batchId, itemId), secrets scrubbed.
+   * Store errors are retryable `StoreUnavailable` (PERSIST_RETRY outlasts a database restart).
+   */
+  async function persistResult(rec: PersistRequest): Promise<void> {
+    const { secretFields, secretValues, firstFailureAt, ...row } = rec;
+    const opts = { fields: secretFields ?? [], values: secretValues ?? [], env };
+    const clean: ResultRecord = {
+      ...row,
+      output: scrubValue(row.output, opts),
+      error: row.error ? scrubValue(row.error, opts) : null,
+      ...(row.review ? { review: scrubValue(row.review, opts) } : {}),
+      ...(row.steps ? { steps: scrubValue(row.steps, opts) } : {}),
+    };
+    let outcome;
+    try {
+      outcome = await deps.store.upsert(clean);
+    } catch (err: unknown) {
+      throw storeFailure('upsert', err);
+    }
+    log().debug('result persisted', { batchId: rec.batchId, itemId: rec.itemId, status: rec.status, outcome });
+    // Only a row the store changed is counted: a retried or replayed activity writes nothing and counts nothing.
+    if (outcome !== 'unchanged') {
+      const recovery = recoverySeconds(rec.status, firstFailureAt, rec.finishedAt);
+      steadfastMetrics(Context.current().metricMeter).item({
+        status: rec.status,
+        provider: rec.provider,
+        tier: rec.tier,
+        costUsd: rec.costUsd,
+        ...(recovery !== undefined ? { recoverySeconds: recovery } : {}),
+      });
+    }
+  }
+
   const policy = endpointPolicy(env);
   if (deps.simulatedProviderUrl) policy.simulatedUrl = deps.simulatedProviderUrl;
   const callLlm = makeCallLlm({
@@ -101,6 +135,7 @@ export function createActivities(deps: ActivityDeps) {
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
     cache: responseCache(deps.store, env),
+    persist: persistResult,
     storedRow: async (batchId, itemId) => {
       try {
         const [row] = await deps.store.list(batchId, { itemId, limit: 1 });
@@ -153,35 +188,7 @@ export function createActivities(deps: ActivityDeps) {
      * Idempotent upsert of an item's row by (batchId, itemId), secrets scrubbed.
      * Store errors are retryable `StoreUnavailable` (PERSIST_RETRY outlasts a database restart).
      */
-    async persistResult(rec: PersistRequest): Promise<void> {
-      const { secretFields, secretValues, firstFailureAt, ...row } = rec;
-      const opts = { fields: secretFields ?? [], values: secretValues ?? [], env };
-      const clean: ResultRecord = {
-        ...row,
-        output: scrubValue(row.output, opts),
-        error: row.error ? scrubValue(row.error, opts) : null,
-        ...(row.review ? { review: scrubValue(row.review, opts) } : {}),
-        ...(row.steps ? { steps: scrubValue(row.steps, opts) } : {}),
-      };
-      let outcome;
-      try {
-        outcome = await deps.store.upsert(clean);
-      } catch (err: unknown) {
-        throw storeFailure('upsert', err);
-      }
-      log().debug('result persisted', { batchId: rec.batchId, itemId: rec.itemId, status: rec.status, outcome });
-      // Only a row the store changed is counted: a retried or replayed activity writes nothing and counts nothing.
-      if (outcome !== 'unchanged') {
-        const recovery = recoverySeconds(rec.status, firstFailureAt, rec.finishedAt);
-        steadfastMetrics(Context.current().metricMeter).item({
-          status: rec.status,
-          provider: rec.provider,
-          tier: rec.tier,
-          costUsd: rec.costUsd,
-          ...(recovery !== undefined ? { recoverySeconds: recovery } : {}),
-        });
-      }
-    },
+    persistResult,
 
     /** Writes items that never ran (the budget stopped the batch) as `skipped` rows; idempotent. */
     recordNotRun: makeRecordNotRun(deps.store, (op, err) => storeFailure(op, err)),

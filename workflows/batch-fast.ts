@@ -6,7 +6,9 @@
  * workflow, which goes on from that call exactly as if it had made it
  * (`ItemInput.handoff`): retries, repairs, later tiers, review.
  */
-import { CancellationScope, isCancellation, log, patched } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log, patched, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import { persistCall } from '../src/shared/policies.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
 import type { ItemHandoff, ItemOutcome, StoredSummary } from '../src/shared/types.ts';
 import { renderMessages, validateItem } from '../src/shared/template.ts';
@@ -19,6 +21,10 @@ import type { Circuits } from './batch-circuits.ts';
 
 /** Patch: items of a new batch take the fast path; batches started before it start a child per item. */
 export const FAST_PATH_PATCH = 'fastpath-v1';
+
+// An activity, not a local one: it runs only when the call could not write its row, and its
+// events order it in history like every other step of the batch.
+const store = proxyActivities<Activities>(persistCall);
 
 /** What the fast path asks of the batch. */
 export interface FastPathHost {
@@ -114,9 +120,11 @@ export class FastPath {
         else throw err;
       }
       if (handoff) return await this.handOver(item, handoff);
-      // The slot is free while the row is written.
-      this.host.state.release(item.id);
-      await CancellationScope.nonCancellable(() => run.persist());
+      // The call wrote the row (or the item was cancelled, or the store refused the call's write).
+      if (!run.persisted) {
+        this.host.state.release(item.id);
+        await CancellationScope.nonCancellable(() => store.persistResult(run.row()));
+      }
       this.host.finish(run.outcome());
     } catch (err) {
       log.error('fast run failed', { itemId: item.id, error: String(err) });

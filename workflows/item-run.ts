@@ -29,6 +29,7 @@ import type {
   ChatMessage,
   EndpointInfo,
   ErrorContext,
+  FastRow,
   HandoffState,
   InvalidOutputDetails,
   ItemHandoff,
@@ -436,13 +437,14 @@ export class ItemRun {
           ...this.slot(),
           ...this.secrets(),
           ...this.cacheOption(),
-          ...(this.fast ? { ifNotStored: true as const } : {}),
+          ...(this.fast ? { ifNotStored: true as const, persistRow: this.fastRow() } : {}),
           ...(prior > 0 ? { priorAttempts: prior } : {}),
         };
         // A mode: batch tier answers through the provider's Batch API (workflows/item-batch.ts).
         const viaBatch = provider.mode === 'batch' && patched('batchmode-v1');
         const r = await scope.run(() => (viaBatch ? callViaBatch(req, this.input.parentWorkflowId) : proxy.callLlm(req)));
         if (r.stored) throw new AlreadyStored(r.stored);
+        this.persisted = r.persisted === true;
         // Success reaches the breaker with the item's outcome (one signal fewer per item).
         // A cache hit made no provider request: only the failed attempts before it count.
         this.record(r.usage, r.costUsd, r.cached ? r.attempt - 1 : r.attempt);
@@ -513,6 +515,15 @@ export class ItemRun {
     return !(NON_RETRYABLE_TYPES as readonly string[]).includes(f.type) && this.spec.retry.maxAttempts > 1;
   }
 
+  /** True when the call wrote the item's row itself (a fast run's success). */
+  persisted = false;
+
+  /** What a fast run's call writes into the row beyond its answer. */
+  private fastRow(): FastRow {
+    const fields = this.spec.secretFields;
+    return { startedAt: this.startedAt, ...(fields && fields.length > 0 ? { secretFields: fields } : {}), cache: this.spec.cache?.enabled === true };
+  }
+
   /** Cancels the call in flight, if any (the batch cancels a fast run this way). */
   cancelCall(): void {
     this.call?.scope.cancel();
@@ -544,6 +555,11 @@ export class ItemRun {
 
   /** Writes the item's row: an idempotent upsert by (batch id, item id). */
   async persist(): Promise<void> {
+    await store.persistResult(this.row());
+  }
+
+  /** The item's row as it stands. */
+  row(): PersistRequest {
     const ok = this.status === 'succeeded' || this.status === 'approved';
     const rec: PersistRequest = {
       batchId: this.input.batchId,
@@ -568,7 +584,7 @@ export class ItemRun {
       ...this.secrets(),
       firstFailureAt: this.lastError?.firstAt ?? null,
     };
-    await store.persistResult(this.persistAs ? this.persistAs(rec) : rec);
+    return this.persistAs ? this.persistAs(rec) : rec;
   }
 
   outcome(): ItemOutcome {

@@ -42,6 +42,19 @@ export interface LlmRequest {
   ifNotStored?: true;
   /** Calls this item already made on this tier before this activity (a fast run's attempt): the attempt count goes on from them. */
   priorAttempts?: number;
+  /**
+   * Set by the batch's fast path: on success the activity writes the item's row itself (these
+   * fields, the rest from the answer) and returns the result without the answer (`persisted`).
+   */
+  persistRow?: FastRow;
+}
+
+/** What a fast run's row holds beyond the answer. */
+export interface FastRow {
+  startedAt: string;
+  secretFields?: string[];
+  /** The spec turns the response cache on: the row records whether the answer was a hit. */
+  cache: boolean;
 }
 
 export interface TokenUsage {
@@ -89,6 +102,8 @@ export interface LlmResult {
   cached?: { savedUsd: number };
   /** Set instead of an answer when the request asked `ifNotStored` and the item has a row. */
   stored?: StoredSummary;
+  /** The activity wrote the item's row (`persistRow`); the answer is in the row, not here. */
+  persisted?: true;
 }
 
 /** What the batch needs of an item's stored row to count it instead of running it. */
