@@ -102,6 +102,23 @@ describe('limiter state', () => {
     expect(s.backoff).toBe(1);
   });
 
+  it('after a restart, schedules after the latest slot each batch says it was granted', () => {
+    // The old limiter handed out slots up to the horizon; its state is lost.
+    let s = newLimiter('k', T0);
+    const limit = { requestsPerMinute: 300 };
+    s = acquire(s, { client: 'a', want: 10, tokensPerRequest: 100, limit, lastSlot: T0 + 3_000 }, T0);
+    const first = grant(s, T0).grants['a']!;
+    expect(first[0]).toBeGreaterThanOrEqual(T0 + 3_000 + (60_000 / (300 * LIMITER_TARGET)) * 0.99);
+    // A slot from the past (or one the running limiter already scheduled past) changes nothing.
+    let t = newLimiter('k', T0);
+    t = acquire(t, { client: 'a', want: 10, tokensPerRequest: 100, limit, lastSlot: T0 - 60_000 }, T0);
+    expect(grant(t, T0).grants['a']![0]).toBe(T0 + RESTART_LEAD_MS);
+    // A send time beyond the horizon is a clock problem, not a slot the old limiter handed out.
+    let u = newLimiter('k', T0);
+    u = acquire(u, { client: 'a', want: 10, tokensPerRequest: 100, limit, lastSlot: T0 + 600_000 }, T0);
+    expect(u.tat).toBeLessThanOrEqual(T0 + HORIZON_MS + 1_000);
+  });
+
   it('runs a round when the schedule handed out runs short, at most every 200 ms', () => {
     let s = acquire(newLimiter('l', T0), { client: 'a', want: 500, tokensPerRequest: 1, limit: { requestsPerMinute: 60 } }, T0);
     s = grant(s, T0).state;
