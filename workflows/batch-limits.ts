@@ -110,9 +110,19 @@ export class Limits {
     return { notBefore: w.slot ?? null };
   }
 
-  /** True when the waiting call `w` may go now (it takes its permit then). First in line first. */
+  /**
+   * True when the waiting call `w` may go now; it takes its permit then, and leaves the line at
+   * once so the next one is judged in the same pass. The predicate of the handler's `condition`:
+   * the SDK evaluates those after every activation in the order they were made (deterministic).
+   */
   private admit(w: CallWaiter): boolean {
-    if (this.closed || !this.state.isRunning(w.itemId)) return true;
+    const go = (): boolean => {
+      const i = this.waiters.indexOf(w);
+      if (i >= 0) this.waiters.splice(i, 1);
+      return true;
+    };
+    // The batch ends, or the item is gone (cancelled, its call abandoned): nothing to hold back.
+    if (this.closed || !this.state.isRunning(w.itemId)) return go();
     if (this.waiters[0] !== w) return false;
     // Calls of running items: those holding a slot, but not the ones waiting here.
     if (this.adaptive && this.state.active - this.waiters.length >= this.concurrency()) return false;
@@ -120,8 +130,7 @@ export class Limits {
       if (this.rec.slots.length === 0) return false;
       w.slot = this.rec.slots.shift()!;
     } else w.slot = null;
-    this.waiters.shift();
-    return true;
+    return go();
   }
 
   private get rec(): LimitsCarry {
