@@ -72,9 +72,10 @@ describe('call slots', () => {
     const times = timesOf(tier.model, t0);
     // 9 first calls, 9 repairs, 3 retries.
     expect(times).toHaveLength(21);
-    // Evenly spaced at the limiter's pace: no window of 2 s holds more than the pace allows (3.9) plus one
-    // of timing noise. Before every call took a slot, each repair and retry went right after its call: 8 or more.
-    expect(densest(times, 2_000)).toBeLessThanOrEqual(Math.floor(2_000 / SPACING_MS) + 1);
+    // Evenly spaced at the limiter's pace: no window of 3 s holds more than the pace allows (5.8) plus two
+    // sent late by a loaded worker. Before every call took a slot, each repair and retry went right after
+    // its call: 11 in a window of 2 s.
+    expect(densest(times, 3_000)).toBeLessThanOrEqual(Math.floor(3_000 / SPACING_MS) + 2);
     // 21 requests at 1.94 a second take 10 s or more.
     expect(Math.max(...times) - Math.min(...times)).toBeGreaterThan(19 * SPACING_MS * 0.9);
     // The provider's one-second bucket saw no burst: no 429 on a quiet machine (one, healed, when a loaded worker sends late).
@@ -96,7 +97,8 @@ describe('call slots', () => {
     const times = timesOf(first.model, t0);
     // Two steps (extract, classify) on the limited key per item.
     expect(times.length).toBeGreaterThanOrEqual(12);
-    expect(densest(times, 2_000)).toBeLessThanOrEqual(Math.floor(2_000 / SPACING_MS) + 1);
+    // Before, 9 in a window of 2 s.
+    expect(densest(times, 3_000)).toBeLessThanOrEqual(Math.floor(3_000 / SPACING_MS) + 2);
     expect(h.provider.stats().byStatus['429'] ?? 0).toBeLessThanOrEqual(1);
   }, 90_000);
 });
