@@ -30,7 +30,7 @@ import { redactValues, redactValuesDeep } from '../src/shared/secrets.ts';
 import { callDoneSignal } from '../src/shared/messages.ts';
 import { cacheKey } from './cache.ts';
 import type { ResponseCache } from './cache.ts';
-import { callShedSignal } from '../src/shared/limiter.ts';
+import { callShedSignal, callSlotUpdate } from '../src/shared/limiter.ts';
 import type { PersistRequest } from './index.ts';
 
 /** Heartbeat at most this often while waiting for a provider (ms). */
@@ -219,7 +219,11 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
 
     // A shared-limiter permit is a send time: the first attempt waits for it on the worker's clock,
     // which is precise where workflow timers are not, so the provider sees evenly spaced requests.
-    const waited = run === 1 && req.notBefore !== undefined ? await waitForSlot(ctx, req.notBefore) : 0;
+    // The other calls of a paced item ask the batch for theirs first (a permit, room under its limit).
+    const asked = Date.now();
+    const at = run === 1 && req.notBefore !== undefined ? req.notBefore : req.pace && run >= req.pace.fromAttempt ? await askSlot(ctx, req, attempt) : null;
+    if (at !== null) await waitForSlot(ctx, at);
+    const waited = Date.now() - asked;
 
     // The SDK timeout must fire before Temporal's start-to-close, so the failure is a classified Timeout.
     let timeoutMs = attemptTimeoutMs(p, attempt);
@@ -476,6 +480,42 @@ async function waitForSlot(ctx: Context, at: number): Promise<number> {
   ctx.heartbeat({ waitingForSlotMs: ms });
   await ctx.sleep(ms);
   return ms;
+}
+
+/** Longest wait for the batch to answer a call's slot request (ms), within what the attempt's start-to-close leaves. */
+const MAX_CALL_SLOT_WAIT_MS = 60_000;
+
+/**
+ * Asks the batch for this call's slot (`itemCallSlot`), heartbeating while it waits: the send time
+ * of a limiter permit, or null to send now. A batch that cannot answer in time (gone, busy, older
+ * code) does not hold the call back: it is sent unpaced and the reason is logged.
+ */
+async function askSlot(ctx: Context, req: LlmRequest, attempt: number): Promise<number | null> {
+  const pace = req.pace!;
+  let client;
+  try {
+    client = ctx.client;
+  } catch {
+    return null;
+  }
+  const { startToCloseTimeoutMs } = ctx.info;
+  const room = (startToCloseTimeoutMs ?? MAX_CALL_SLOT_WAIT_MS) - attemptTimeoutMs(req.provider, attempt) - 2_000;
+  const started = Date.now();
+  const stop = keepAlive(ctx);
+  try {
+    const slot = await client.withDeadline(started + Math.max(1_000, Math.min(MAX_CALL_SLOT_WAIT_MS, room)), () =>
+      client.withAbortSignal(ctx.cancellationSignal, () =>
+        client.workflow.getHandle(pace.batch).executeUpdate(callSlotUpdate, { args: [{ itemId: req.itemId, permit: pace.permit }] }),
+      ),
+    );
+    return slot.notBefore;
+  } catch (err: unknown) {
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled while waiting for a call slot');
+    ctx.log.warn('no call slot from the batch; sending unpaced', { batch: pace.batch, itemId: req.itemId, attempt, ms: Date.now() - started, error: errorMessage(err) });
+    return null;
+  } finally {
+    stop();
+  }
 }
 
 /** Writes the attempt number into the failure's first details object (`attempt`), where the workflow reads it. */

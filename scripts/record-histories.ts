@@ -12,7 +12,8 @@
  * answered on the fast path, without workflows of their own), and a batch paused at its budget and resumed by a raise
  * (`batch-budget-<tag>`),
  * and two batches on one rate-limited key (`batch-limited-<tag>` with adaptive concurrency,
- * its item `item-limited-<tag>`) with their shared limiter (`limiter-<tag>`, still running).
+ * its item `item-limited-<tag>`, whose retry and repair ask the batch for their slots) with their
+ * shared limiter (`limiter-<tag>`, still running).
  *   node scripts/record-histories.ts [version-tag]
  */
 import { execFileSync } from 'node:child_process';
@@ -88,7 +89,9 @@ const limitedTier = { ...example.pipeline.providers[0]!, rateLimit: { requestsPe
 const limitedInput = (batchId: string, adaptiveConcurrency: boolean): BatchInputRaw => ({
   batchId,
   pipeline: { ...example.pipeline, providers: [limitedTier], batch: { concurrency: 4, adaptiveConcurrency } },
-  items: example.items!.slice(0, 3),
+  // The first item's first attempt fails (a retry) and its answer breaks the schema (a repair): both ask for their slot.
+  // (The batch id in the text keeps the provider's per-prompt attempt counts of the two batches apart.)
+  items: example.items!.slice(0, 3).map((it, i) => (i === 0 ? { ...it, text: `${String(it.text)} (${batchId}) [[fault:server_error,schema_violation]]` } : it)),
 });
 const limiterId = limiterIdOf(limitedTier, 'record');
 

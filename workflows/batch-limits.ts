@@ -9,15 +9,16 @@
  * ends. Adaptive concurrency: the in-flight limit follows AIMD (workflows/aimd.ts)
  * fed by the calls' latencies and the provider's sheds.
  */
-import { getExternalWorkflowHandle, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { condition, getExternalWorkflowHandle, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { limiterAcquireSignal, limiterIdOf, limiterReleaseSignal } from '../src/shared/limiter.ts';
-import type { AcquireMessage } from '../src/shared/limiter.ts';
+import type { AcquireMessage, CallSlot, CallSlotRequest } from '../src/shared/limiter.ts';
 import { renderMessages } from '../src/shared/template.ts';
 import type { Alerts } from './batch-alerts.ts';
 import type { BatchState } from './batch-state.ts';
 import { allowed, newAimd, onShed, onSuccess } from './aimd.ts';
 import type { AimdState } from './aimd.ts';
+import { LIMITS2_PATCH } from './call-slot.ts';
 
 /**
  * Patch: batches with a rate limit take permits from the shared limiter of their key, and
@@ -39,6 +40,15 @@ export interface LimitsCarry {
   toldAt?: number;
   grantedAt?: number;
   aimd?: AimdState;
+  /** The latest send time the limiter granted this batch (epoch ms), told to a restarted limiter. */
+  lastSlot?: number;
+}
+
+/** A call waiting in the batch for its slot (`itemCallSlot`); `slot` is set when it got one. */
+interface CallWaiter {
+  itemId: string;
+  permit: boolean;
+  slot?: number | null;
 }
 
 /** A batch that asked for permits and got none for this long tells the limiter again. */
@@ -65,7 +75,62 @@ export class Limits {
     const first = state.view.pipeline.providers[0]!;
     this.limiterId = opts.shared ? limiterIdOf(first, workflowInfo().taskQueue) : null;
     this.adaptive = opts.adaptive;
-    if (this.adaptive) this.rec.aimd ??= newAimd(this.max);
+    if (this.adaptive) {
+      this.rec.aimd ??= newAimd(this.max);
+      if (!this.rec.aimd.whole && patched(LIMITS2_PATCH)) this.rec.aimd = { ...this.rec.aimd, whole: true };
+    }
+  }
+
+  /** Calls of running items waiting for their slot, first come first served. Never across continue-as-new (the batch waits for its handlers). */
+  private readonly waiters: CallWaiter[] = [];
+  /** Set when the batch ends: waiting calls go at once. */
+  private closed = false;
+
+  /** Permits the waiting calls need before new items may take any. */
+  private get permitWaiters(): number {
+    return this.waiters.reduce((n, w) => n + (w.permit && w.slot === undefined ? 1 : 0), 0);
+  }
+
+  /**
+   * The `itemCallSlot` Update: a call of a running item waits here for a permit (when it goes to
+   * the batch's rate-limited key) and, with adaptive concurrency, until the calls of the other
+   * running items are under the limit (after a cut the batch may run more items than the limit
+   * allows; their retries wait instead of going out over it).
+   */
+  async callSlot(req: CallSlotRequest): Promise<CallSlot> {
+    const w: CallWaiter = { itemId: req.itemId, permit: req.permit && this.shared };
+    if (!w.permit && !this.adaptive) return { notBefore: null };
+    this.waiters.push(w);
+    try {
+      await condition(() => this.admit(w));
+    } finally {
+      const i = this.waiters.indexOf(w);
+      if (i >= 0) this.waiters.splice(i, 1);
+    }
+    return { notBefore: w.slot ?? null };
+  }
+
+  /**
+   * True when the waiting call `w` may go now; it takes its permit then, and leaves the line at
+   * once so the next one is judged in the same pass. The predicate of the handler's `condition`:
+   * the SDK evaluates those after every activation in the order they were made (deterministic).
+   */
+  private admit(w: CallWaiter): boolean {
+    const go = (): boolean => {
+      const i = this.waiters.indexOf(w);
+      if (i >= 0) this.waiters.splice(i, 1);
+      return true;
+    };
+    // The batch ends, or the item is gone (cancelled, its call abandoned): nothing to hold back.
+    if (this.closed || !this.state.isRunning(w.itemId)) return go();
+    if (this.waiters[0] !== w) return false;
+    // Calls of running items: those holding a slot, but not the ones waiting here.
+    if (this.adaptive && this.state.active - this.waiters.length >= this.concurrency()) return false;
+    if (w.permit) {
+      if (this.rec.slots.length === 0) return false;
+      w.slot = this.rec.slots.shift()!;
+    } else w.slot = null;
+    return go();
   }
 
   private get rec(): LimitsCarry {
@@ -85,9 +150,9 @@ export class Limits {
     return this.adaptive && this.rec.aimd ? allowed(this.rec.aimd, this.max) : this.max;
   }
 
-  /** How many of `wanted` items may start on the permits held. */
+  /** How many of `wanted` items may start on the permits held (calls of running items waiting for one come first). */
   available(wanted: number): number {
-    return Math.max(0, Math.min(wanted, this.rec.slots.length));
+    return Math.max(0, Math.min(wanted, this.rec.slots.length - this.permitWaiters));
   }
 
   /** Takes `n` permits: the send times of the items about to start. */
@@ -97,7 +162,7 @@ export class Limits {
 
   /** What the batch could use beyond its permits, when `wanted` items could start. */
   private demand(wanted: number): number {
-    return Math.max(0, wanted - this.rec.slots.length);
+    return Math.max(0, wanted + this.permitWaiters - this.rec.slots.length);
   }
 
   /**
@@ -125,7 +190,7 @@ export class Limits {
     if (!this.needsTelling(wanted, now)) return;
     const d = this.demand(wanted);
     // Permits held while nothing can start go back, so they are not spent later in a burst.
-    const returned = d === 0 && wanted === 0 ? this.rec.slots.length : 0;
+    const returned = d === 0 && wanted === 0 && this.permitWaiters === 0 ? this.rec.slots.length : 0;
     if (returned > 0) this.rec.slots = [];
     this.rec.told = d;
     this.rec.toldAt = now;
@@ -136,6 +201,7 @@ export class Limits {
   onPermits(slots: number[], want: number | undefined, now: number): boolean {
     if (!this.shared || !Array.isArray(slots)) return false;
     this.rec.slots = [...this.rec.slots, ...slots].sort((a, b) => a - b);
+    if (slots.length > 0) this.rec.lastSlot = Math.max(this.rec.lastSlot ?? 0, ...slots);
     this.rec.told = want ?? Math.max(0, this.rec.told - slots.length);
     this.rec.grantedAt = now;
     return true;
@@ -155,6 +221,7 @@ export class Limits {
 
   /** The batch ends: the limiter forgets it and takes back its permits. */
   release(): void {
+    this.closed = true;
     if (!this.limiterId) return;
     const returned = this.rec.slots.length;
     this.rec.slots = [];
@@ -195,6 +262,7 @@ export class Limits {
       ...(limit ? { limit } : {}),
       ...(s.learnedLimit ? { learned: s.learnedLimit } : {}),
       ...(shed > 0 ? { shed } : {}),
+      ...(this.rec.lastSlot !== undefined ? { lastSlot: this.rec.lastSlot } : {}),
     };
   }
 

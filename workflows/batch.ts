@@ -43,7 +43,7 @@ import { Circuits } from './batch-circuits.ts';
 import { Dispatcher } from './batch-dispatch.ts';
 import { FastPath, fastPathAllowed } from './batch-fast.ts';
 import { Limits, LIMITS_PATCH } from './batch-limits.ts';
-import { callShedSignal, limiterDescribed, permitsSignal } from '../src/shared/limiter.ts';
+import { callShedSignal, callSlotUpdate, limiterDescribed, permitsSignal } from '../src/shared/limiter.ts';
 import { Reviews } from './batch-reviews.ts';
 import { BatchState, initialCarry } from './batch-state.ts';
 import type { BatchCarry } from './batch-state.ts';
@@ -244,6 +244,8 @@ export async function batchPipeline(input: BatchInputRaw | { carry: BatchCarry }
     setHandler(permitsSignal, ({ slots, want }) => handled(limits.onPermits(slots, want, Date.now())), limiterDescribed(permitsSignal));
     setHandler(callShedSignal, () => handled(limits.onShed(Date.now())), limiterDescribed(callShedSignal));
   }
+  // Items of a batch that neither shares a limit nor adapts (or started before that) are not held back.
+  setHandler(callSlotUpdate, (r) => (limits ? limits.callSlot(r) : { notBefore: null }), limiterDescribed(callSlotUpdate));
   setHandler(itemAwaitingSignal, (p) => handled(reviews.onAwaiting(p)), described(itemAwaitingSignal));
   setHandler(itemStepSignal, ({ itemId, step }) => handled(state.setStep(itemId, step)), described(itemStepSignal));
   setHandler(tierResultSignal, (r) => handled(circuits.onTierResult(r, Date.now())), described(tierResultSignal));

@@ -23,6 +23,7 @@ import { repairMessages } from '../src/shared/repair.ts';
 import { errorMessage, FailureType, NON_RETRYABLE_TYPES } from '../src/shared/failures.ts';
 import { batchCostOf, contextWindowOf, costOf, tierName } from '../src/shared/tiers.ts';
 import { callViaBatch } from './item-batch.ts';
+import { callPace, LIMITS2_PATCH } from './call-slot.ts';
 import type { Item, PipelineSpec } from '../src/shared/spec.ts';
 import { renderMessages, validateItem } from '../src/shared/template.ts';
 import type {
@@ -35,6 +36,7 @@ import type {
   ItemHandoff,
   ItemInput,
   ItemOutcome,
+  LlmRequest,
   LlmResult,
   RateLimitInfo,
   StoredSummary,
@@ -295,8 +297,21 @@ export class ItemRun {
     this.output = output !== undefined ? output : this.bestOutput;
   }
 
-  /** The shared limiter's send time, for the item's first call only (a repair or a later tier is not paced). */
-  private slot(): { notBefore?: number } {
+  /**
+   * The call's slot: the item's first call sends at the shared limiter's time it was dispatched
+   * with; since the limits2 patch every other call (retries, repairs, fallback tiers, later steps)
+   * asks the batch for its own (workflows/call-slot.ts). Before it, only the first call was paced.
+   */
+  private slot(t: number): Pick<LlmRequest, 'notBefore' | 'pace'> {
+    const paced = callPace(this.input, this.spec.providers[t]!, this.stepMode);
+    if (paced && patched(LIMITS2_PATCH)) {
+      // A handed-over item's next call is not the one it was dispatched with (the batch made that).
+      const first = !this.slotUsed && (this.stepMode?.firstStep ?? true) && this.input.handoff === undefined;
+      this.slotUsed = true;
+      const at = first ? this.input.notBefore : undefined;
+      // The dispatched call already holds its slot: only its retries ask.
+      return { ...(at !== undefined ? { notBefore: at } : {}), pace: { ...paced, fromAttempt: first && (at !== undefined || !paced.permit) ? 2 : 1 } };
+    }
     const at = this.input.notBefore;
     if (at === undefined || this.slotUsed) return {};
     this.slotUsed = true;
@@ -434,7 +449,7 @@ export class ItemRun {
           ...(sharedPrefix > 0 ? { sharedPrefixChars: sharedPrefix } : {}),
           ...(this.input.parentWorkflowId && !this.stepMode ? { reportTo: this.input.parentWorkflowId } : {}),
           ...(this.stepMode ? { step: this.stepMode.name } : {}),
-          ...this.slot(),
+          ...this.slot(t),
           ...this.secrets(),
           ...this.cacheOption(),
           ...(this.fast ? { ifNotStored: true as const, persistRow: this.fastRow() } : {}),
@@ -615,6 +630,10 @@ export class ItemRun {
 export interface StepMode {
   name: string;
   sharedTiers: boolean;
+  /** The item's whole pipeline: its first tier is the one the batch's shared limiter paces. */
+  pipeline?: PipelineSpec;
+  /** False for the steps after the first: the item's dispatched slot is not theirs. */
+  firstStep?: boolean;
 }
 
 /** Longest failure message kept per tier in the review reason. */

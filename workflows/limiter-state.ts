@@ -105,6 +105,11 @@ export function acquire(s: LimiterState, m: AcquireMessage, now: number): Limite
   };
   next = { ...next, clients: { ...next.clients, [m.client]: client }, returned: next.returned + (m.returned ?? 0) };
   if (m.shed) next = backOff(next, now);
+  // A limiter that restarted knows nothing of the slots its predecessor handed out (up to the
+  // horizon ahead): each batch says the latest it got, and the schedule goes on after it.
+  if (typeof m.lastSlot === 'number' && Number.isFinite(m.lastSlot) && m.lastSlot >= next.tat) {
+    next = { ...next, tat: Math.min(m.lastSlot, now + HORIZON_MS) + spacing(next, client.tokensPerRequest) };
+  }
   return next;
 }
 

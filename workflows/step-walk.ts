@@ -51,7 +51,11 @@ export class StepWalk {
 
   private newRun(step: PlannedStep): ItemRun {
     const item = { ...this.item, steps: this.outputs() } as Item;
-    const run = new ItemRun({ ...this.input, item, pipeline: step.spec, openTiers: this.openTiers }, { name: step.name, sharedTiers: step.sharedTiers }, this.startedAt);
+    const run = new ItemRun(
+      { ...this.input, item, pipeline: step.spec, openTiers: this.openTiers },
+      { name: step.name, sharedTiers: step.sharedTiers, pipeline: this.input.pipeline, firstStep: this.current === 0 },
+      this.startedAt,
+    );
     run.persistAs = (row) => this.row(row);
     return run;
   }

@@ -5,7 +5,7 @@
  *
  * PURE and sandbox-safe: the batch workflow derives the limiter's id here.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { RateLimitInfo } from './types.ts';
 
 /** What identifies a provider key without its value: vendor, endpoint host, key variable name, model. */
@@ -63,6 +63,11 @@ export interface AcquireMessage {
   returned?: number;
   /** Calls the provider answered with a rate-limit or overload since the last message. */
   shed?: number;
+  /**
+   * The latest send time the batch was granted (epoch ms): a limiter that restarted (its state
+   * lost) schedules after it, so the slots the old one handed out are not given out twice.
+   */
+  lastSlot?: number;
 }
 
 export const limiterAcquireSignal = defineSignal<[AcquireMessage]>('limiterAcquire');
@@ -78,6 +83,23 @@ export const permitsSignal = defineSignal<[{ limiterId: string; slots: number[];
 
 /** callLlm activity -> batch: the provider answered this attempt with a 429 or an overload. */
 export const callShedSignal = defineSignal<[{ itemId: string; type: string }]>('itemCallShed');
+
+/**
+ * Activity -> batch: a call of a running item other than the one it was dispatched with (a retry,
+ * a schema repair, a fallback tier, a later step) asks for its slot: a permit of the shared
+ * limiter when it goes to the batch's rate-limited key (`permit`), and room under the adaptive
+ * concurrency limit. The answer is the send time (epoch ms), or null to send now.
+ */
+export interface CallSlotRequest {
+  itemId: string;
+  permit: boolean;
+}
+
+export interface CallSlot {
+  notBefore: number | null;
+}
+
+export const callSlotUpdate = defineUpdate<CallSlot, [CallSlotRequest]>('itemCallSlot');
 
 /** What the limiter's `limiterState` query answers. */
 export interface LimiterView {
@@ -100,6 +122,7 @@ export const LIMITER_DESCRIPTIONS: Record<string, string> = {
   limiterAcquire: 'Internal (batch -> limiter): permits a batch could use now. Do not send by hand.',
   limiterRelease: 'Internal (batch -> limiter): the batch ended and gives back its permits. Do not send by hand.',
   limiterPermits: 'Internal (limiter -> batch): permits granted. Do not send by hand.',
+  itemCallSlot: 'Internal (activity -> batch): a call of a running item asks for its slot (a limiter permit, room under the adaptive limit). Do not send by hand.',
   itemCallShed: 'Internal (activity -> batch): a call was answered with a rate limit or an overload (adaptive concurrency). Do not send by hand.',
   limiterState: 'The limiter: its rates, the batches it serves and what each wants and got.',
 };

@@ -29,6 +29,11 @@ export interface LlmRequest {
   reportTo?: string;
   /** Epoch ms before which the first attempt does not send (a shared-limiter slot). */
   notBefore?: number;
+  /**
+   * Attempts from `fromAttempt` on ask the batch workflow `batch` for their slot before they send
+   * (`itemCallSlot`): a shared-limiter permit when `permit`, room under the adaptive limit.
+   */
+  pace?: { batch: string; fromAttempt: number; permit: boolean };
   /** Values of the item's secret fields: redacted from the answer and from failure messages. */
   secretValues?: string[];
   /** The step of a multi-step pipeline this call belongs to (a metric label). */

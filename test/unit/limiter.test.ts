@@ -102,6 +102,23 @@ describe('limiter state', () => {
     expect(s.backoff).toBe(1);
   });
 
+  it('after a restart, schedules after the latest slot each batch says it was granted', () => {
+    // The old limiter handed out slots up to the horizon; its state is lost.
+    let s = newLimiter('k', T0);
+    const limit = { requestsPerMinute: 300 };
+    s = acquire(s, { client: 'a', want: 10, tokensPerRequest: 100, limit, lastSlot: T0 + 3_000 }, T0);
+    const first = grant(s, T0).grants['a']!;
+    expect(first[0]).toBeGreaterThanOrEqual(T0 + 3_000 + (60_000 / (300 * LIMITER_TARGET)) * 0.99);
+    // A slot from the past (or one the running limiter already scheduled past) changes nothing.
+    let t = newLimiter('k', T0);
+    t = acquire(t, { client: 'a', want: 10, tokensPerRequest: 100, limit, lastSlot: T0 - 60_000 }, T0);
+    expect(grant(t, T0).grants['a']![0]).toBe(T0 + RESTART_LEAD_MS);
+    // A send time beyond the horizon is a clock problem, not a slot the old limiter handed out.
+    let u = newLimiter('k', T0);
+    u = acquire(u, { client: 'a', want: 10, tokensPerRequest: 100, limit, lastSlot: T0 + 600_000 }, T0);
+    expect(u.tat).toBeLessThanOrEqual(T0 + HORIZON_MS + 1_000);
+  });
+
   it('runs a round when the schedule handed out runs short, at most every 200 ms', () => {
     let s = acquire(newLimiter('l', T0), { client: 'a', want: 500, tokensPerRequest: 1, limit: { requestsPerMinute: 60 } }, T0);
     s = grant(s, T0).state;
@@ -166,5 +183,83 @@ describe('adaptive concurrency (AIMD)', () => {
     s = slow;
     expect(s.decreases).toBeGreaterThan(0);
     expect(allowed(s, 20)).toBeLessThan(20);
+  });
+});
+
+/**
+ * A batch with adaptive concurrency against a provider that serves `capacity(t)` calls at once
+ * (`latencyMs` each) and sheds the rest with a 429 that the item retries `retryMs` later (it keeps
+ * its slot meanwhile). Each item spends `overheadMs` between taking a slot and reaching the
+ * provider (child start, workflow task, activity task), as on a real worker. Ticks of 10 ms.
+ */
+function simulateAimd(o: {
+  whole: boolean;
+  /** A retry waits until the calls of the batch's other items are under the limit (the batch's call-slot admission). */
+  admit: boolean;
+  seconds: number;
+  capacity: (t: number) => number;
+  latencyMs?: number;
+  overheadMs?: number;
+  retryMs?: number;
+}) {
+  const latencyMs = o.latencyMs ?? 2_000;
+  const overheadMs = o.overheadMs ?? 300;
+  const retryMs = o.retryMs ?? 1_000;
+  const max = 20;
+  let s = { ...newAimd(max), ...(o.whole ? { whole: true } : {}) };
+  // Each item holding a slot: when it reaches the provider next, and when its call there ends (null: not at the provider).
+  let items: { arrive: number; ends: number | null; retry?: boolean }[] = [];
+  const sheds: number[] = [];
+  const limits: number[] = [];
+  for (let t = 0; t < o.seconds * 1_000; t += 10) {
+    const now = T0 + t;
+    const done = items.filter((x) => x.ends !== null && x.ends <= t).length;
+    for (let i = 0; i < done; i++) s = onSuccess(s, latencyMs, max, now);
+    items = items.filter((x) => x.ends === null || x.ends > t);
+    while (items.length < allowed(s, max)) items.push({ arrive: t + overheadMs, ends: null });
+    for (const it of items.filter((x) => x.ends === null && x.arrive <= t)) {
+      const waiting = items.filter((x) => x.ends === null && x.retry && x.arrive <= t).length;
+      if (o.admit && it.retry && items.length - waiting >= allowed(s, max)) continue;
+      if (items.filter((x) => x.ends !== null).length >= o.capacity(t / 1_000)) {
+        sheds.push(t / 1_000);
+        s = onShed(s, now);
+        it.arrive = t + retryMs;
+        it.retry = true;
+      } else it.ends = t + latencyMs;
+    }
+    if (t % 1_000 === 0) limits.push(allowed(s, max));
+  }
+  return { sheds, limits };
+}
+
+describe('adaptive concurrency against a provider of fixed capacity', () => {
+  const halved = (t: number): number => (t < 30 ? 12 : t < 150 ? 6 : 12);
+
+  it('probes a capacity that did not move at most twice a minute, counting whole calls', () => {
+    const { sheds, limits } = simulateAimd({ whole: true, admit: true, seconds: 210, capacity: halved });
+    // Settled at the halved capacity (6 at the provider, 7 items with their overhead): sheds in the two steady minutes.
+    const steady = sheds.filter((t) => t >= 45 && t < 150);
+    expect(steady.length).toBeLessThanOrEqual(4);
+    expect(steady.length).toBeGreaterThanOrEqual(2);
+    // About 3 answers a second, so fewer than 2% of calls are shed.
+    expect(steady.length / (105 * 3)).toBeLessThan(0.02);
+    // It still finds the capacity again when it comes back: 11 or more calls within 45 s.
+    expect(Math.max(...limits.slice(150, 195))).toBeGreaterThanOrEqual(11);
+    // And the limit stays near the capacity while halved (never above 7 items in the steady minutes).
+    expect(Math.max(...limits.slice(45, 150))).toBeLessThanOrEqual(8);
+    expect(Math.min(...limits.slice(45, 150))).toBeGreaterThanOrEqual(5);
+  });
+
+  it('before whole-call probing: a ceiling of 7.3 calls let the limit reach 7 again within seconds', () => {
+    const { sheds } = simulateAimd({ whole: false, admit: false, seconds: 210, capacity: halved });
+    // A probe every 4 to 16 s, and the shed call's retry went out while the batch was over its cut limit: shed too.
+    const steady = sheds.filter((t) => t >= 45 && t < 150);
+    expect(steady.length).toBeGreaterThan(12);
+  });
+
+  it('without the call-slot admission, each probe costs two sheds: the shed call retries while the batch is over its cut limit', () => {
+    const { sheds } = simulateAimd({ whole: true, admit: false, seconds: 210, capacity: halved });
+    const steady = sheds.filter((t) => t >= 45 && t < 150);
+    expect(steady.length).toBeGreaterThanOrEqual(6);
   });
 });
