@@ -5,6 +5,7 @@
  * goes through activities.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -411,7 +412,13 @@ export class ItemRun {
     if (fit.truncation) this.truncation = fit.truncation;
     // Each attempt's own timeout grows (provider.timeoutGrowth); start-to-close covers the longest.
     const retry = this.spec.retry;
-    const llm = proxyActivities<Activities>({ ...llmCallFor(provider, this.fast ? { ...retry, maxAttempts: 1 } : retry), summary: `${name}: ${provider.model}` });
+    // A fast run's call writes the row when it succeeds, so a cancelled one is waited for: either it
+    // confirms the cancel (and wrote nothing) or its success is the item's, never both.
+    const llm = proxyActivities<Activities>({
+      ...llmCallFor(provider, this.fast ? { ...retry, maxAttempts: 1 } : retry),
+      ...(this.fast ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
+      summary: `${name}: ${provider.model}`,
+    });
     // After a fast run's transient failure, its one attempt counts against the tier's attempts.
     const rest = resume?.next === 'retry' ? Math.max(1, retry.maxAttempts - 1) : retry.maxAttempts;
     const llmFirst =
