@@ -25,8 +25,10 @@ import { PROVIDER_BATCH_WORKFLOW, batchRequestSignal, providerBatchWorkflowId } 
 import type { BatchAnswer, BatchEnqueueRequest, BatchResultStatus, ProviderBatchInput } from '../src/shared/provider-batch.ts';
 import type { ProviderSpec } from '../src/shared/spec.ts';
 import { batchCostOf, batchOptionsOf, tierName } from '../src/shared/tiers.ts';
-import type { LlmRequest, TokenUsage } from '../src/shared/types.ts';
+import type { EndpointInfo, LlmRequest, LlmResult, TokenUsage } from '../src/shared/types.ts';
 import { redactValues, redactValuesDeep } from '../src/shared/secrets.ts';
+import { cachedResult, cacheEntryOf, requestCacheKey } from './cache.ts';
+import type { ResponseCache } from './cache.ts';
 import { checkAnswer, DEFAULT_MAX_ANSWER_BYTES } from './call-llm.ts';
 import { classifyError } from './classify.ts';
 import { resolveEndpoint } from './endpoints.ts';
@@ -53,6 +55,8 @@ export interface ProviderBatchDeps {
   fetch?: typeof fetch;
   /** @default DEFAULT_MAX_ANSWER_BYTES */
   maxAnswerBytes?: number;
+  /** The response cache (activities/cache.ts), for requests that ask for it (`req.cache`): the same entries as synchronous calls. */
+  cache?: ResponseCache;
 }
 
 /**
@@ -295,14 +299,49 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
     }
   }
 
+  const endpointOf = (req: LlmRequest): EndpointInfo => {
+    const ep = resolveEndpoint(req.provider, req.tier, deps.policy, deps.env);
+    return { vendor: ep.vendor, host: ep.host, simulated: ep.simulated };
+  };
+
+  /** The cached answer of a request that asks for the cache; a cache that cannot be read is a miss. */
+  async function cacheLookup(req: LlmRequest): Promise<LlmResult | undefined> {
+    if (!req.cache || !deps.cache) return undefined;
+    const ctx = Context.current();
+    const started = Date.now();
+    let answer;
+    try {
+      answer = await deps.cache.get(requestCacheKey(req, endpointOf(req)), req.output, req.cache.maxAgeMs);
+    } catch (err: unknown) {
+      ctx.log.warn('response cache unreadable; staging the request', { error: scrubSecrets(errorMessage(err), [], deps.env) });
+      return undefined;
+    }
+    const labels = { provider: tierName(req.provider, req.tier), model: req.provider.model };
+    steadfastMetrics(ctx.metricMeter).cacheLookup({ ...labels, hit: answer !== null, ...(answer ? { savedUsd: answer.costUsd } : {}) });
+    return answer ? cachedResult(answer, Date.now() - started, 1) : undefined;
+  }
+
+  /** Stores a validated answer; a failure is logged and never fails the read (the answer is paid for). */
+  async function cacheStore(ctx: Context, req: LlmRequest, r: LlmResult, secrets: readonly string[]): Promise<void> {
+    try {
+      await deps.cache!.put(requestCacheKey(req, endpointOf(req)), cacheEntryOf(r), secrets);
+    } catch (err: unknown) {
+      ctx.log.warn('could not store the answer in the response cache', { error: scrubSecrets(errorMessage(err), [], deps.env) });
+    }
+  }
+
   return {
     /**
      * Stages one request of a `mode: batch` tier and signals the tier's collector (starting it
      * if needed). Idempotent: a retry stages nothing new and sends a signal the collector ignores.
+     * A request that asks for the response cache and has a valid answer there is not staged:
+     * the answer comes back as `hit` (no provider request, cost 0).
      */
-    async enqueueBatchRequest(req: BatchEnqueueRequest): Promise<{ customId: string; bytes: number }> {
+    async enqueueBatchRequest(req: BatchEnqueueRequest): Promise<{ customId: string; bytes: number; hit?: LlmResult }> {
       const ctx = Context.current();
       const customId = customIdOf(req.itemRunId, req.itemId, req.seq, req.step ?? '', req.tier);
+      const hit = await cacheLookup(req);
+      if (hit) return { customId, bytes: 0, hit };
       const line = JSON.stringify(batchLine(req, customId));
       const bytes = Buffer.byteLength(line) + 1;
       const opts = batchOptionsOf(req.provider);
@@ -471,6 +510,8 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
         record(type);
         return { ok: false, type, message: scrub(message) };
       })();
+      // Every check passed: the answer may be served again, to a synchronous call as well.
+      if (answer.ok && req.cache && deps.cache) await cacheStore(ctx, req, answer.result, secrets);
       await run('UPDATE batch_requests SET answer = ?, result = NULL WHERE batch_id = ? AND tier = ? AND custom_id = ?', [
         JSON.stringify(answer),
         req.batchId,

@@ -57,16 +57,19 @@ describe('mode: batch tiers', () => {
    * report reached the batch), so no workflow task is left on a stopped worker's queue: the
    * time-skipping server would not skip time past it in the next test.
    */
-  async function collectorsDone(batchId: string, pipeline: PipelineSpecInput, itemIds: string[]): Promise<void> {
+  async function collectorsDone(batchId: string, pipeline: PipelineSpecInput, itemIds: string[], collectors = true): Promise<void> {
     for (const [tier, p] of pipeline.providers.entries()) {
-      if (p.mode === 'batch') await ts.env.client.workflow.getHandle(providerBatchWorkflowId(batchId, tier)).result();
+      if (p.mode === 'batch' && collectors) await ts.env.client.workflow.getHandle(providerBatchWorkflowId(batchId, tier)).result();
     }
     await Promise.all(itemIds.map((id) => ts.env.client.workflow.getHandle(`${batchId}/${id}`).result()));
   }
 
-  async function runBatch(batchId: string, pipeline: PipelineSpecInput, input: Array<{ id: string; text: string }>): Promise<BatchSummary> {
+  /** Runs a batch to its summary; `collectors: false` when no request reaches a provider batch (all cache hits). */
+  async function runBatch(batchId: string, pipeline: PipelineSpecInput, input: Array<{ id: string; text: string }>, collectors = true): Promise<BatchSummary> {
     const queue = `batchmode-${++n}`;
-    const worker = await ts.worker(queue);
+    // Without a workflow cache a stopped worker leaves no sticky task behind, which the
+    // time-skipping server would wait for before it skips the next batch's timers.
+    const worker = await ts.worker(queue, { maxCachedWorkflows: 0 });
     return worker.runUntil(async () => {
       const handle = await ts.env.client.workflow.start<typeof batchPipeline>('batchPipeline', {
         taskQueue: queue,
@@ -78,6 +81,7 @@ describe('mode: batch tiers', () => {
         batchId,
         pipeline,
         input.map((i) => i.id),
+        collectors,
       );
       return summary;
     });
@@ -274,5 +278,54 @@ describe('mode: batch tiers', () => {
     expect(await pollsOf()).toBe(12);
     const submits = (await collector.fetchHistory()).events?.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'submitProviderBatch').length;
     expect(submits).toBe(1);
+  }, 60_000);
+
+  it('serves a re-run under a new batch id from the response cache: no provider batch, cost 0; a synchronous tier shares the entries', async () => {
+    ts.provider.setProfile({ name: 'cached-batch', batch: { latencyMs: HOUR } });
+    ts.provider.reset();
+    const pipeline = { ...spec([batchTier({ batch: { maxRequests: 4, window: '5m', pollInterval: '20m' } })]), cache: { enabled: true } };
+    const first = await runBatch('bm-cache-1', pipeline, items(4));
+    expect(first).toMatchObject({ total: 4, succeeded: 4, cacheHits: 0 });
+    expect(first.costUsd).toBeGreaterThan(0);
+    expect(ts.provider.stats().batches).toMatchObject({ created: 1, requests: 4 });
+    const before = ts.provider.stats();
+
+    const again = await runBatch('bm-cache-2', pipeline, items(4), false);
+    expect(again).toMatchObject({ total: 4, succeeded: 4, cacheHits: 4, costUsd: 0, attempts: 0 });
+    const after = ts.provider.stats();
+    expect(after.batches.created).toBe(before.batches.created);
+    expect(after.batches.requests).toBe(before.batches.requests);
+    expect(after.batches.fileUploads).toBe(before.batches.fileUploads);
+    expect(after.requests).toBe(before.requests);
+    await expect(ts.env.client.workflow.getHandle(providerBatchWorkflowId('bm-cache-2', 0)).describe()).rejects.toThrow(/not found/i);
+    // Nothing was staged for the hits.
+    expect((await ts.store.execute('SELECT COUNT(*) AS n FROM batch_requests WHERE batch_id = ?', ['bm-cache-2'])).rows[0]?.['n']).toBe(0);
+    const rows = await ts.store.list('bm-cache-2');
+    expect(rows.map((r) => [r.cacheHit, r.costUsd, r.attempts])).toEqual(rows.map(() => [true, 0, 0]));
+    const paid = Object.fromEntries((await ts.store.list('bm-cache-1')).map((r) => [r.itemId, r.output]));
+    for (const r of rows) expect(r.output).toEqual(paid[r.itemId]);
+
+    // The same request on a synchronous tier of the same model and endpoint: the same key.
+    const { mode: _m, batch: _b, ...sync } = batchTier();
+    const viaSync = await runBatch('bm-cache-3', { ...pipeline, providers: [sync as ProviderSpecInput] }, items(4));
+    expect(viaSync).toMatchObject({ succeeded: 4, cacheHits: 4, costUsd: 0 });
+    expect(ts.provider.stats().requests).toBe(before.requests);
+  }, 60_000);
+
+  it('never caches an answer of a provider batch that failed validation; its valid repair is cached', async () => {
+    ts.provider.setProfile({ name: 'cached-invalid', batch: { latencyMs: HOUR } });
+    ts.provider.reset();
+    const pipeline = { ...spec([batchTier({ batch: { maxRequests: 1, window: '5m', pollInterval: '20m' } })]), cache: { enabled: true } };
+    const bad = [{ id: 'schema', text: 'a ticket [[fault:schema_violation]]' }];
+    const first = await runBatch('bm-cache-bad-1', pipeline, bad);
+    expect(first).toMatchObject({ succeeded: 1, cacheHits: 0 });
+    // The invalid answer, then its repair: two provider batches.
+    expect(ts.provider.stats().batches).toMatchObject({ created: 2, requests: 2 });
+    const second = await runBatch('bm-cache-bad-2', pipeline, bad);
+    // The original request is sent again (its invalid answer was not stored); the repair is a hit.
+    expect(ts.provider.stats().batches).toMatchObject({ created: 3, requests: 3 });
+    expect(second).toMatchObject({ succeeded: 1, cacheHits: 1 });
+    const [row] = await ts.store.list('bm-cache-bad-2');
+    expect(row).toMatchObject({ status: 'succeeded', attempts: 1, cacheHit: false });
   }, 60_000);
 });
