@@ -5,7 +5,8 @@
  *
  * It groups requests within the provider's limits (requests and bytes per batch) and a
  * short window, submits each group once through `submitProviderBatch` (which records the
- * provider batch id before returning), polls it with durable timers until it ends (hours,
+ * provider batch id before returning; a group whose adopted batch turned out to be another
+ * client's is submitted again), polls it with durable timers until it ends (hours,
  * across worker restarts and continue-as-new), then tells each member that its result is
  * in the store. Payloads carry ids and counts only. It completes as soon as nothing is open
  * or submitted; a later request starts a new run (group keys name the chain, so they never repeat).
@@ -18,6 +19,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -92,6 +94,12 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
     await assign(g);
     st.open = null;
     if (g.count === 0) return;
+    await send(g);
+    st.submitted.push(g);
+  }
+
+  /** Submits a group (again, after an adopted batch turned out not to be it); a group that cannot be submitted ends. */
+  async function send(g: BatchGroup): Promise<void> {
     try {
       const r = await submitActs.submitProviderBatch({ batchId: input.batchId, tier: input.tier, groupKey: g.key, provider: input.provider });
       g.providerBatchId = r.providerBatchId;
@@ -105,12 +113,17 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
       await store.failBatchGroup({ groupKey: g.key, type, message: `${label}: the provider batch could not be submitted: ${cause?.message ?? err.message}` });
       g.ended = true;
     }
-    st.submitted.push(g);
   }
 
   async function poll(g: BatchGroup): Promise<void> {
     const r = await pollActs.pollProviderBatch({ batchId: input.batchId, tier: input.tier, groupKey: g.key, provider: input.provider, providerBatchId: g.providerBatchId! });
     g.polls = (g.polls ?? 0) + 1;
+    if (r.resubmit !== undefined && patched('cost2-adopt')) {
+      log.warn('the adopted provider batch was not this group; submitting the group', { groupKey: g.key, providerBatchId: g.providerBatchId, reason: r.resubmit });
+      delete g.providerBatchId;
+      await send(g);
+      return;
+    }
     if (r.ended) {
       g.ended = true;
       log.info('provider batch ended', { groupKey: g.key, providerBatchId: g.providerBatchId, status: r.status, counts: r.counts });
