@@ -519,6 +519,39 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
       return beating(() => poll(req));
     },
 
+    /**
+     * Asks the provider to cancel a submitted batch (the Steadfast batch was cancelled): OpenAI
+     * `POST /v1/batches/{id}/cancel`, Anthropic `POST /v1/messages/batches/{id}/cancel`. A batch
+     * that already ended or is already cancelling is left as it is. The request and the
+     * provider's answer are recorded in `provider_batches`; the polls that follow write the
+     * requests' final state (cancelled, or answered before the cancel took effect).
+     */
+    async cancelProviderBatch(req: PollRequest): Promise<{ status: string }> {
+      const ctx = Context.current();
+      const c = clientsOf(req.provider, req.tier);
+      const o = { signal: ctx.cancellationSignal };
+      let status: string;
+      try {
+        status = c.anthropic
+          ? (await c.anthropic.messages.batches.cancel(req.providerBatchId, {}, o)).processing_status
+          : (await c.openai!.batches.cancel(req.providerBatchId, o)).status;
+      } catch (err: unknown) {
+        if (err instanceof CancelledFailure) throw err;
+        const code = err instanceof OpenAI.APIError || err instanceof Anthropic.APIError ? err.status : undefined;
+        // Ended, already cancelling, or gone: nothing left to cancel.
+        if (code !== 409 && code !== 400 && code !== 404) throw classified(err, req.provider, req.tier, c.ep);
+        status = `not cancellable (HTTP ${code}): ${scrubSecrets(errorMessage(err), c.ep.apiKey.length >= 6 ? [c.ep.apiKey] : [], deps.env)}`;
+      }
+      await run('UPDATE provider_batches SET cancel_requested_at = ?, cancel_status = ? WHERE group_key = ? AND provider_batch_id = ?', [
+        new Date().toISOString(),
+        status,
+        req.groupKey,
+        req.providerBatchId,
+      ]);
+      ctx.log.info('provider batch cancel requested', { groupKey: req.groupKey, providerBatchId: req.providerBatchId, status });
+      return { status };
+    },
+
     /** A group that could not be submitted: every member fails with the submission's failure. */
     async failBatchGroup(req: { groupKey: string; type: string; message: string }): Promise<number> {
       return settleRest(req.groupKey, 'failed', { type: req.type, message: scrubSecrets(req.message, [], deps.env) });

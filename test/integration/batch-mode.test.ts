@@ -11,6 +11,8 @@ import type { PipelineSpecInput, ProviderSpecInput } from '../../src/shared/spec
 import type { BatchSummary, ResultRecord } from '../../src/shared/types.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
 import { providerBatchWorkflowId } from '../../src/shared/provider-batch.ts';
+import { cancelUpdate } from '../../src/shared/messages.ts';
+import OpenAI from 'openai';
 import { createTimeSkipping } from '../support/timeskip.ts';
 import type { TimeSkipping } from '../support/timeskip.ts';
 
@@ -386,4 +388,63 @@ describe('mode: batch tiers', () => {
     const history = await ts.env.client.workflow.getHandle(providerBatchWorkflowId('bm-ant-foreign', 0)).fetchHistory();
     expect(history.events?.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'submitProviderBatch').length).toBe(2);
   }, 60_000);
+
+  it.each(['openai', 'anthropic'] as const)(
+    'cancelling the batch cancels its submitted provider batch (%s): nothing more is answered or billed, rows say cancelled',
+    async (kind) => {
+      ts.provider.setProfile({ name: 'cancel-mid-poll', batch: { latencyMs: 6 * HOUR } });
+      ts.provider.reset();
+      const batchId = `bm-cancel-${kind}`;
+      const tier =
+        kind === 'anthropic'
+          ? anthropicTier({ batch: { maxRequests: 4, window: '5m', pollInterval: '30m' } })
+          : batchTier({ batch: { maxRequests: 4, window: '5m', pollInterval: '30m' } });
+      const pipeline = spec([tier]);
+      const queue = `batchmode-cancel-${kind}`;
+      const worker = await ts.worker(queue);
+      const summary = await worker.runUntil(async () => {
+        const handle = await ts.env.client.workflow.start<typeof batchPipeline>('batchPipeline', {
+          taskQueue: queue,
+          workflowId: batchId,
+          args: [{ batchId, pipeline, items: items(4) }],
+        });
+        // Time is not skipped here: wait until the provider batch is recorded, then skip an hour of polls.
+        for (let i = 0; i < 300; i++) {
+          if ((await ts.store.execute('SELECT 1 FROM provider_batches WHERE group_key LIKE ?', [`${batchId}/%`])).rows.length > 0) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await ts.env.sleep(65 * 60_000);
+        const accepted = await handle.executeUpdate(cancelUpdate, { args: [{ reason: 'wrong prompt' }] });
+        expect(accepted).toMatchObject({ stopping: 4 });
+        const s = await handle.result();
+        await ts.env.client.workflow.getHandle(providerBatchWorkflowId(batchId, 0)).result();
+        await Promise.all(items(4).map((it) => ts.env.client.workflow.getHandle(`${batchId}/${it.id}`).result()));
+        return s;
+      });
+      expect(summary).toMatchObject({ status: 'cancelled', cancelled: 4, succeeded: 0 });
+      const [rec] = (await ts.store.execute('SELECT provider_batch_id, cancel_requested_at, cancel_status FROM provider_batches WHERE group_key LIKE ?', [`${batchId}/%`])).rows;
+      expect(rec).toMatchObject({ cancel_requested_at: expect.any(String) as string, cancel_status: kind === 'anthropic' ? 'canceling' : 'cancelling' });
+      const id = String(rec!['provider_batch_id']);
+      // The provider shows the batch cancelled, none of its requests answered, nothing billed.
+      if (kind === 'anthropic') {
+        const b = await new Anthropic({ baseURL: ts.provider.url, apiKey: 'test', maxRetries: 0 }).messages.batches.retrieve(id);
+        expect(b).toMatchObject({ processing_status: 'ended', request_counts: { canceled: 4, succeeded: 0, processing: 0 } });
+        expect(b.cancel_initiated_at).not.toBeNull();
+      } else {
+        const b = await new OpenAI({ baseURL: `${ts.provider.url}/v1`, apiKey: 'test', maxRetries: 0 }).batches.retrieve(id);
+        expect(b).toMatchObject({ status: 'cancelled', request_counts: { total: 4, completed: 0, failed: 4 } });
+      }
+      const stats = ts.provider.stats();
+      expect(stats.batches).toMatchObject({ created: 1, results: { canceled: 4 } });
+      expect(stats.batches.results['succeeded'] ?? 0).toBe(0);
+      expect(stats.byStatus['200'] ?? 0).toBe(0);
+      // Rows as the cancel path writes them; the collector wrote the requests' state (cancelled).
+      const rows = await ts.store.list(batchId);
+      expect(rows.map((r) => r.status)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+      for (const r of rows) expect(r.costUsd).toBe(0);
+      const states = await ts.store.execute('SELECT DISTINCT result_status FROM batch_requests WHERE batch_id = ?', [batchId]);
+      expect(states.rows).toEqual([{ result_status: 'cancelled' }]);
+    },
+    60_000,
+  );
 });
