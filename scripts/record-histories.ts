@@ -97,8 +97,8 @@ const limitedInput = (batchId: string, adaptiveConcurrency: boolean): BatchInput
   items: example.items!.slice(0, 3).map((it, i) => (i === 0 ? { ...it, text: `${String(it.text)} (${batchId}) [[fault:server_error,schema_violation]]` } : it)),
 });
 const limiterId = limiterIdOf(limitedTier, 'record');
-// A batch tier with the cache on, twice: the second batch's items are served from the cache
-// without staging; and a batch-mode batch cancelled while its provider batch runs.
+// A batch tier with the cache on: its items are served from the cache without staging;
+// and a batch-mode batch cancelled while its provider batch runs.
 const batchModeCached = (batchId: string): BatchInputRaw => ({ ...batchModeInput, batchId, pipeline: { ...batchModeInput.pipeline, cache: { enabled: true } } });
 const batchModeCancel: BatchInputRaw = { ...batchModeInput, batchId: 'replay-batchmode-cancel' };
 
@@ -122,8 +122,7 @@ await worker.runUntil(async () => {
   await budget.executeUpdate(setBudgetUpdate, { args: [{ maxCostUsd: 10 }] });
   await budget.result();
   await Promise.all([run('replay-limited', limitedInput('replay-limited', true)), run('replay-limited-2', limitedInput('replay-limited-2', false))]);
-  await run('replay-batchmode-warm', batchModeCached('replay-batchmode-warm'));
-  await env.client.workflow.getHandle('provider-batch/replay-batchmode-warm/tier0').result();
+  // replay-cache-warm stored these items' answers (the synchronous path's key is the same).
   await run('replay-batchmode-cached', batchModeCached('replay-batchmode-cached'));
   provider.setProfile({ name: 'slow-batch', batch: { latencyMs: 3_600_000 } });
   const cancelled = await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId: 'replay-batchmode-cancel', args: [batchModeCancel] });
