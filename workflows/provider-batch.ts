@@ -148,7 +148,11 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
     if (r.resubmit !== undefined && patched('cost2-adopt')) {
       log.warn('the adopted provider batch was not this group; submitting the group', { groupKey: g.key, providerBatchId: g.providerBatchId, reason: r.resubmit });
       delete g.providerBatchId;
-      await send(g);
+      if (st.cancelled === undefined) await send(g);
+      else {
+        await store.failBatchGroup({ groupKey: g.key, type: FailureType.BatchCancelled, message: `${label}: the batch was cancelled before this provider batch was submitted` });
+        g.ended = true;
+      }
       return;
     }
     if (r.ended) {
