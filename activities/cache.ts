@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
-import type { ChatMessage, EndpointInfo, LlmRequest, TokenUsage } from '../src/shared/types.ts';
+import type { ChatMessage, EndpointInfo, LlmRequest, LlmResult, TokenUsage } from '../src/shared/types.ts';
 import { validateOutput } from '../src/shared/validate.ts';
 import { scrubValue } from './scrub.ts';
 import type { ResultStore } from './store.ts';
@@ -52,6 +52,44 @@ export function cacheKey(p: CacheKeyParts): string {
   return createHash('sha256')
     .update(canonical ?? '')
     .digest('hex');
+}
+
+/**
+ * The key of a request as `endpoint` would answer it: the same for a synchronous call and
+ * for a request sent through a provider batch (`mode: batch`), so either path serves the other.
+ */
+export function requestCacheKey(req: Pick<LlmRequest, 'provider' | 'messages' | 'output'>, endpoint: EndpointInfo): string {
+  const p = req.provider;
+  return cacheKey({ kind: p.kind, endpoint, model: p.model, messages: req.messages, output: req.output, temperature: p.temperature, maxOutputTokens: p.maxOutputTokens });
+}
+
+/** A hit as a call's result: no provider request, usage 0, cost 0; `cached.savedUsd` is what it saved. */
+export function cachedResult(answer: CachedAnswer, latencyMs: number, attempt: number): LlmResult {
+  return {
+    text: answer.text,
+    ...(answer.json !== undefined ? { json: answer.json } : {}),
+    finishReason: answer.finishReason,
+    usage: { inputTokens: 0, outputTokens: 0 },
+    costUsd: 0,
+    model: answer.model,
+    latencyMs,
+    attempt,
+    endpoint: answer.endpoint,
+    cached: { savedUsd: answer.costUsd },
+  };
+}
+
+/** A validated answer as the cache stores it. */
+export function cacheEntryOf(r: LlmResult): CachedAnswer {
+  return {
+    text: r.text,
+    ...(r.json !== undefined ? { json: r.json } : {}),
+    finishReason: r.finishReason,
+    model: r.model,
+    endpoint: r.endpoint!,
+    usage: r.usage,
+    costUsd: r.costUsd,
+  };
 }
 
 /** A stored answer. */

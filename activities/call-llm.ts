@@ -28,7 +28,7 @@ import { scrubSecrets } from './scrub.ts';
 import { compileSchema, parseJsonOutput, validateOutput } from '../src/shared/validate.ts';
 import { redactValues, redactValuesDeep } from '../src/shared/secrets.ts';
 import { callDoneSignal } from '../src/shared/messages.ts';
-import { cacheKey } from './cache.ts';
+import { cachedResult, cacheEntryOf, requestCacheKey } from './cache.ts';
 import type { ResponseCache } from './cache.ts';
 import { callShedSignal, callSlotUpdate } from '../src/shared/limiter.ts';
 import type { PersistRequest } from './index.ts';
@@ -344,7 +344,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
   async function cacheLookup(ctx: Context, req: LlmRequest, endpoint: EndpointInfo): Promise<{ key?: string; hit?: LlmResult }> {
     if (!req.cache || !deps.cache) return {};
     const p = req.provider;
-    const key = cacheKey({ kind: p.kind, endpoint, model: p.model, messages: req.messages, output: req.output, temperature: p.temperature, maxOutputTokens: p.maxOutputTokens });
+    const key = requestCacheKey(req, endpoint);
     const started = Date.now();
     let answer;
     try {
@@ -361,39 +361,13 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     steadfastMetrics(ctx.metricMeter).cacheLookup({ ...labels, hit: true, savedUsd: answer.costUsd });
     ctx.log.debug('response cache hit', { ...labels, savedUsd: answer.costUsd });
     if (req.reportTo) releaseSlot(ctx, req.reportTo, req.itemId);
-    return {
-      key,
-      hit: {
-        text: answer.text,
-        ...(answer.json !== undefined ? { json: answer.json } : {}),
-        finishReason: answer.finishReason,
-        usage: { inputTokens: 0, outputTokens: 0 },
-        costUsd: 0,
-        model: answer.model,
-        latencyMs: Date.now() - started,
-        attempt: ctx.info.attempt,
-        endpoint: answer.endpoint,
-        cached: { savedUsd: answer.costUsd },
-      },
-    };
+    return { key, hit: cachedResult(answer, Date.now() - started, ctx.info.attempt) };
   }
 
   /** Stores a validated answer; a failure is logged and never fails the call (the answer is paid for). */
   async function cacheStore(ctx: Context, key: string, r: LlmResult, secrets: readonly string[]): Promise<void> {
     try {
-      await deps.cache!.put(
-        key,
-        {
-          text: r.text,
-          ...(r.json !== undefined ? { json: r.json } : {}),
-          finishReason: r.finishReason,
-          model: r.model,
-          endpoint: r.endpoint!,
-          usage: r.usage,
-          costUsd: r.costUsd,
-        },
-        secrets,
-      );
+      await deps.cache!.put(key, cacheEntryOf(r), secrets);
     } catch (err: unknown) {
       ctx.log.warn('could not store the answer in the response cache', { error: scrubSecrets(errorMessage(err), [], deps.env) });
     }

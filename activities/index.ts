@@ -129,12 +129,13 @@ export function createActivities(deps: ActivityDeps) {
 
   const policy = endpointPolicy(env);
   if (deps.simulatedProviderUrl) policy.simulatedUrl = deps.simulatedProviderUrl;
+  const cache = responseCache(deps.store, env);
   const callLlm = makeCallLlm({
     policy,
     env,
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
-    cache: responseCache(deps.store, env),
+    cache,
     persist: persistResult,
     storedRow: async (batchId, itemId) => {
       try {
@@ -157,6 +158,7 @@ export function createActivities(deps: ActivityDeps) {
       env,
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
       ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
+      cache,
     }),
 
     /** Signal-with-start of a key's shared `rateLimiter` workflow; see limiter.ts. */

@@ -25,8 +25,10 @@ import { PROVIDER_BATCH_WORKFLOW, batchRequestSignal, providerBatchWorkflowId } 
 import type { BatchAnswer, BatchEnqueueRequest, BatchResultStatus, ProviderBatchInput } from '../src/shared/provider-batch.ts';
 import type { ProviderSpec } from '../src/shared/spec.ts';
 import { batchCostOf, batchOptionsOf, tierName } from '../src/shared/tiers.ts';
-import type { LlmRequest, TokenUsage } from '../src/shared/types.ts';
+import type { EndpointInfo, LlmRequest, LlmResult, TokenUsage } from '../src/shared/types.ts';
 import { redactValues, redactValuesDeep } from '../src/shared/secrets.ts';
+import { cachedResult, cacheEntryOf, requestCacheKey } from './cache.ts';
+import type { ResponseCache } from './cache.ts';
 import { checkAnswer, DEFAULT_MAX_ANSWER_BYTES } from './call-llm.ts';
 import { classifyError } from './classify.ts';
 import { resolveEndpoint } from './endpoints.ts';
@@ -40,6 +42,11 @@ import type { ResultStore, SqlValue } from './store.ts';
 export const OPENAI_BATCH_ENDPOINT = '/v1/chat/completions';
 /** Metadata key on an OpenAI batch that names its group: a retried submission finds the batch by it. */
 export const GROUP_METADATA_KEY = 'steadfast_group';
+/**
+ * How far before a recorded submit intent a provider batch's `created_at` may lie and still be
+ * the one that attempt created: the provider's clock and the worker's may disagree.
+ */
+export const ADOPT_CLOCK_SKEW_MS = 5 * 60_000;
 /** Members told per page when a provider batch ended. */
 export const GROUP_PAGE = 500;
 /** Timeout of one batch API request (an upload of 200 MB takes a while). */
@@ -53,6 +60,8 @@ export interface ProviderBatchDeps {
   fetch?: typeof fetch;
   /** @default DEFAULT_MAX_ANSWER_BYTES */
   maxAnswerBytes?: number;
+  /** The response cache (activities/cache.ts), for requests that ask for it (`req.cache`): the same entries as synchronous calls. */
+  cache?: ResponseCache;
 }
 
 /**
@@ -104,6 +113,14 @@ interface PollRequest {
   groupKey: string;
   provider: ProviderSpec;
   providerBatchId: string;
+}
+
+/** What one poll found; `resubmit` (the reason) when an adopted batch turned out not to be the group's. */
+export interface PollAnswer {
+  ended: boolean;
+  status: string;
+  counts: Record<string, number>;
+  resubmit?: string;
 }
 
 /** Builds the batch activities. */
@@ -172,6 +189,71 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
     }
   }
 
+  /**
+   * The message batch a lost attempt of this group may have created: among the provider's
+   * batches created since the intent (less {@link ADOPT_CLOCK_SKEW_MS}; the list is newest
+   * first), one with the group's request count that no group in the store recorded and that
+   * was not rejected before; the one created nearest the intent when several qualify.
+   */
+  async function findLostAnthropicBatch(
+    c: Anthropic,
+    groupKey: string,
+    count: number,
+    since: number,
+    o: { signal: AbortSignal; headers?: Record<string, string> },
+  ): Promise<string | undefined> {
+    const candidates: Array<{ id: string; at: number }> = [];
+    for await (const b of c.messages.batches.list({ limit: 100 }, o)) {
+      Context.current().heartbeat();
+      const at = Date.parse(b.created_at);
+      if (at < since - ADOPT_CLOCK_SKEW_MS) break;
+      const n = b.request_counts;
+      if (n.processing + n.succeeded + n.errored + n.canceled + n.expired === count) candidates.push({ id: b.id, at });
+    }
+    if (candidates.length === 0) return undefined;
+    const marks = candidates.map(() => '?').join(', ');
+    const ids = candidates.map((x) => x.id);
+    const taken = await run(
+      `SELECT provider_batch_id FROM provider_batches WHERE provider_batch_id IN (${marks}) UNION SELECT provider_batch_id FROM provider_batch_rejects WHERE provider_batch_id IN (${marks})`,
+      [...ids, ...ids],
+    );
+    const known = new Set(taken.rows.map((r) => String(r['provider_batch_id'])));
+    const free = candidates.filter((x) => !known.has(x.id)).sort((a, b) => Math.abs(a.at - since) - Math.abs(b.at - since));
+    if (free.length > 1)
+      Context.current().log.warn('several provider batches could be the one a lost attempt created; adopting the nearest in time', { groupKey, candidates: free.length });
+    return free[0]?.id;
+  }
+
+  /**
+   * Checks an adopted message batch's results against the group (the same custom_ids, no
+   * more, no fewer). Undefined when they match; otherwise the reason, and the batch is
+   * rejected: the group counts as not submitted.
+   */
+  async function checkAdopted(c: Anthropic, req: PollRequest, signal: AbortSignal): Promise<string | undefined> {
+    const ids = new Set<string>();
+    for await (const line of await c.messages.batches.results(req.providerBatchId, {}, { signal })) {
+      Context.current().heartbeat();
+      ids.add(line.custom_id);
+    }
+    const members = await run('SELECT custom_id FROM batch_requests WHERE group_key = ?', [req.groupKey]);
+    const mine = new Set(members.rows.map((r) => String(r['custom_id'])));
+    const shared = [...ids].filter((id) => mine.has(id)).length;
+    if (shared === mine.size && ids.size === mine.size) {
+      await run('UPDATE provider_batches SET adopted = 2 WHERE group_key = ?', [req.groupKey]);
+      await run('UPDATE batch_requests SET body = NULL WHERE group_key = ?', [req.groupKey]);
+      return undefined;
+    }
+    const reason = `adopted provider batch ${req.providerBatchId} holds ${ids.size} requests, ${shared} of them of this group's ${mine.size}: another client's batch`;
+    await run('INSERT INTO provider_batch_rejects (provider_batch_id, group_key, reason, rejected_at) VALUES (?, ?, ?, ?) ON CONFLICT (provider_batch_id) DO NOTHING', [
+      req.providerBatchId,
+      req.groupKey,
+      reason,
+      new Date().toISOString(),
+    ]);
+    await run('DELETE FROM provider_batches WHERE group_key = ? AND provider_batch_id = ?', [req.groupKey, req.providerBatchId]);
+    return reason;
+  }
+
   async function submit(req: { batchId: string; tier: number; groupKey: string; provider: ProviderSpec }): Promise<{ providerBatchId: string; requests: number }> {
     const ctx = Context.current();
     const known = await run('SELECT provider_batch_id, requests FROM provider_batches WHERE group_key = ?', [req.groupKey]);
@@ -185,12 +267,32 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
     const opts = batchOptionsOf(req.provider);
     let providerBatchId: string;
     let fileId: string | null = null;
+    let adopted = false;
     try {
       if (c.anthropic) {
         const requests = lines.map((l) => JSON.parse(l) as Anthropic.Messages.BatchCreateParams.Request);
         const headers = tierHeaders({ provider: req.provider } as LlmRequest);
-        ctx.heartbeat();
-        providerBatchId = (await c.anthropic.messages.batches.create({ requests }, { ...(headers ? { headers } : {}), signal: ctx.cancellationSignal })).id;
+        const o = { ...(headers ? { headers } : {}), signal: ctx.cancellationSignal };
+        // A message batch carries no metadata: the intent, recorded before the create call, is
+        // what lets a retry find the batch a lost attempt created.
+        const intent = await run('SELECT started_at FROM provider_batch_submits WHERE group_key = ?', [req.groupKey]);
+        const since = intent.rows[0] ? Date.parse(String(intent.rows[0]['started_at'])) : undefined;
+        const found = since !== undefined ? await findLostAnthropicBatch(c.anthropic, req.groupKey, lines.length, since, o) : undefined;
+        if (found) {
+          ctx.log.info('adopting the provider batch a previous attempt may have created; its results are checked before use', { groupKey: req.groupKey, providerBatchId: found });
+          providerBatchId = found;
+          adopted = true;
+        } else {
+          if (since === undefined) {
+            await run('INSERT INTO provider_batch_submits (group_key, requests, started_at) VALUES (?, ?, ?) ON CONFLICT (group_key) DO NOTHING', [
+              req.groupKey,
+              lines.length,
+              new Date().toISOString(),
+            ]);
+          }
+          ctx.heartbeat();
+          providerBatchId = (await c.anthropic.messages.batches.create({ requests }, o)).id;
+        }
       } else {
         const oai = c.openai!;
         const headers = tierHeaders({ provider: req.provider } as LlmRequest);
@@ -227,22 +329,28 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
       ctx.log.warn('provider batch submission failed', { groupKey: req.groupKey, type: f.type, attempt: ctx.info.attempt });
       throw f;
     }
-    // Recorded before anything polls it; the staged bodies (the rendered prompts) are not kept.
-    await run('INSERT INTO provider_batches (group_key, provider_batch_id, input_file_id, requests, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_key) DO NOTHING', [
-      req.groupKey,
-      providerBatchId,
-      fileId,
-      lines.length,
-      new Date().toISOString(),
-    ]);
-    await run('UPDATE batch_requests SET body = NULL WHERE group_key = ?', [req.groupKey]);
+    // Recorded before anything polls it; the staged bodies (the rendered prompts) are not kept,
+    // except for an adopted batch: if its results are not the group's, the group is sent again.
+    await run(
+      'INSERT INTO provider_batches (group_key, provider_batch_id, input_file_id, requests, created_at, adopted) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (group_key) DO NOTHING',
+      [req.groupKey, providerBatchId, fileId, lines.length, new Date().toISOString(), adopted ? 1 : null],
+    );
+    await run('DELETE FROM provider_batch_submits WHERE group_key = ?', [req.groupKey]);
+    if (!adopted) await run('UPDATE batch_requests SET body = NULL WHERE group_key = ?', [req.groupKey]);
     ctx.log.info('provider batch submitted', { groupKey: req.groupKey, providerBatchId, requests: lines.length });
     return { providerBatchId, requests: lines.length };
   }
 
-  async function poll(req: PollRequest): Promise<{ ended: boolean; status: string; counts: Record<string, number> }> {
+  async function poll(req: PollRequest): Promise<PollAnswer> {
     const ctx = Context.current();
     const c = clientsOf(req.provider, req.tier);
+    const rec = await run('SELECT provider_batch_id, adopted FROM provider_batches WHERE group_key = ?', [req.groupKey]);
+    const mine = rec.rows[0] && String(rec.rows[0]['provider_batch_id']) === req.providerBatchId ? rec.rows[0] : undefined;
+    if (!mine) {
+      // Rejected by an earlier attempt of this poll: the group is to be submitted again.
+      const rejected = await run('SELECT reason FROM provider_batch_rejects WHERE provider_batch_id = ? AND group_key = ?', [req.providerBatchId, req.groupKey]);
+      if (rejected.rows[0]) return { ended: false, status: 'rejected', counts: {}, resubmit: String(rejected.rows[0]['reason']) };
+    }
     const counts: Record<string, number> = {};
     const bump = (s: string): void => void (counts[s] = (counts[s] ?? 0) + 1);
     const write = async (customId: string, status: BatchResultStatus, result: unknown): Promise<void> => {
@@ -253,6 +361,13 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
       if (c.anthropic) {
         const b = await c.anthropic.messages.batches.retrieve(req.providerBatchId, {}, { signal: ctx.cancellationSignal });
         if (b.processing_status !== 'ended') return { ended: false, status: b.processing_status, counts: { ...b.request_counts } };
+        if (mine && Number(mine['adopted']) === 1) {
+          const why = await checkAdopted(c.anthropic, req, ctx.cancellationSignal);
+          if (why) {
+            ctx.log.warn('the adopted provider batch is not this group: its results are not used and the group is submitted again', { groupKey: req.groupKey, reason: why });
+            return { ended: false, status: 'rejected', counts: {}, resubmit: why };
+          }
+        }
         for await (const line of await c.anthropic.messages.batches.results(req.providerBatchId, {}, { signal: ctx.cancellationSignal })) {
           ctx.heartbeat();
           const r = line.result;
@@ -295,14 +410,49 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
     }
   }
 
+  const endpointOf = (req: LlmRequest): EndpointInfo => {
+    const ep = resolveEndpoint(req.provider, req.tier, deps.policy, deps.env);
+    return { vendor: ep.vendor, host: ep.host, simulated: ep.simulated };
+  };
+
+  /** The cached answer of a request that asks for the cache; a cache that cannot be read is a miss. */
+  async function cacheLookup(req: LlmRequest): Promise<LlmResult | undefined> {
+    if (!req.cache || !deps.cache) return undefined;
+    const ctx = Context.current();
+    const started = Date.now();
+    let answer;
+    try {
+      answer = await deps.cache.get(requestCacheKey(req, endpointOf(req)), req.output, req.cache.maxAgeMs);
+    } catch (err: unknown) {
+      ctx.log.warn('response cache unreadable; staging the request', { error: scrubSecrets(errorMessage(err), [], deps.env) });
+      return undefined;
+    }
+    const labels = { provider: tierName(req.provider, req.tier), model: req.provider.model };
+    steadfastMetrics(ctx.metricMeter).cacheLookup({ ...labels, hit: answer !== null, ...(answer ? { savedUsd: answer.costUsd } : {}) });
+    return answer ? cachedResult(answer, Date.now() - started, 1) : undefined;
+  }
+
+  /** Stores a validated answer; a failure is logged and never fails the read (the answer is paid for). */
+  async function cacheStore(ctx: Context, req: LlmRequest, r: LlmResult, secrets: readonly string[]): Promise<void> {
+    try {
+      await deps.cache!.put(requestCacheKey(req, endpointOf(req)), cacheEntryOf(r), secrets);
+    } catch (err: unknown) {
+      ctx.log.warn('could not store the answer in the response cache', { error: scrubSecrets(errorMessage(err), [], deps.env) });
+    }
+  }
+
   return {
     /**
      * Stages one request of a `mode: batch` tier and signals the tier's collector (starting it
      * if needed). Idempotent: a retry stages nothing new and sends a signal the collector ignores.
+     * A request that asks for the response cache and has a valid answer there is not staged:
+     * the answer comes back as `hit` (no provider request, cost 0).
      */
-    async enqueueBatchRequest(req: BatchEnqueueRequest): Promise<{ customId: string; bytes: number }> {
+    async enqueueBatchRequest(req: BatchEnqueueRequest): Promise<{ customId: string; bytes: number; hit?: LlmResult }> {
       const ctx = Context.current();
       const customId = customIdOf(req.itemRunId, req.itemId, req.seq, req.step ?? '', req.tier);
+      const hit = await cacheLookup(req);
+      if (hit) return { customId, bytes: 0, hit };
       const line = JSON.stringify(batchLine(req, customId));
       const bytes = Buffer.byteLength(line) + 1;
       const opts = batchOptionsOf(req.provider);
@@ -365,8 +515,41 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
      * its results are downloaded into the members' rows; members it left without a result
      * (not run before it expired, cancelled, or a failed batch) get that state.
      */
-    async pollProviderBatch(req: PollRequest): Promise<{ ended: boolean; status: string; counts: Record<string, number> }> {
+    async pollProviderBatch(req: PollRequest): Promise<PollAnswer> {
       return beating(() => poll(req));
+    },
+
+    /**
+     * Asks the provider to cancel a submitted batch (the Steadfast batch was cancelled): OpenAI
+     * `POST /v1/batches/{id}/cancel`, Anthropic `POST /v1/messages/batches/{id}/cancel`. A batch
+     * that already ended or is already cancelling is left as it is. The request and the
+     * provider's answer are recorded in `provider_batches`; the polls that follow write the
+     * requests' final state (cancelled, or answered before the cancel took effect).
+     */
+    async cancelProviderBatch(req: PollRequest): Promise<{ status: string }> {
+      const ctx = Context.current();
+      const c = clientsOf(req.provider, req.tier);
+      const o = { signal: ctx.cancellationSignal };
+      let status: string;
+      try {
+        status = c.anthropic
+          ? (await c.anthropic.messages.batches.cancel(req.providerBatchId, {}, o)).processing_status
+          : (await c.openai!.batches.cancel(req.providerBatchId, o)).status;
+      } catch (err: unknown) {
+        if (err instanceof CancelledFailure) throw err;
+        const code = err instanceof OpenAI.APIError || err instanceof Anthropic.APIError ? err.status : undefined;
+        // Ended, already cancelling, or gone: nothing left to cancel.
+        if (code !== 409 && code !== 400 && code !== 404) throw classified(err, req.provider, req.tier, c.ep);
+        status = `not cancellable (HTTP ${code}): ${scrubSecrets(errorMessage(err), c.ep.apiKey.length >= 6 ? [c.ep.apiKey] : [], deps.env)}`;
+      }
+      await run('UPDATE provider_batches SET cancel_requested_at = ?, cancel_status = ? WHERE group_key = ? AND provider_batch_id = ?', [
+        new Date().toISOString(),
+        status,
+        req.groupKey,
+        req.providerBatchId,
+      ]);
+      ctx.log.info('provider batch cancel requested', { groupKey: req.groupKey, providerBatchId: req.providerBatchId, status });
+      return { status };
     },
 
     /** A group that could not be submitted: every member fails with the submission's failure. */
@@ -471,6 +654,8 @@ export function createProviderBatchActivities(deps: ProviderBatchDeps) {
         record(type);
         return { ok: false, type, message: scrub(message) };
       })();
+      // Every check passed: the answer may be served again, to a synchronous call as well.
+      if (answer.ok && req.cache && deps.cache) await cacheStore(ctx, req, answer.result, secrets);
       await run('UPDATE batch_requests SET answer = ?, result = NULL WHERE batch_id = ? AND tier = ? AND custom_id = ?', [
         JSON.stringify(answer),
         req.batchId,

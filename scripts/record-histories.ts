@@ -13,7 +13,10 @@
  * (`batch-budget-<tag>`),
  * and two batches on one rate-limited key (`batch-limited-<tag>` with adaptive concurrency,
  * its item `item-limited-<tag>`, whose retry and repair ask the batch for their slots) with their
- * shared limiter (`limiter-<tag>`, still running).
+ * shared limiter (`limiter-<tag>`, still running),
+ * a batch-mode batch answered by the response cache (`batch-mode-cached-<tag>`,
+ * `item-batch-mode-cached-<tag>`) and one cancelled while its provider batch runs
+ * (`batch-mode-cancel-<tag>`, its collector `provider-batch-cancel-<tag>`).
  *   node scripts/record-histories.ts [version-tag]
  */
 import { execFileSync } from 'node:child_process';
@@ -29,7 +32,7 @@ import { devServerExecutable, temporalCliPath } from '../src/dev/temporal-tools.
 import { createWorker } from '../src/worker/worker.ts';
 import { ALL_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes.ts';
 import { limiterIdOf } from '../src/shared/limiter.ts';
-import { progressQuery, reviewManyUpdate, setBudgetUpdate } from '../src/shared/messages.ts';
+import { cancelUpdate, progressQuery, reviewManyUpdate, setBudgetUpdate } from '../src/shared/messages.ts';
 
 const tag = process.argv[2] ?? 'v1';
 const env = await TestWorkflowEnvironment.createLocal({ server: { executable: devServerExecutable(), searchAttributes: ALL_SEARCH_ATTRIBUTES } });
@@ -94,6 +97,10 @@ const limitedInput = (batchId: string, adaptiveConcurrency: boolean): BatchInput
   items: example.items!.slice(0, 3).map((it, i) => (i === 0 ? { ...it, text: `${String(it.text)} (${batchId}) [[fault:server_error,schema_violation]]` } : it)),
 });
 const limiterId = limiterIdOf(limitedTier, 'record');
+// A batch tier with the cache on: its items are served from the cache without staging;
+// and a batch-mode batch cancelled while its provider batch runs.
+const batchModeCached = (batchId: string): BatchInputRaw => ({ ...batchModeInput, batchId, pipeline: { ...batchModeInput.pipeline, cache: { enabled: true } } });
+const batchModeCancel: BatchInputRaw = { ...batchModeInput, batchId: 'replay-batchmode-cancel' };
 
 await worker.runUntil(async () => {
   const run = async (workflowId: string, args: BatchInputRaw) => (await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId, args: [args] })).result();
@@ -115,6 +122,18 @@ await worker.runUntil(async () => {
   await budget.executeUpdate(setBudgetUpdate, { args: [{ maxCostUsd: 10 }] });
   await budget.result();
   await Promise.all([run('replay-limited', limitedInput('replay-limited', true)), run('replay-limited-2', limitedInput('replay-limited-2', false))]);
+  // replay-cache-warm stored these items' answers (the synchronous path's key is the same).
+  await run('replay-batchmode-cached', batchModeCached('replay-batchmode-cached'));
+  provider.setProfile({ name: 'slow-batch', batch: { latencyMs: 3_600_000 } });
+  const cancelled = await env.client.workflow.start('batchPipeline', { taskQueue: 'record', workflowId: 'replay-batchmode-cancel', args: [batchModeCancel] });
+  for (let i = 0; i < 300; i++) {
+    if ((await deps.store.execute('SELECT 1 FROM provider_batches WHERE group_key LIKE ?', ['replay-batchmode-cancel/%'])).rows.length > 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await cancelled.executeUpdate(cancelUpdate, { args: [{ reason: 'recording' }] });
+  await cancelled.result();
+  await env.client.workflow.getHandle('provider-batch/replay-batchmode-cancel/tier0').result();
+  provider.setProfile('none');
 });
 for (const [name, id] of [
   [`batch-${tag}`, 'replay'],
@@ -132,6 +151,10 @@ for (const [name, id] of [
   [`batch-limited-${tag}`, 'replay-limited'],
   [`item-limited-${tag}`, 'replay-limited/t001'],
   [`limiter-${tag}`, limiterId],
+  [`batch-mode-cached-${tag}`, 'replay-batchmode-cached'],
+  [`item-batch-mode-cached-${tag}`, 'replay-batchmode-cached/t001'],
+  [`batch-mode-cancel-${tag}`, 'replay-batchmode-cancel'],
+  [`provider-batch-cancel-${tag}`, 'provider-batch/replay-batchmode-cancel/tier0'],
 ] as const) {
   // The same JSON as `temporal workflow show --output json`, which users can record too.
   const json = execFileSync(temporalCliPath()!, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });

@@ -3,12 +3,14 @@
  * item waiting for review) is asked to cancel, which cancels its in-flight
  * call; each item writes its row as `cancelled` and reports. When all have
  * reported, the batch optionally rolls back its rows and returns a summary
- * with status `cancelled`.
+ * with status `cancelled`. The collectors of `mode: batch` tiers are told too: they
+ * submit nothing more and ask the provider to cancel the batches they submitted.
  */
-import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { CancelAccepted, CancelRequest } from '../src/shared/messages.ts';
 import { persistCall } from '../src/shared/policies.ts';
+import { cancelProviderBatchesSignal, providerBatchWorkflowIds } from '../src/shared/provider-batch.ts';
 import type { Alerts } from './batch-alerts.ts';
 import type { Dispatcher } from './batch-dispatch.ts';
 import type { BatchState } from './batch-state.ts';
@@ -60,6 +62,20 @@ export class Cancel {
           getExternalWorkflowHandle(`${s.batchId}/${id}`)
             .cancel()
             .catch((err: unknown) => log.warn('could not cancel an item; it finishes on its own', { itemId: id, error: String(err) })),
+        ),
+      );
+    }
+    // The tiers' collectors cancel their provider batches (the requests of cancelled items).
+    const collectors = providerBatchWorkflowIds(s.batchId, s.pipeline);
+    if (collectors.length > 0 && patched('cost2-cancel')) {
+      const reason = this.state.view.cancel!.reason;
+      await Promise.all(
+        collectors.map((id) =>
+          getExternalWorkflowHandle(id)
+            .signal(cancelProviderBatchesSignal, { reason })
+            .catch(() => {
+              // No collector ran for this tier, or it finished: nothing to cancel.
+            }),
         ),
       );
     }

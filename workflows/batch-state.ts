@@ -543,7 +543,9 @@ export class BatchState {
       this.s.endpoints = { ...this.s.endpoints, [key]: (this.s.endpoints?.[key] ?? 0) + 1 };
       if (o.endpoint.simulated) this.s.simulated = (this.s.simulated ?? 0) + 1;
     }
-    if (o.cacheHit && o.status === 'succeeded') this.s.cacheHits = (this.s.cacheHits ?? 0) + 1;
+    // Hits per call; an item reporting before its review is counted once, at its final report.
+    const hits = o.cacheHits ?? (o.cacheHit && o.status === 'succeeded' ? 1 : 0);
+    if (hits > 0 && o.status !== 'failed') this.s.cacheHits = (this.s.cacheHits ?? 0) + hits;
     return true;
   }
 

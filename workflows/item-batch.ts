@@ -6,7 +6,17 @@
  * a synchronous call fails with (plus `BatchExpired`, `BatchCancelled`, `BatchFailed`), so
  * the chain walker repairs, refits or moves to the next tier exactly as after `callLlm`.
  */
-import { ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  patched,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { FailureType } from '../src/shared/failures.ts';
 import { PERSIST_RETRY } from '../src/shared/policies.ts';
@@ -36,7 +46,12 @@ export async function callViaBatch(req: LlmRequest, parentWorkflowId: string | u
     inbox.listening = true;
   }
   inbox.calls += 1;
-  const { customId } = await staging.enqueueBatchRequest({ ...req, seq: inbox.calls, itemWorkflowId: info.workflowId, itemRunId: info.runId });
+  // The response cache serves batch tiers too (the synchronous path's key): a hit is not staged.
+  const { cache, ...uncached } = req;
+  const sent: LlmRequest = cache !== undefined && patched('cost2-cache') ? req : uncached;
+  const staged = await staging.enqueueBatchRequest({ ...sent, seq: inbox.calls, itemWorkflowId: info.workflowId, itemRunId: info.runId });
+  if (staged.hit) return staged.hit;
+  const { customId } = staged;
   const park = async (parked: boolean): Promise<void> => {
     if (!parentWorkflowId) return;
     try {
@@ -66,7 +81,7 @@ export async function callViaBatch(req: LlmRequest, parentWorkflowId: string | u
       details: [{ attempt: 1 }],
     });
   }
-  const a = await staging.readBatchResult({ ...req, customId });
+  const a = await staging.readBatchResult({ ...sent, customId });
   if (a.ok) return a.result;
   throw ApplicationFailure.create({ type: a.type, message: a.message, nonRetryable: true, details: [{ ...a.details, attempt: 1 }] });
 }

@@ -179,6 +179,8 @@ export class ItemRun {
   endpoint: EndpointInfo | null = null;
   /** True when the answer came from the response cache. */
   cacheHit = false;
+  /** Calls of this run answered by the response cache (each one a call the provider never saw). */
+  cacheHits = 0;
   /** The last failure of each tier tried in this run of the chain. */
   tierFailures: TierFailure[] = [];
   /** Limits the first tier's provider advertised (its rate-limit headers). */
@@ -471,6 +473,7 @@ export class ItemRun {
         // A cache hit made no provider request: only the failed attempts before it count.
         this.record(r.usage, r.costUsd, r.cached ? r.attempt - 1 : r.attempt);
         this.logCall(t, r.model, r.cached ? 'cache-hit' : 'ok', '', r.costUsd);
+        if (r.cached) this.cacheHits += 1;
         if (t === 0 && r.rateLimit) this.rateLimit = r.rateLimit;
         return r;
       } catch (err) {
@@ -599,7 +602,7 @@ export class ItemRun {
       error: this.status === 'succeeded' ? null : this.lastError,
       ...(this.review ? { review: this.review } : {}),
       endpoint: ok ? this.endpoint : null,
-      ...(this.spec.cache?.enabled && ok ? { cacheHit: this.cacheHit && this.status === 'succeeded' } : {}),
+      ...(this.spec.cache?.enabled && ok ? { cacheHit: this.allFromCache() } : {}),
       startedAt: this.startedAt,
       finishedAt: new Date().toISOString(),
       secretFields: this.spec.secretFields,
@@ -624,8 +627,14 @@ export class ItemRun {
       retried: this.retried,
       ...(this.rateLimit ? { rateLimit: this.rateLimit } : {}),
       ...(this.endpoint && this.status === 'succeeded' ? { endpoint: this.endpoint } : {}),
-      ...(this.cacheHit && this.status === 'succeeded' ? { cacheHit: true } : {}),
+      ...(this.allFromCache() ? { cacheHit: true } : {}),
+      ...(this.cacheHits > 0 ? { cacheHits: this.cacheHits } : {}),
     };
+  }
+
+  /** The answer came from the cache and no call of this run reached a provider. */
+  private allFromCache(): boolean {
+    return this.cacheHit && this.status === 'succeeded' && this.attempts === 0;
   }
 }
 

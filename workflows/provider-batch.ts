@@ -5,7 +5,8 @@
  *
  * It groups requests within the provider's limits (requests and bytes per batch) and a
  * short window, submits each group once through `submitProviderBatch` (which records the
- * provider batch id before returning), polls it with durable timers until it ends (hours,
+ * provider batch id before returning; a group whose adopted batch turned out to be another
+ * client's is submitted again), polls it with durable timers until it ends (hours,
  * across worker restarts and continue-as-new), then tells each member that its result is
  * in the store. Payloads carry ids and counts only. It completes as soon as nothing is open
  * or submitted; a later request starts a new run (group keys name the chain, so they never repeat).
@@ -13,11 +14,13 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -25,13 +28,15 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { FailureType } from '../src/shared/failures.ts';
-import { batchResultSignal, batchRequestSignal } from '../src/shared/provider-batch.ts';
+import { batchResultSignal, batchRequestSignal, cancelProviderBatchesSignal } from '../src/shared/provider-batch.ts';
 import type { BatchGroup, BatchRequestRef, ProviderBatchCarry, ProviderBatchInput } from '../src/shared/provider-batch.ts';
 import { NON_RETRYABLE_TYPES } from '../src/shared/failures.ts';
 import { batchOptionsOf, tierName } from '../src/shared/tiers.ts';
 
 /** Requests assigned to a group per store write. */
 export const ASSIGN_CHUNK = 500;
+/** After a cancel request, the next poll comes this soon (ms), not a whole poll interval later. */
+const CANCEL_POLL_MS = 60_000;
 
 /** Submission: a 5xx or a dropped connection on upload or create is retried with backoff for about an hour; a 4xx fails the group. */
 const submitCall = {
@@ -69,6 +74,9 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
   const chain = workflowInfo().firstExecutionRunId.slice(0, 8);
   const st: ProviderBatchCarry = input.carry ?? { seq: 0, open: null, submitted: [], inbox: [], ended: 0 };
   setHandler(batchRequestSignal, (r) => void st.inbox.push(r), { description: 'a staged request joins the open provider batch group' });
+  setHandler(cancelProviderBatchesSignal, ({ reason }) => void (st.cancelled ??= reason), {
+    description: 'the batch was cancelled: submit nothing more, cancel the provider batches submitted',
+  });
 
   const newGroup = (): BatchGroup => ({
     key: `${input.batchId}/${input.step !== undefined ? `${input.step}/` : ''}tier${input.tier}/${chain}-g${st.seq++}`,
@@ -92,6 +100,33 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
     await assign(g);
     st.open = null;
     if (g.count === 0) return;
+    if (st.cancelled !== undefined && patched('cost2-cancel')) {
+      // Its items were cancelled: nothing is sent, nobody waits.
+      await store.failBatchGroup({ groupKey: g.key, type: FailureType.BatchCancelled, message: `${label}: the batch was cancelled before this provider batch was submitted` });
+      g.ended = true;
+    } else await send(g);
+    st.submitted.push(g);
+  }
+
+  /** Asks the provider to cancel a submitted batch that has not ended; the store records the answer. */
+  async function cancelAtProvider(g: BatchGroup): Promise<void> {
+    g.cancelRequested = true;
+    try {
+      const r = await CancellationScope.nonCancellable(() =>
+        submitActs.cancelProviderBatch({ batchId: input.batchId, tier: input.tier, groupKey: g.key, provider: input.provider, providerBatchId: g.providerBatchId! }),
+      );
+      log.info('provider batch cancel requested', { groupKey: g.key, providerBatchId: g.providerBatchId, status: r.status });
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      // Polling goes on: the batch ends on its own (answered, or expired) and its results are written.
+      log.warn('the provider did not cancel the batch; it runs to its end', { groupKey: g.key, providerBatchId: g.providerBatchId, error: err.cause?.message ?? err.message });
+    }
+    // Cancelling takes the provider a moment: look again soon rather than a whole poll interval later.
+    g.nextPollAt = Math.min(g.nextPollAt ?? Infinity, Date.now() + CANCEL_POLL_MS);
+  }
+
+  /** Submits a group (again, after an adopted batch turned out not to be it); a group that cannot be submitted ends. */
+  async function send(g: BatchGroup): Promise<void> {
     try {
       const r = await submitActs.submitProviderBatch({ batchId: input.batchId, tier: input.tier, groupKey: g.key, provider: input.provider });
       g.providerBatchId = r.providerBatchId;
@@ -105,12 +140,21 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
       await store.failBatchGroup({ groupKey: g.key, type, message: `${label}: the provider batch could not be submitted: ${cause?.message ?? err.message}` });
       g.ended = true;
     }
-    st.submitted.push(g);
   }
 
   async function poll(g: BatchGroup): Promise<void> {
     const r = await pollActs.pollProviderBatch({ batchId: input.batchId, tier: input.tier, groupKey: g.key, provider: input.provider, providerBatchId: g.providerBatchId! });
     g.polls = (g.polls ?? 0) + 1;
+    if (r.resubmit !== undefined && patched('cost2-adopt')) {
+      log.warn('the adopted provider batch was not this group; submitting the group', { groupKey: g.key, providerBatchId: g.providerBatchId, reason: r.resubmit });
+      delete g.providerBatchId;
+      if (st.cancelled === undefined) await send(g);
+      else {
+        await store.failBatchGroup({ groupKey: g.key, type: FailureType.BatchCancelled, message: `${label}: the batch was cancelled before this provider batch was submitted` });
+        g.ended = true;
+      }
+      return;
+    }
     if (r.ended) {
       g.ended = true;
       log.info('provider batch ended', { groupKey: g.key, providerBatchId: g.providerBatchId, status: r.status, counts: r.counts });
@@ -134,16 +178,32 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
     return false;
   }
 
+  /** A cancel arrived and something is left to do for it. */
+  const cancelDue = (): boolean => st.cancelled !== undefined && (st.open !== null || st.submitted.some((g) => !g.ended && g.providerBatchId !== undefined && !g.cancelRequested));
+
   const details = (): void =>
     setCurrentDetails(
       [
         `**${label}**: provider batches of ${input.batchId}`,
         `open group: ${st.open ? `${st.open.count + st.open.unassigned.length} requests` : 'none'}`,
-        ...st.submitted.map((g) => `- ${g.key}: ${g.providerBatchId ?? 'not submitted'} (${g.count} requests, ${g.ended ? 'ended' : `${g.polls ?? 0} polls`})`),
+        ...(st.cancelled !== undefined ? [`batch cancelled: ${st.cancelled}`] : []),
+        ...st.submitted.map(
+          (g) =>
+            `- ${g.key}: ${g.providerBatchId ?? 'not submitted'} (${g.count} requests, ${g.ended ? 'ended' : `${g.polls ?? 0} polls${g.cancelRequested ? ', cancelling' : ''}`})`,
+        ),
       ].join('\n\n'),
     );
 
   for (;;) {
+    if (st.cancelled !== undefined && patched('cost2-cancel')) {
+      if (st.inbox.length > 0 || st.open) {
+        // Requests of cancelled items: their group ends without being submitted.
+        st.open ??= newGroup();
+        st.open.unassigned.push(...st.inbox.splice(0));
+        await submit(st.open);
+      }
+      for (const g of st.submitted) if (!g.ended && g.providerBatchId !== undefined && !g.cancelRequested) await cancelAtProvider(g);
+    }
     // Take in what arrived: a request that would push the open group past a limit closes it first.
     while (st.inbox.length > 0) {
       const r: BatchRequestRef = st.inbox.shift()!;
@@ -179,7 +239,7 @@ export async function providerBatch(input: ProviderBatchInput): Promise<{ provid
     if (st.submitted.some((g) => g.ended)) continue;
     const wakes = [...(st.open ? [st.open.openedAt + opts.windowMs] : []), ...st.submitted.flatMap((g) => (g.nextPollAt !== undefined && !g.ended ? [g.nextPollAt] : []))];
     const wait = Math.max(1, Math.min(...wakes) - Date.now());
-    await condition(() => st.inbox.length > 0, wait);
+    await condition(() => st.inbox.length > 0 || cancelDue(), wait);
   }
   await condition(allHandlersFinished);
   return { providerBatches: st.ended };

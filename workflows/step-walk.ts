@@ -78,9 +78,23 @@ export class StepWalk {
     this.run.editInput({ ...own, steps: this.outputs() });
   }
 
+  /** Calls answered by the response cache in the finished steps. */
+  private finishedHits = 0;
+
+  /** Calls of the item answered by the response cache, the current step's included while it runs. */
+  private cacheHits(): number {
+    return this.finishedHits + (this.results.length > this.current ? 0 : this.run.cacheHits);
+  }
+
+  /** Every call of the item was a cache hit: at least one, and no provider request in any step. */
+  private allFromCache(status: ItemOutcome['status'], attempts: number): boolean {
+    return status === 'succeeded' && attempts === 0 && this.cacheHits() > 0;
+  }
+
   /** Records how the current step ended. */
   finishStep(status: StepResult['status']): void {
     const r = this.run;
+    this.finishedHits += r.cacheHits;
     const ok = status === 'succeeded' || status === 'approved';
     if (r.review) this.lastReview = r.review;
     if (ok && r.endpoint) this.endpoint = r.endpoint;
@@ -166,17 +180,20 @@ export class StepWalk {
     const last = this.last();
     const ok = base.status === 'succeeded' || base.status === 'approved';
     const review = base.review ?? this.lastReview;
+    const totals = this.totals(steps);
     return {
       ...base,
       output: ok ? (last?.output ?? null) : null,
       provider: last?.provider ?? null,
       model: last?.model ?? null,
       tier: last?.tier ?? null,
-      ...this.totals(steps),
+      ...totals,
       truncation: base.truncation ?? this.truncation,
       error: base.status === 'succeeded' || base.status === 'approved' ? null : base.error,
       ...(review ? { review } : {}),
       endpoint: ok ? (base.endpoint ?? this.endpoint) : null,
+      // The flag is the item's, not its last step's: true only when no step called a provider.
+      ...(base.cacheHit !== undefined ? { cacheHit: this.allFromCache(base.status, totals.attempts) } : {}),
       steps,
     };
   }
@@ -191,8 +208,10 @@ export class StepWalk {
     const steps = this.allResults();
     const last = this.last();
     const briefs: StepBrief[] = steps.map(({ output: _o, model: _m, ...b }) => b);
-    const { endpoint: _e, rateLimit: _r, ...run } = this.run.outcome();
+    const { endpoint: _e, rateLimit: _r, cacheHit: _c, cacheHits: _h, ...run } = this.run.outcome();
     const ok = this.status === 'succeeded' || this.status === 'approved';
+    const totals = this.totals(steps);
+    const hits = this.cacheHits();
     return {
       ...run,
       // The answer's endpoint is the last step's that gave one (the current run may be a step `when` skipped).
@@ -201,7 +220,9 @@ export class StepWalk {
       status: this.status,
       tier: last?.tier ?? null,
       provider: last?.provider ?? null,
-      ...this.totals(steps),
+      ...totals,
+      ...(this.allFromCache(this.status, totals.attempts) ? { cacheHit: true } : {}),
+      ...(hits > 0 ? { cacheHits: hits } : {}),
       truncated: steps.some((s) => s.truncated),
       errorType: this.status === 'succeeded' ? null : run.errorType,
       retried: this.retried,

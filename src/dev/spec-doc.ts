@@ -157,7 +157,7 @@ export const FIELDS: Record<string, [description: string, example: string]> = {
   'alerts.reviewDigestInterval': ['Items entering review are posted as one digest per interval, with counts by error type.', '"10m"'],
   secretFields: ['Item fields that are secret: redacted from logs, errors and the results store.', '["ssn"]'],
   cache: [
-    'The response cache in the results database (SQLite or PostgreSQL): a call whose request was answered validly before (same provider kind, endpoint, model, messages as sent, output format and schema, temperature and max tokens; never the key) is served from it with no provider call and cost 0, across batches, re-runs and workers. Only answers that passed validation are stored. Rows, the summary (`cacheHits`) and `steadfast_cache_hits_total` record the hits.',
+    'The response cache in the results database (SQLite or PostgreSQL): a call whose request was answered validly before (same provider kind, endpoint, model, messages as sent, output format and schema, temperature and max tokens; never the key) is served from it with no provider call and cost 0, across batches, re-runs and workers; `mode: batch` tiers use the same entries (a hit is not staged into a provider batch). Only answers that passed validation are stored. Rows (`cacheHit`: every call of the item was a hit), the summary (`cacheHits`, per call) and `steadfast_cache_hits_total` record the hits.',
     '{ "enabled": true }',
   ],
   'cache.enabled': ['Turns the cache on (set `false` to keep the block and call the provider every time).', 'true'],

@@ -122,7 +122,7 @@ export class BatchService {
   }
 
   /** Routes a batch or file endpoint; undefined when the path is not one of them. */
-  async route(method: string, path: string, headers: IncomingHttpHeaders, raw: Buffer, baseUrl: string): Promise<BatchReply | undefined> {
+  async route(method: string, path: string, headers: IncomingHttpHeaders, raw: Buffer, baseUrl: string, query = new URLSearchParams()): Promise<BatchReply | undefined> {
     if (path === '/v1/files' || path.startsWith('/v1/files/') || path === '/v1/batches' || path.startsWith('/v1/batches/')) {
       const denied = this.engine.rejectKey(openaiDialect, headers);
       if (denied) return fromReply(denied);
@@ -131,7 +131,7 @@ export class BatchService {
     if (path === '/v1/messages/batches' || path.startsWith('/v1/messages/batches/')) {
       const denied = this.engine.rejectKey(anthropicDialect, headers);
       if (denied) return fromReply(denied);
-      return this.anthropic(method, path, raw, baseUrl);
+      return this.anthropic(method, path, raw, baseUrl, query);
     }
     return undefined;
   }
@@ -390,13 +390,9 @@ export class BatchService {
 
   // ---- Anthropic ----
 
-  private anthropic(method: string, path: string, raw: Buffer, baseUrl: string): BatchReply {
+  private anthropic(method: string, path: string, raw: Buffer, baseUrl: string, query: URLSearchParams): BatchReply {
     if (method === 'POST' && path === '/v1/messages/batches') return this.createFault('anthropic') ?? this.lostReply(this.createAnthropic(raw, baseUrl));
-    if (method === 'GET' && path === '/v1/messages/batches') {
-      const data = [...this.batches.values()].filter((b) => b.api === 'anthropic').map((b) => this.anthropicObject(b, baseUrl));
-      data.reverse();
-      return json(200, { data, has_more: false, first_id: data[0]?.['id'] ?? null, last_id: data.at(-1)?.['id'] ?? null });
-    }
+    if (method === 'GET' && path === '/v1/messages/batches') return this.listAnthropic(query, baseUrl);
     const one = /^\/v1\/messages\/batches\/([^/]+)(\/cancel|\/results)?$/.exec(path);
     if (one?.[1]) {
       const b = this.batches.get(decodeURIComponent(one[1]));
@@ -420,6 +416,38 @@ export class BatchService {
       }
     }
     return this.anthError(404, 'not_found_error', `Unknown route ${method} ${path}`);
+  }
+
+  /**
+   * `GET /v1/messages/batches`: newest first, `limit` per page (default 20, 1 to 1000),
+   * cursors `after_id` (the page of older batches right after that one) and `before_id` (the
+   * page of newer ones right before it); `has_more` says whether more lie in that direction.
+   */
+  private listAnthropic(query: URLSearchParams, baseUrl: string): BatchReply {
+    const bad = (message: string): BatchReply => this.anthError(400, 'invalid_request_error', message);
+    const rawLimit = query.get('limit');
+    const limit = rawLimit === null ? 20 : Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return bad(`limit: Input should be an integer from 1 to 1000, got ${JSON.stringify(rawLimit)}`);
+    const after = query.get('after_id');
+    const before = query.get('before_id');
+    if (after !== null && before !== null) return bad('before_id and after_id cannot both be given');
+    const all = [...this.batches.values()].filter((b) => b.api === 'anthropic').reverse();
+    const at = (id: string): number => all.findIndex((b) => b.id === id);
+    let page: Batch[];
+    let hasMore: boolean;
+    if (before !== null) {
+      const i = at(before);
+      if (i < 0) return bad(`before_id: no message batch '${before}'`);
+      page = all.slice(Math.max(0, i - limit), i);
+      hasMore = i - limit > 0;
+    } else {
+      const start = after === null ? 0 : at(after) + 1;
+      if (after !== null && start === 0) return bad(`after_id: no message batch '${after}'`);
+      page = all.slice(start, start + limit);
+      hasMore = start + limit < all.length;
+    }
+    const data = page.map((b) => this.anthropicObject(b, baseUrl));
+    return json(200, { data, has_more: hasMore, first_id: page[0]?.id ?? null, last_id: page.at(-1)?.id ?? null });
   }
 
   private anthropicResult(l: Line, ended: NonNullable<Batch['ended']>): unknown {

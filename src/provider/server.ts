@@ -222,7 +222,7 @@ export async function startProvider(opts: ProviderOptions = {}): Promise<Running
       if (batchPath) {
         // The host the client used, so results_url points back at this server as the client reached it.
         const base = `http://${req.headers.host ?? '127.0.0.1'}`;
-        batches.route(req.method ?? 'GET', path, req.headers, raw, base).then(
+        batches.route(req.method ?? 'GET', path, req.headers, raw, base, new URLSearchParams((req.url ?? '').split('?')[1] ?? '')).then(
           (r) => (r ? sendBatch(res, r) : bug(res, new Error(`no batch route for ${path}`))),
           (err: unknown) => bug(res, err),
         );

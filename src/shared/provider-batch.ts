@@ -5,7 +5,8 @@
  * only; request bodies and answers live in the results store (`batch_requests`).
  */
 import { defineSignal } from '@temporalio/workflow';
-import type { ProviderSpec } from './spec.ts';
+import { planSteps } from './pipeline-steps.ts';
+import type { PipelineSpec, ProviderSpec } from './spec.ts';
 import type { InvalidOutputDetails, LlmRequest, LlmResult } from './types.ts';
 
 /** Workflow type of the collector. */
@@ -19,6 +20,17 @@ export const PROVIDER_BATCH_WORKFLOW = 'providerBatch';
 export function providerBatchWorkflowId(batchId: string, tier: number, step?: string): string {
   return step === undefined ? `provider-batch/${batchId}/tier${tier}` : `provider-batch/${batchId}/${step}/tier${tier}`;
 }
+
+/** The collectors a batch of `spec` may have: one per `mode: batch` tier (per step and tier in a multi-step pipeline). */
+export function providerBatchWorkflowIds(batchId: string, spec: PipelineSpec): string[] {
+  const ids = (providers: PipelineSpec['providers'], step?: string): string[] =>
+    providers.flatMap((p, tier) => (p.mode === 'batch' ? [providerBatchWorkflowId(batchId, tier, step)] : []));
+  if (!spec.steps || spec.steps.length === 0) return ids(spec.providers);
+  return planSteps(spec).flatMap((s) => ids(s.spec.providers, s.name));
+}
+
+/** The Steadfast batch was cancelled: the collector submits nothing more and cancels its provider batches. */
+export const cancelProviderBatchesSignal = defineSignal<[{ reason: string }]>('cancelProviderBatches');
 
 /** One staged request joining the collector's open group. */
 export interface BatchRequestRef {
@@ -67,6 +79,8 @@ export interface BatchGroup {
   nextPollAt?: number;
   /** Polls made, for the Web UI. */
   polls?: number;
+  /** Set once the provider was asked to cancel the batch (the Steadfast batch was cancelled). */
+  cancelRequested?: boolean;
   /** Set once the provider batch ended: members are being told, in custom_id order, after this id. */
   notifiedAfter?: string;
   ended?: boolean;
@@ -82,6 +96,8 @@ export interface ProviderBatchCarry {
   inbox: BatchRequestRef[];
   /** Provider batches that ended, in total. */
   ended: number;
+  /** Set once the Steadfast batch was cancelled: why. */
+  cancelled?: string;
 }
 
 /** Input of `enqueueBatchRequest`: the call as a synchronous one would make it, plus who waits for it. */

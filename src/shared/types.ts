@@ -199,7 +199,7 @@ export interface ResultRecord {
   endpoint?: EndpointInfo | null;
   /** A multi-step item's steps in order, each with its output and figures; absent for one-prompt pipelines. */
   steps?: StepResult[] | null;
-  /** True when the stored answer came from the response cache (no provider call, cost 0). */
+  /** True when every call of the item was answered by the response cache (no provider call, cost 0). */
   cacheHit?: boolean;
 }
 
@@ -269,8 +269,10 @@ export interface ItemOutcome {
   endpoint?: EndpointInfo;
   /** A multi-step item's figures per step (no outputs: the batch only counts). */
   steps?: StepBrief[];
-  /** True when the item's answer came from the response cache. */
+  /** True when every call of the item was answered by the response cache (no provider call at all). */
   cacheHit?: boolean;
+  /** Calls of the item answered by the response cache (a multi-step item counts each step's). */
+  cacheHits?: number;
 }
 
 /** A Slack-compatible alert. */
@@ -303,7 +305,7 @@ export interface BatchSummary {
   endpoints: Record<string, number>;
   /** Items whose answer came from the fault-injecting provider. */
   simulated: number;
-  /** Items answered by the response cache (no provider call, cost 0). */
+  /** Calls answered by the response cache (no provider call, cost 0); a multi-step item counts one per step served. */
   cacheHits?: number;
   startedAt: string;
   finishedAt: string;

@@ -454,6 +454,42 @@ describe('Anthropic Message Batches', () => {
     expect(res.map((x) => x.result.type).sort()).toEqual(['expired', 'expired', 'expired', 'succeeded']);
   });
 
+  it('lists batches newest first in pages: limit, after_id (older), before_id (newer), has_more, first_id, last_id', async () => {
+    const r = await rig();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await r.ant.messages.batches.create({ requests: [antRequest(`r${i}`, `Extract item ${i}`)] })).id);
+    const newest = [...ids].reverse();
+    const first = await r.ant.messages.batches.list({ limit: 2 });
+    expect(first.data.map((b) => b.id)).toEqual(newest.slice(0, 2));
+    expect(first).toMatchObject({ has_more: true, first_id: newest[0], last_id: newest[1] });
+    const older = await r.ant.messages.batches.list({ limit: 2, after_id: newest[1]! });
+    expect(older.data.map((b) => b.id)).toEqual(newest.slice(2, 4));
+    const last = await r.ant.messages.batches.list({ limit: 2, after_id: newest[3]! });
+    expect(last).toMatchObject({ has_more: false, first_id: newest[4], last_id: newest[4] });
+    const newer = await r.ant.messages.batches.list({ limit: 2, before_id: newest[3]! });
+    expect(newer.data.map((b) => b.id)).toEqual(newest.slice(1, 3));
+    expect(newer.has_more).toBe(true);
+    // The SDK's auto-pagination follows last_id as after_id to the oldest batch.
+    const all: string[] = [];
+    for await (const b of r.ant.messages.batches.list({ limit: 2 })) all.push(b.id);
+    expect(all).toEqual(newest);
+    // Default page of 20; a limit out of 1..1000 is a 400 naming it.
+    expect((await r.ant.messages.batches.list()).data).toHaveLength(5);
+    const err = await caught(r.ant.messages.batches.list({ limit: 0 }));
+    expect(err['status']).toBe(400);
+    expect(String(err['message'])).toContain('limit');
+  });
+
+  it('drops the reply of the first createLostReplies creations: the batch exists and is listed', async () => {
+    const r = await rig('none:batchCreateLostReplies=1');
+    const err = await caught(r.ant.messages.batches.create({ requests: [antRequest('a', 'Extract 1')] }));
+    expect(err).toBeInstanceOf(Anthropic.APIConnectionError);
+    const listed = (await r.ant.messages.batches.list()).data;
+    expect(listed).toHaveLength(1);
+    expect(listed[0]!.request_counts.processing).toBe(1);
+    expect(r.p.stats().batches).toMatchObject({ created: 1, createLostReplies: 1, byApi: { anthropic: 1 } });
+  });
+
   it('cancels a running batch: canceling, then ended with the rest canceled', async () => {
     const r = await rig('none:batchLatencyMs=1000');
     const b = await r.ant.messages.batches.create({ requests: [1, 2].map((i) => antRequest(`r${i}`, `Extract item ${i}`)) });

@@ -63,7 +63,7 @@ describe('cost in the CLI', () => {
       budget: { maxCostUsd: 0.045, spentUsd: 0.04, reservedUsd: 0, state: 'stopped', skipped: 6 },
     } satisfies BatchSummary;
     const t = summaryTable(s);
-    expect(t).toMatch(/cache hits\s+2 answers from the response cache/);
+    expect(t).toMatch(/cache hits\s+2 calls answered by the response cache/);
     expect(t).toMatch(/budget\s+\$0\.0450 \(stopped; 6 items not started, skipped\)/);
     expect(summaryTable({ ...s, cacheHits: 0 })).not.toContain('cache hits');
   });

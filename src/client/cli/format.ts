@@ -134,7 +134,7 @@ export function summaryTable(s: BatchSummary): string {
     ...(s.budget
       ? ([['budget', `${usd(s.budget.maxCostUsd)} (${s.budget.state}${s.budget.skipped ? `; ${int(s.budget.skipped)} items not started, skipped` : ''})`]] as [string, string][])
       : []),
-    ...((s.cacheHits ?? 0) > 0 ? [['cache hits', `${int(s.cacheHits ?? 0)} answers from the response cache (no call, no cost)`] as [string, string]] : []),
+    ...((s.cacheHits ?? 0) > 0 ? [['cache hits', `${int(s.cacheHits ?? 0)} calls answered by the response cache (no provider request, no cost)`] as [string, string]] : []),
     ['truncated', int(s.truncated)],
     ['tier use', tiers.length ? tiers.map(([t, n]) => `${t} ${int(n)}`).join(', ') : '-'],
     [
