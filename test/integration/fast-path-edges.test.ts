@@ -254,50 +254,63 @@ describe('fast path edges', () => {
     });
   });
 
-  it('a store that refuses the call its write: the batch writes the row, the provider saw one call per item', async () => {
-    const batchId = 'fe-locked';
-    const N = 6;
-    const items = Array.from({ length: N }, (_, i) => ({ id: `l${i}`, text: `locked ${i}` }));
-    const before = h.provider.stats();
-    const locker = new DatabaseSync(h.config.dbPath);
-    const pricing = { inputPerMTok: 1000, outputPerMTok: 2000 };
-    const pipeline: PipelineSpecInput = { ...base, providers: [{ ...base.providers[0]!, pricing }] };
-    const summary = await h.run(async () => {
-      const handle = await h.startBatch({ pipeline, items }, batchId);
-      // Every call is in flight (1.5 s) when the write lock is taken; it is held past their answers and the call's own retries.
-      await until(
-        () => handle.query(progressQuery),
-        () => h.provider.stats().requests - before.requests === N,
-      );
-      expect(await h.store.count(batchId)).toBe(0);
-      locker.exec('BEGIN EXCLUSIVE');
-      await sleep(7_000);
-      const during = locker.prepare('SELECT COUNT(*) AS n FROM results WHERE batch_id = ?').get(batchId)?.['n'];
-      locker.exec('COMMIT');
-      locker.close();
-      expect(during).toBe(0);
-      return await handle.result();
-    });
-    const after = h.provider.stats();
-    expect(summary).toMatchObject({ total: N, succeeded: N, attempts: N });
-    expect(after.requests - before.requests).toBe(N);
-    const rows = await h.store.list(batchId);
-    expect(rows).toHaveLength(N);
-    for (const r of rows) {
-      expect(r).toMatchObject({ status: 'succeeded', attempts: 1, tier: 0, model: 'gpt-4o-mini', error: null });
-      expect(typeof r.output).toBe('string');
-      expect(r.inputTokens).toBeGreaterThan(0);
-      expect(r.outputTokens).toBeGreaterThan(0);
-      expect(r.costUsd).toBeCloseTo((r.inputTokens * pricing.inputPerMTok + r.outputTokens * pricing.outputPerMTok) / 1e6, 9);
-    }
-    expect(rows.reduce((s, r) => s + r.inputTokens, 0)).toBe(after.tokens.input - before.tokens.input);
-    expect(rows.reduce((s, r) => s + r.outputTokens, 0)).toBe(after.tokens.output - before.tokens.output);
-    expect(summary.inputTokens).toBe(after.tokens.input - before.tokens.input);
-    // The calls could not write: the batch wrote every row with its own activity.
-    const events = (await h.client.workflow.getHandle(batchId).fetchHistory()).events ?? [];
-    expect(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'persistResult')).toHaveLength(N);
-    await writtenOnce(h, batchId);
-  }, 60_000);
+  /**
+   * The write lock is held 15 s, longer than the call's heartbeat timeout (10 s). `60s`: the calls'
+   * writes wait, heartbeating, behind each other on the store's thread; those whose tries run out leave
+   * the row to the batch. `5s`: a call must return within its start-to-close of 10 s, so every call gives
+   * up its write and the batch writes every row. Either way the provider sees one call per item.
+   */
+  for (const timeout of ['60s', '5s'] as const)
+    it(`a store that refuses the call its write (timeout ${timeout}): the batch writes the row, the provider saw one call per item`, async () => {
+      const batchId = `fe-locked-${timeout}`;
+      const N = 6;
+      const items = Array.from({ length: N }, (_, i) => ({ id: `l${i}`, text: `locked ${i}` }));
+      const before = h.provider.stats();
+      const locker = new DatabaseSync(h.config.dbPath);
+      const pricing = { inputPerMTok: 1000, outputPerMTok: 2000 };
+      const pipeline: PipelineSpecInput = { ...base, providers: [{ ...base.providers[0]!, pricing, timeout }] };
+      const summary = await h.run(async () => {
+        const handle = await h.startBatch({ pipeline, items }, batchId);
+        // Every call is in flight (1.5 s) when the write lock is taken; it is held past their answers and the call's own retries.
+        await until(
+          () => handle.query(progressQuery),
+          () => h.provider.stats().requests - before.requests === N,
+        );
+        expect(await h.store.count(batchId)).toBe(0);
+        locker.exec('BEGIN EXCLUSIVE');
+        await sleep(15_000);
+        const during = locker.prepare('SELECT COUNT(*) AS n FROM results WHERE batch_id = ?').get(batchId)?.['n'];
+        locker.exec('COMMIT');
+        locker.close();
+        expect(during).toBe(0);
+        return await handle.result();
+      });
+      const after = h.provider.stats();
+      expect(summary).toMatchObject({ total: N, succeeded: N, attempts: N });
+      expect(after.requests - before.requests).toBe(N);
+      const rows = await h.store.list(batchId);
+      expect(rows).toHaveLength(N);
+      for (const r of rows) {
+        expect(r).toMatchObject({ status: 'succeeded', attempts: 1, tier: 0, model: 'gpt-4o-mini', error: null });
+        expect(typeof r.output).toBe('string');
+        expect(r.inputTokens).toBeGreaterThan(0);
+        expect(r.outputTokens).toBeGreaterThan(0);
+        expect(r.costUsd).toBeCloseTo((r.inputTokens * pricing.inputPerMTok + r.outputTokens * pricing.outputPerMTok) / 1e6, 9);
+      }
+      expect(rows.reduce((s, r) => s + r.inputTokens, 0)).toBe(after.tokens.input - before.tokens.input);
+      expect(rows.reduce((s, r) => s + r.outputTokens, 0)).toBe(after.tokens.output - before.tokens.output);
+      expect(summary.inputTokens).toBe(after.tokens.input - before.tokens.input);
+      const events = (await h.client.workflow.getHandle(batchId).fetchHistory()).events ?? [];
+      const byBatch = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'persistResult').length;
+      if (timeout === '5s') {
+        expect(byBatch).toBe(N);
+        // A call's abandoned write may still land (before or after the batch's): the same row, upserted.
+        for (const r of rows) expect(await h.store.writeCount(batchId, r.itemId)).toBeLessThanOrEqual(2);
+      } else {
+        expect(byBatch).toBeLessThanOrEqual(N);
+        await writtenOnce(h, batchId);
+      }
+    }, 60_000);
 
   it('a re-run and a reset of a batch whose items took the fast path (and were handed over) call nothing again', async () => {
     const batchId = 'fe-rerun';
