@@ -387,4 +387,41 @@ describe('fast path edges', () => {
     expect(summary).toMatchObject({ total: 2, succeeded: 1, skipped: 1, attempts: made });
     await writtenOnce(h, batchId, ['down']);
   });
+
+  it('secret fields: a fast answer, a handed-over retry and a cut-short answer store no secret value', async () => {
+    const batchId = 'fe-secret';
+    const token = 'tok-7f3a9c2e5b';
+    // The simulated model quotes the start of its prompt: the token would be in every answer.
+    const pipeline: PipelineSpecInput = {
+      ...base,
+      prompt: { template: 'Token {{token}} ticket {{id}}: {{text}}' },
+      secretFields: ['token'],
+      review: { timeout: '1s', defaultDecision: 'skip' },
+    };
+    const items = [
+      { id: 'ok', token, text: 'fine' },
+      { id: 'retry', token, text: 'flaky [[fault:unavailable,none]]' },
+      { id: 'cut', token, text: 'cut short [[fault:truncated,none]]' },
+    ];
+    const before = calls();
+    const summary = await h.run(async () => (await h.startBatch({ pipeline, items }, batchId)).result());
+    const made = calls() - before;
+    expect(summary).toMatchObject({ total: 3, failed: 0, attempts: made });
+    const rows = await h.store.list(batchId);
+    expect(rows).toHaveLength(3);
+    for (const r of rows) expect(JSON.stringify(r), r.itemId).not.toContain(token);
+    expect(rows.find((r) => r.itemId === 'ok')?.output).toEqual(expect.stringContaining('Answer for: Token'));
+    // The item itself is in the batch's input; what the calls gave back (results, failures, handoffs) holds no secret value.
+    const events = (await h.client.workflow.getHandle(batchId).fetchHistory()).events ?? [];
+    const decoded = (p: { data?: Uint8Array | null } | undefined): string => Buffer.from(p?.data ?? new Uint8Array()).toString('utf8');
+    const results = events.flatMap((e) => [
+      ...(e.activityTaskCompletedEventAttributes?.result?.payloads ?? []).map(decoded),
+      ...(e.activityTaskFailedEventAttributes ? [JSON.stringify(e.activityTaskFailedEventAttributes.failure)] : []),
+      ...(e.startChildWorkflowExecutionInitiatedEventAttributes?.input?.payloads ?? []).map((x) =>
+        JSON.stringify((JSON.parse(decoded(x)) as { handoff?: unknown }).handoff ?? null),
+      ),
+    ]);
+    expect(results.length).toBeGreaterThan(3);
+    for (const r of results) expect(r).not.toContain(token);
+  });
 });
