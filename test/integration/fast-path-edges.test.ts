@@ -424,4 +424,23 @@ describe('fast path edges', () => {
     expect(results.length).toBeGreaterThan(3);
     for (const r of results) expect(r).not.toContain(token);
   });
+
+  it("a handed-over 429 waits for the provider's Retry-After, as a retry inside the activity would", async () => {
+    // The simulated provider's 429 asks for 1 s; the policy's own backoff is 20 ms.
+    const pipeline: PipelineSpecInput = { ...base, providers: [base.providers[1]!] };
+    const waited: Record<string, number> = {};
+    for (const fastPath of [false, true]) {
+      const batchId = `fe-retry-after-${fastPath}`;
+      // A new request identity for each batch: the directive's list starts again.
+      const items = [{ id: `limited-${fastPath}`, text: 'busy [[fault:rate_limit,none]]' }];
+      const before = calls();
+      const summary = await h.run(async () => (await h.startBatch({ pipeline: { ...pipeline, batch: { ...pipeline.batch, fastPath } }, items }, batchId)).result());
+      expect(summary).toMatchObject({ total: 1, succeeded: 1, attempts: 2 });
+      expect(calls() - before).toBe(2);
+      const [row] = await h.store.list(batchId);
+      waited[String(fastPath)] = Date.parse(row!.finishedAt) - Date.parse(row!.startedAt);
+    }
+    expect(waited['false'], JSON.stringify(waited)).toBeGreaterThanOrEqual(900);
+    expect(waited['true'], JSON.stringify(waited)).toBeGreaterThanOrEqual(900);
+  });
 });
