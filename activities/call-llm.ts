@@ -36,6 +36,9 @@ import type { PersistRequest } from './index.ts';
 /** Heartbeat at most this often while waiting for a provider (ms). */
 export const HEARTBEAT_EVERY_MS = 5_000;
 
+/** A fast run's own write of its row gives up this long before the call's start-to-close timeout. */
+const PERSIST_MARGIN_MS = 3_000;
+
 /**
  * Largest answer (text, refusal and parsed JSON, UTF-8 bytes) an attempt may return.
  * The answer travels in the activity result, the item's history, the repair prompt and
@@ -172,6 +175,7 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
 
   async function callOnce(req: LlmRequest): Promise<LlmResult> {
     const ctx = Context.current();
+    const began = Date.now();
     const { attempt: run, startToCloseTimeoutMs } = ctx.info;
     // The tier's attempt: calls of this item on this tier before this activity count (timeouts grow, backoff, metrics).
     const attempt = run + (req.priorAttempts ?? 0);
@@ -294,20 +298,25 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
     };
     // Every check above passed: this answer is valid for this request, so it may be served again.
     if (cached.key) await cacheStore(ctx, cached.key, result, secrets);
-    return await persistFast(ctx, req, result);
+    return await persistFast(ctx, req, result, startToCloseTimeoutMs ? began + startToCloseTimeoutMs - PERSIST_MARGIN_MS : null);
   }
 
   /**
    * A fast run's answer: the row is written here, so the answer never travels through the
    * batch's history. When the store refuses, the answer goes back whole and the workflow
    * writes it (with the retries of `persistResult`); the call is never repeated for it.
+   * The write heartbeats (a store that waits on a lock must not look like a dead worker) and
+   * gives up before the activity's start-to-close timeout (`deadline`): either timeout would
+   * fail an answered call, and the item's workflow would call the provider again.
    */
-  async function persistFast(ctx: Context, req: LlmRequest, r: LlmResult): Promise<LlmResult> {
+  async function persistFast(ctx: Context, req: LlmRequest, r: LlmResult, deadline: number | null): Promise<LlmResult> {
     const row = req.persistRow;
     if (!row || !deps.persist) return r;
     const { text, json, ...rest } = r;
+    const stop = keepAlive(ctx);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await deps.persist({
+      const write = deps.persist({
         batchId: req.batchId,
         itemId: req.itemId,
         status: 'succeeded',
@@ -329,9 +338,22 @@ export function makeCallLlm(deps: CallLlmDeps): (req: LlmRequest) => Promise<Llm
         ...(req.secretValues ? { secretValues: req.secretValues } : {}),
         firstFailureAt: null,
       });
+      if (deadline !== null) {
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('the store did not answer before the call had to return')), Math.max(0, deadline - Date.now()));
+        });
+        // The write may still land after this; the workflow's write of the same row is an idempotent upsert.
+        write.catch(() => undefined);
+        await Promise.race([write, late]);
+      } else {
+        await write;
+      }
     } catch (err: unknown) {
       ctx.log.warn('the answer could not be stored by the call; the workflow stores it', { itemId: req.itemId, error: errorMessage(err) });
       return r;
+    } finally {
+      clearTimeout(timer);
+      stop();
     }
     return { ...rest, text: '', persisted: true };
   }

@@ -14,7 +14,7 @@ import type { ItemHandoff, ItemOutcome, StoredSummary } from '../src/shared/type
 import { renderMessages, validateItem } from '../src/shared/template.ts';
 import { surelyFits } from '../src/shared/truncate.ts';
 import { contextWindowOf } from '../src/shared/tiers.ts';
-import { jitteredBackoff } from '../src/shared/policies.ts';
+import { jitteredBackoff, MAX_RETRY_DELAY_MS } from '../src/shared/policies.ts';
 import { AlreadyStored, Handoff, ItemRun, PROVIDER_FAULTS } from './item-run.ts';
 import type { BatchState } from './batch-state.ts';
 import type { Circuits } from './batch-circuits.ts';
@@ -151,10 +151,13 @@ export class FastPath {
     // A tier's final failure feeds its breaker, as the item's own report of it would.
     if (handoff.next !== 'retry' && PROVIDER_FAULTS.includes(handoff.failure.type)) circuits.onTierResult({ tier: 0, ok: false, errorType: handoff.failure.type }, now);
     const retry = state.view.pipeline.retry;
-    const delay =
+    const backoff =
       handoff.next === 'retry'
         ? jitteredBackoff(1, { initialIntervalMs: retry.initialInterval, backoffCoefficient: retry.backoffCoefficient, maximumIntervalMs: retry.maxInterval }, Math.random())
         : 0;
+    // The provider's Retry-After wins over the policy's backoff, as for a retry inside the activity.
+    const after = (handoff.failure.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    const delay = handoff.next === 'retry' && typeof after === 'number' && after > 0 ? Math.min(after, MAX_RETRY_DELAY_MS) : backoff;
     this.handing++;
     this.runs.delete(item.id);
     try {
