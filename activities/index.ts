@@ -14,6 +14,7 @@ import type { Config } from '../src/common/config.ts';
 import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { recoverySeconds, steadfastMetrics } from './metrics.ts';
 import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/shared/types.ts';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { makeCallLlm } from './call-llm.ts';
 import { ensureLimiter } from './limiter.ts';
 import { checkEndpoints, describeEndpoint, endpointPolicy } from './endpoints.ts';
@@ -248,13 +249,25 @@ export function createActivities(deps: ActivityDeps) {
      * The stored row of one item, or null. The batch asks when a child's id was already used
      * (a re-run or reset of a finished batch): a final row is counted, never run again.
      */
-    async itemResult(req: { batchId: string; itemId: string }): Promise<Pick<ResultRecord, 'status' | 'provider' | 'tier'> | null> {
+    async itemResult(req: { batchId: string; itemId: string }): Promise<Pick<ResultRecord, 'status' | 'provider' | 'tier'> | { workflowClosed: true } | null> {
+      let row;
       try {
-        const [row] = await deps.store.list(req.batchId, { itemId: req.itemId, limit: 1 });
-        return row ? { status: row.status, provider: row.provider, tier: row.tier } : null;
+        [row] = await deps.store.list(req.batchId, { itemId: req.itemId, limit: 1 });
       } catch (err: unknown) {
         throw storeFailure('read', err);
       }
+      if (row) return { status: row.status, provider: row.provider, tier: row.tier };
+      // No row: the item's workflow is either still running (it will report) or closed without a
+      // row (a cancel with rollbackOnCancel: delete removed it), which the batch must run again.
+      const id = `${req.batchId}/${req.itemId}`;
+      const status = await Context.current()
+        .client.workflow.getHandle(id)
+        .describe()
+        .then(
+          (d) => d.status.name,
+          (err: unknown) => (err instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(err)),
+        );
+      return status === 'RUNNING' ? null : { workflowClosed: true };
     },
   };
 }

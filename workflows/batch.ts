@@ -422,25 +422,44 @@ async function startItem(state: BatchState, circuits: Circuits, budget: Budget, 
 
 /** Starts a started item's own workflow; an id used before is counted from its stored row. */
 async function startChildFor(state: BatchState, budget: Budget, item: Item, once: boolean, extra: Pick<ItemInput, 'openTiers' | 'notBefore' | 'handoff'>): Promise<void> {
-  const { batchId, pipeline } = state.view;
+  const { batchId } = state.view;
   try {
-    await startChild(itemPipeline, {
-      workflowId: `${batchId}/${item.id}`,
-      args: [{ batchId, item, pipeline, parentWorkflowId: workflowInfo().workflowId, ...extra }],
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      typedSearchAttributes: [{ key: BATCH_ID, value: batchId }],
-      staticSummary: `item ${item.id} of batch ${batchId}`,
-      // Patched: a completed item's id cannot start again (a failed or terminated one can).
-      ...(once ? { workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY } : {}),
-    });
+    // Patched: a completed item's id cannot start again (a failed or terminated one can).
+    await startChild(itemPipeline, childOptions(state, item, extra, once ? WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY : undefined));
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     if (!once) return void log.info('item already running', { itemId: item.id });
     // The id was used before (a re-run or a reset of this batch): a completed item has its final
     // row, which is counted; one still running reports to this workflow id all the same.
     const row = await store.itemResult({ batchId, itemId: item.id });
+    if (row && 'workflowClosed' in row) return await startAgain(state, item, extra);
     if (row && row.status !== 'awaiting_review') countStored(state, budget, item.id, row);
     else log.info('item already running', { itemId: item.id });
+  }
+}
+
+/** The start options of an item's workflow. */
+function childOptions(state: BatchState, item: Item, extra: Pick<ItemInput, 'openTiers' | 'notBefore' | 'handoff'>, reuse: WorkflowIdReusePolicy | undefined) {
+  const { batchId, pipeline } = state.view;
+  return {
+    workflowId: `${batchId}/${item.id}`,
+    args: [{ batchId, item, pipeline, parentWorkflowId: workflowInfo().workflowId, ...extra }] as [ItemInput],
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+    typedSearchAttributes: [{ key: BATCH_ID, value: batchId }],
+    staticSummary: `item ${item.id} of batch ${batchId}`,
+    ...(reuse !== undefined ? { workflowIdReusePolicy: reuse } : {}),
+  };
+}
+
+/** An item whose workflow completed but whose row was removed (a cancel's rollback): it runs again under its id. */
+async function startAgain(state: BatchState, item: Item, extra: Pick<ItemInput, 'openTiers' | 'notBefore' | 'handoff'>): Promise<void> {
+  log.info('item finished before but its row was rolled back: running it again', { itemId: item.id });
+  try {
+    await startChild(itemPipeline, childOptions(state, item, extra, WorkflowIdReusePolicy.ALLOW_DUPLICATE));
+  } catch (err) {
+    // Started meanwhile by another run of this batch id (a reset): it reports to this workflow id.
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    log.info('item already running', { itemId: item.id });
   }
 }
 

@@ -90,4 +90,18 @@ describe('cancel', () => {
     });
     expect(await h.store.list('cancel-wf', {})).toEqual([]);
   });
+
+  it('a second run of the batch id after rollbackOnCancel: delete runs every item again, those that had a workflow too', async () => {
+    // The first run above ended with its rows deleted; r0's workflow completed (cancelled at review).
+    // Every item in its own workflow (fastPath: false), so r0's start meets its completed workflow:
+    // before, the batch took the refused start for a running item and waited for it forever.
+    const fixed = items.filter((i) => i.id !== 'a1').map((i) => ({ id: i.id, text: 'fine now' }));
+    const summary = await h.run(async () => {
+      const handle = await h.startBatch({ pipeline: { ...spec('none'), batch: { concurrency: 2, fastPath: false } }, items: fixed }, 'cancel-wf');
+      return await Promise.race([handle.result(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the re-run did not finish in 60 s')), 60_000))]);
+    });
+    expect(summary).toMatchObject({ status: 'completed', total: fixed.length, succeeded: fixed.length });
+    const rows = await h.store.list('cancel-wf', {});
+    expect(rows.map((r) => [r.itemId, r.status]).sort()).toEqual(fixed.map((i) => [i.id, 'succeeded']).sort());
+  }, 90_000);
 });
