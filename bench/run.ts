@@ -78,6 +78,7 @@ const { values: args } = parseArgs({
     'adaptive-settle': { type: 'string', default: '15' },
     'large-items': { type: 'string', default: '100000' },
     'large-concurrency': { type: 'string', default: '100' },
+    'large-child-path': { type: 'boolean', default: false },
     'cost-items': { type: 'string', default: '200' },
     'cost-concurrency': { type: 'string', default: '20' },
     'cost-latency-ms': { type: 'string', default: '1000' },
@@ -96,7 +97,7 @@ if (args.help) {
   sharedTpm:        the same with --shared-tpm 100000 tokens/min binding
   adaptive:         --adaptive-capacity 12 --adaptive-concurrency 20 --adaptive-latency-ms 2000 --adaptive-items 600
                     --adaptive-phases 30,60,40 --adaptive-settle 15 (capacity full, halved, restored; adaptiveOff: the same without AIMD)
-  large:            --large-items 100000 --large-concurrency 100
+  large:            --large-items 100000 --large-concurrency 100 [--large-child-path] (fast path unless --large-child-path)
   cost:             --cost-items 200 --cost-concurrency 20 --cost-latency-ms 1000  (modes: ${COST_MODES.map((m) => m.name).join(', ')})
   --keep keeps the temp directory (server db, results db, logs).`);
   process.exit(0);
@@ -198,7 +199,7 @@ async function throughput(what: string, latencyMs: number, n: number, concurrenc
   const baseStats = await p.stats();
   log(`${what}: baseline ${fmt.n(base.itemsPerSec)} items/s (${fmt.s(base.wallMs)})`);
   const perItemMs = (c: Record<string, number>) => Math.round((Object.values(c).reduce((a, b) => a + b, 0) / n) * 1000 * 10) / 10;
-  /** One Steadfast run of the same items: the fast path (the default), or a workflow per item (`fastPath: false`). */
+  /** One Steadfast run of the same items: the fast path (`fastPath: true`), or a workflow per item (the default). */
   const steadfast = async (fastPath: boolean) => {
     await p.reset();
     const batchId = nextId(fastPath ? what : `${what}-childpath`);
@@ -354,7 +355,8 @@ async function large(n: number, concurrency: number) {
   const sampler = setInterval(() => (rssMax = Math.max(rssMax, w.rss() ?? 0)), 1_000);
   const cpu = cpuMeter({ server: server.proc.pid, worker: w.pid, provider: p.proc.pid });
   const stop = watch(batchId, 30_000, () => `, worker RSS ${fmt.mib(w.rss())} (peak ${fmt.mib(w.rssPeak())})`);
-  const run = await runBatch(client, taskQueue, { batchId, pipeline: benchPipeline(spec), source: { jsonl: path } }).finally(() => {
+  // The large batch runs on the fast path (`--large-child-path`: a workflow per item, as before it).
+  const run = await runBatch(client, taskQueue, { batchId, pipeline: benchPipeline({ ...spec, fastPath: !args['large-child-path'] }), source: { jsonl: path } }).finally(() => {
     stop();
     clearInterval(sampler);
   });

@@ -54,7 +54,7 @@ export interface WorkloadOptions {
   adaptive?: boolean;
   /** How long a failed item waits for a human before the default decision (skip). @default 30 s */
   reviewTimeoutMs?: number;
-  /** `batch.fastPath`. @default the spec's default (on) */
+  /** `batch.fastPath`. @default the spec's default (off: a workflow per item) */
   fastPath?: boolean;
 }
 

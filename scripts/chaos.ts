@@ -49,12 +49,14 @@ const { values: args } = parseArgs({
     'stall-seconds': { type: 'string', default: '90' },
     keep: { type: 'boolean', default: false },
     steps: { type: 'boolean', default: false },
+    'fast-path': { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   console.log(`usage: npm run chaos -- [--items 2000] [--workers 2] [--concurrency 50] [--kill-every 10 (s)]
        [--latency-ms 200] [--server-restart-at 0.4 (share of items done)] [--server-signal SIGTERM|SIGKILL]
-       [--timeout-min 20] [--stall-seconds 90] [--keep] [--steps]
+       [--timeout-min 20] [--stall-seconds 90] [--keep] [--steps] [--fast-path]
+  --fast-path: batch.fastPath true (the batch makes each item's first call itself).
   --steps: each item runs a three-step pipeline (extract -> classify -> note, the note skipped by a when);
   calls are counted per (item, step) and the report breaks extra calls down per step.
   A batch that finishes no item for --stall-seconds is reported as stalled (with its stack). A stall fails the run.`);
@@ -334,7 +336,7 @@ function median(xs: number[]): number {
 
 /** The bench workload with no baseURL: calls go to STEADFAST_SIMULATED_PROVIDER_URL, i.e. each worker's proxy slot. */
 function chaosPipeline() {
-  const spec = benchPipeline({ providerUrl: 'http://unused.invalid', concurrency: Number(args.concurrency), timeoutMs: 5_000 });
+  const spec = benchPipeline({ providerUrl: 'http://unused.invalid', concurrency: Number(args.concurrency), timeoutMs: 5_000, ...(args['fast-path'] ? { fastPath: true } : {}) });
   const [primary] = spec.providers;
   const { baseURL: _unused, ...local } = primary!;
   return { ...spec, providers: [local] };

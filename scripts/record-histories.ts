@@ -49,13 +49,14 @@ const deps = await createDefaultDeps(config);
 const worker = await createWorker({ connection: env.nativeConnection, config, deps });
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
 // Three items answered by their first call (the batch's fast path) and one whose first call fails, handed to its workflow.
-const input: BatchInputRaw = { ...example, batchId: 'replay', items: [...example.items!.slice(0, 3), { id: 'h1', customer: 'Initech', text: 'flaky [[fault:unavailable,none]]' }] };
+const fast = { ...example.pipeline, batch: { ...example.pipeline.batch, fastPath: true } };
+const input: BatchInputRaw = { ...example, pipeline: fast, batchId: 'replay', items: [...example.items!.slice(0, 3), { id: 'h1', customer: 'Initech', text: 'flaky [[fault:unavailable,none]]' }] };
 
 // The source's third line repeats the first line's id; its stub goes to review and is skipped after 1 s.
 const jsonl = join(dir, 'source.jsonl');
 writeFileSync(jsonl, [...example.items!.slice(0, 2), example.items![0]].map((i) => JSON.stringify(i)).join('\n') + '\n');
 const sourceInput: BatchInputRaw = { batchId: 'replay-source', pipeline: { ...example.pipeline, review: { timeout: '1s', defaultDecision: 'skip' } }, source: { jsonl } };
-const rerunInput: BatchInputRaw = { ...example, batchId: 'replay-rerun', items: example.items!.slice(0, 2) };
+const rerunInput: BatchInputRaw = { ...example, pipeline: fast, batchId: 'replay-rerun', items: example.items!.slice(0, 2) };
 // Two items refused for good (no retry), one that succeeds; the two are skipped by one bulk Update.
 const bulkInput: BatchInputRaw = {
   batchId: 'replay-bulk',
@@ -77,7 +78,7 @@ const batchModeInput: BatchInputRaw = {
   items: example.items!.slice(0, 2),
 };
 // The same items twice with the cache on: the second batch's answers are cache hits.
-const cachedPipeline = { ...example.pipeline, cache: { enabled: true } };
+const cachedPipeline = { ...fast, cache: { enabled: true } };
 const cacheWarm: BatchInputRaw = { batchId: 'replay-cache-warm', pipeline: cachedPipeline, items: example.items!.slice(0, 2) };
 const cached: BatchInputRaw = { batchId: 'replay-cached', pipeline: cachedPipeline, items: example.items!.slice(0, 2) };
 // A budget that the first item passes: the batch pauses, a raise resumes it.

@@ -45,7 +45,7 @@ export interface FastPathHost {
 /** True when a spec's items may take the fast path at all. */
 export function fastPathAllowed(p: PipelineSpec, limited: boolean): boolean {
   const first = p.providers[0]!;
-  return p.batch.fastPath !== false && !p.steps && first.mode !== 'batch' && !limited;
+  return p.batch.fastPath === true && !p.steps && first.mode !== 'batch' && !limited;
 }
 
 export class FastPath {

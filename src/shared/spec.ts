@@ -259,11 +259,12 @@ export const PipelineSpec = z
         /** Lower the calls in flight under `concurrency` when the provider sheds calls (429, 529) or slows down, and grow them back (AIMD). @default false */
         adaptiveConcurrency: z.boolean().optional(),
         /**
-         * The batch makes each item's first call itself (one attempt on the first tier) and
-         * writes the row; only an item whose first call fails gets its own workflow, which goes
-         * on from that call (retries, repairs, later tiers, review). `false`: every item runs in
-         * its own workflow from the start. Items of multi-step, rate-limited, adaptive or
-         * `mode: batch` specs, and prompts that need counting, always get their own. @default true
+         * `true`: the batch makes each item's first call itself (one attempt on the first tier)
+         * and the call writes the row; only an item whose first call fails gets its own
+         * workflow, which goes on from that call (retries, repairs, later tiers, review). By
+         * default every item runs in its own workflow `<batchId>/<itemId>`. Items of multi-step,
+         * rate-limited, adaptive or `mode: batch` specs, and prompts that need counting, always
+         * get their own. @default false
          */
         fastPath: z.boolean().optional(),
         /** Stop or pause after this many consecutive failed items; 0 disables. */

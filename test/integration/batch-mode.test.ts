@@ -64,8 +64,8 @@ describe('mode: batch tiers', () => {
     for (const [tier, p] of pipeline.providers.entries()) {
       if (p.mode === 'batch' && collectors) await ts.env.client.workflow.getHandle(providerBatchWorkflowId(batchId, tier)).result();
     }
-    // A first tier that is not `mode: batch` answers on the batch's fast path: no item workflow.
-    if (pipeline.providers[0]?.mode !== 'batch') return;
+    // A first tier that is not `mode: batch` answers on the batch's fast path, when on: no item workflow.
+    if (pipeline.providers[0]?.mode !== 'batch' && pipeline.batch?.fastPath === true) return;
     await Promise.all(itemIds.map((id) => ts.env.client.workflow.getHandle(`${batchId}/${id}`).result()));
   }
 

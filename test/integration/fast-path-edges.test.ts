@@ -60,6 +60,9 @@ describe('fast path edges', () => {
   let h: Harness;
   beforeAll(async () => {
     h = await createHarness({ provider: { models, latencyScale: 1 } });
+    // Every batch here takes the fast path unless its spec says otherwise.
+    const start = h.startBatch.bind(h);
+    h.startBatch = (input, batchId) => start({ ...input, pipeline: { ...input.pipeline, batch: { fastPath: true, ...input.pipeline.batch } } }, batchId);
   });
   afterAll(async () => h?.close());
   const calls = (): number => h.provider.stats().requests;

@@ -35,7 +35,7 @@ describe('fast path', () => {
   it('items answered at once get no workflow of their own; the batch writes their rows', async () => {
     const N = 40;
     const input: BatchInputRaw = {
-      pipeline: { ...example.pipeline, batch: { concurrency: 4 } },
+      pipeline: { ...example.pipeline, batch: { concurrency: 4, fastPath: true } },
       items: Array.from({ length: N }, (_, i) => ({ id: `f${i}`, customer: 'Initech', text: `Invoice ${i} was charged twice.` })),
     };
     const before = h.provider.stats().requests;
@@ -58,7 +58,12 @@ describe('fast path', () => {
 
   it('a failed first call is handed to the item workflow, which goes on from that call', async () => {
     const input: BatchInputRaw = {
-      pipeline: { ...example.pipeline, retry: { maxAttempts: 3, initialInterval: '20ms', maxInterval: '50ms' }, review: { timeout: '1s', defaultDecision: 'skip' } },
+      pipeline: {
+        ...example.pipeline,
+        batch: { ...example.pipeline.batch, fastPath: true },
+        retry: { maxAttempts: 3, initialInterval: '20ms', maxInterval: '50ms' },
+        review: { timeout: '1s', defaultDecision: 'skip' },
+      },
       items: [
         { id: 'ok', customer: 'Initech', text: 'fine' },
         // A transient failure: retried on the first tier by the item workflow.

@@ -1,7 +1,6 @@
 /**
  * The walking skeleton end to end on a real Temporal dev server: a batch fans
- * out one `itemPipeline` child per item (`batch.fastPath: false`; the fast path
- * is test/integration/fast-path.test.ts), each calls the model through the real
+ * out one `itemPipeline` child per item, each calls the model through the real
  * `openai` client against our provider and upserts exactly one row.
  */
 import { execFile } from 'node:child_process';
@@ -17,7 +16,6 @@ import type { Harness } from '../support/harness.ts';
 
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
 const fiveItems: BatchInputRaw = { ...example, items: example.items!.slice(0, 5) };
-const childPerItem: BatchInputRaw = { ...fiveItems, pipeline: { ...fiveItems.pipeline, batch: { ...fiveItems.pipeline.batch, fastPath: false } } };
 
 describe('walking skeleton', () => {
   let h: Harness;
@@ -28,7 +26,7 @@ describe('walking skeleton', () => {
 
   it('runs a batch: one child per item, one row per item, a summary', async () => {
     const summary = await h.run(async () => {
-      const handle = await h.startBatch(childPerItem, 'skeleton-1');
+      const handle = await h.startBatch(fiveItems, 'skeleton-1');
       return handle.result();
     });
     expect(summary).toMatchObject({ batchId: 'skeleton-1', total: 5, succeeded: 5, failed: 0, successRate: 1, status: 'completed' });

@@ -69,14 +69,13 @@ describe('README recipes with the temporal CLI', () => {
       expect(result.result).toMatchObject({ succeeded: 1, approved: 1, skipped: 1 });
     });
 
-    // Visibility is eventually consistent: wait for the two items to be listed. The item answered by its
-    // first call has a row but no workflow (the batch made that call itself: its fast path).
+    // Visibility is eventually consistent: wait for the three items to be listed.
     let listed: { execution: { workflowId: string } }[] = [];
-    for (let i = 0; i < 50 && listed.length < 2; i++) {
+    for (let i = 0; i < 50 && listed.length < 3; i++) {
       listed = JSON.parse(await temporal('workflow', 'list', '--query', 'BatchId="recipes-1" AND WorkflowType="itemPipeline"', '--output', 'json')) ?? [];
-      if (listed.length < 2) await new Promise((r) => setTimeout(r, 200));
+      if (listed.length < 3) await new Promise((r) => setTimeout(r, 200));
     }
-    expect(listed.map((w) => w.execution.workflowId).sort()).toEqual(['recipes-1/bad-1', 'recipes-1/bad-2']);
+    expect(listed.map((w) => w.execution.workflowId).sort()).toEqual(['recipes-1/bad-1', 'recipes-1/bad-2', 'recipes-1/ok-1']);
     const skipped = JSON.parse(await temporal('workflow', 'list', '--query', 'BatchId="recipes-1" AND ItemStatus="skipped"', '--output', 'json')) as {
       execution: { workflowId: string };
     }[];
