@@ -50,7 +50,12 @@ const worker = await createWorker({ connection: env.nativeConnection, config, de
 const example = JSON.parse(readFileSync('examples/batch.json', 'utf8')) as BatchInputRaw;
 // Three items answered by their first call (the batch's fast path) and one whose first call fails, handed to its workflow.
 const fast = { ...example.pipeline, batch: { ...example.pipeline.batch, fastPath: true } };
-const input: BatchInputRaw = { ...example, pipeline: fast, batchId: 'replay', items: [...example.items!.slice(0, 3), { id: 'h1', customer: 'Initech', text: 'flaky [[fault:unavailable,none]]' }] };
+const input: BatchInputRaw = {
+  ...example,
+  pipeline: fast,
+  batchId: 'replay',
+  items: [...example.items!.slice(0, 3), { id: 'h1', customer: 'Initech', text: 'flaky [[fault:unavailable,none]]' }],
+};
 
 // The source's third line repeats the first line's id; its stub goes to review and is skipped after 1 s.
 const jsonl = join(dir, 'source.jsonl');
