@@ -13,7 +13,7 @@ import { loadConfig } from '../src/common/config.ts';
 import type { Config } from '../src/common/config.ts';
 import { errorMessage, FailureType } from '../src/shared/failures.ts';
 import { recoverySeconds, steadfastMetrics } from './metrics.ts';
-import type { ResultRecord, TruncateRequest, TruncateResult } from '../src/shared/types.ts';
+import type { ResultRecord, StoredSummary, TruncateRequest, TruncateResult } from '../src/shared/types.ts';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { makeCallLlm } from './call-llm.ts';
 import { ensureLimiter } from './limiter.ts';
@@ -128,6 +128,15 @@ export function createActivities(deps: ActivityDeps) {
     }
   }
 
+  /** What the batch needs of an item's stored row (status, provider, tier), or null. */
+  async function storedRow(batchId: string, itemId: string): Promise<StoredSummary | null> {
+    try {
+      const [row] = await deps.store.list(batchId, { itemId, limit: 1 });
+      return row ? { status: row.status, provider: row.provider, tier: row.tier } : null;
+    } catch (err: unknown) {
+      throw storeFailure('read', err);
+    }
+  }
   const policy = endpointPolicy(env);
   if (deps.simulatedProviderUrl) policy.simulatedUrl = deps.simulatedProviderUrl;
   const cache = responseCache(deps.store, env);
@@ -138,14 +147,7 @@ export function createActivities(deps: ActivityDeps) {
     ...(deps.maxAnswerBytes !== undefined ? { maxAnswerBytes: deps.maxAnswerBytes } : {}),
     cache,
     persist: persistResult,
-    storedRow: async (batchId, itemId) => {
-      try {
-        const [row] = await deps.store.list(batchId, { itemId, limit: 1 });
-        return row ? { status: row.status, provider: row.provider, tier: row.tier } : null;
-      } catch (err: unknown) {
-        throw storeFailure('read', err);
-      }
-    },
+    storedRow,
   });
 
   return {
@@ -249,14 +251,9 @@ export function createActivities(deps: ActivityDeps) {
      * The stored row of one item, or null. The batch asks when a child's id was already used
      * (a re-run or reset of a finished batch): a final row is counted, never run again.
      */
-    async itemResult(req: { batchId: string; itemId: string }): Promise<Pick<ResultRecord, 'status' | 'provider' | 'tier'> | { workflowClosed: true } | null> {
-      let row;
-      try {
-        [row] = await deps.store.list(req.batchId, { itemId: req.itemId, limit: 1 });
-      } catch (err: unknown) {
-        throw storeFailure('read', err);
-      }
-      if (row) return { status: row.status, provider: row.provider, tier: row.tier };
+    async itemResult(req: { batchId: string; itemId: string }): Promise<StoredSummary | { workflowClosed: true } | null> {
+      const row = await storedRow(req.batchId, req.itemId);
+      if (row) return row;
       // No row: the item's workflow is either still running (it will report) or closed without a
       // row (a cancel with rollbackOnCancel: delete removed it), which the batch must run again.
       const id = `${req.batchId}/${req.itemId}`;

@@ -135,14 +135,22 @@ export class FastPath {
     }
   }
 
-  private async stored(item: Item, row: StoredSummary): Promise<void> {
+  /**
+   * The item leaves the fast path for `work` (counting its row, or starting its workflow),
+   * which no cancel interrupts; the batch waits for it before it continues as new or returns.
+   */
+  private async leave(item: Item, work: () => Promise<void>): Promise<void> {
     this.handing++;
     this.runs.delete(item.id);
     try {
-      await CancellationScope.nonCancellable(() => this.host.stored(item, row));
+      await CancellationScope.nonCancellable(work);
     } finally {
       this.handing--;
     }
+  }
+
+  private async stored(item: Item, row: StoredSummary): Promise<void> {
+    await this.leave(item, () => this.host.stored(item, row));
   }
 
   private async handOver(item: Item, handoff: ItemHandoff): Promise<void> {
@@ -158,12 +166,6 @@ export class FastPath {
     // The provider's Retry-After wins over the policy's backoff, as for a retry inside the activity.
     const after = (handoff.failure.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
     const delay = handoff.next === 'retry' && typeof after === 'number' && after > 0 ? Math.min(after, MAX_RETRY_DELAY_MS) : backoff;
-    this.handing++;
-    this.runs.delete(item.id);
-    try {
-      await CancellationScope.nonCancellable(() => this.host.handOver(item, circuits.openTiersForNewItem(item.id), handoff, delay > 0 ? now + delay : undefined));
-    } finally {
-      this.handing--;
-    }
+    await this.leave(item, () => this.host.handOver(item, circuits.openTiersForNewItem(item.id), handoff, delay > 0 ? now + delay : undefined));
   }
 }

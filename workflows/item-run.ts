@@ -429,17 +429,29 @@ export class ItemRun {
     let repairs = 0;
     let refits = 0;
     const sharedPrefix = staticPrefixLength(this.spec.prompt?.template ?? '');
-    if (resume?.next === 'repair' && resume.failure.details) {
-      repairs += 1;
-      messages = repairMessages(messages, resume.failure.details.text, resume.failure.details.errors);
-    } else if (resume?.next === 'refit' && resume.reserve !== undefined) {
-      refits += 1;
-      reserve = resume.reserve;
-      fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
-      if (!fit.fits) return null;
-      messages = fit.messages;
-      if (fit.truncation) this.truncation = fit.truncation;
-    }
+    /** Takes the step the chain chose after a failed call; false when the tier gave up. */
+    const goOn = async (step: NextStep, f: CallError): Promise<boolean> => {
+      switch (step.kind) {
+        case 'repair':
+          repairs += 1;
+          messages = repairMessages(messages, f.details!.text, f.details!.errors);
+          return true;
+        case 'refit':
+          refits += 1;
+          reserve = step.reserve;
+          fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
+          if (!fit.fits) return false;
+          messages = fit.messages;
+          if (fit.truncation) this.truncation = fit.truncation;
+          return true;
+        case 'next-tier':
+        case 'give-up':
+          return false;
+      }
+    };
+    // A fast run's failed call, handed over: its repair or refit is the first step here.
+    if (resume?.next === 'repair' && resume.failure.details && !(await goOn({ kind: 'repair' }, resume.failure))) return null;
+    if (resume?.next === 'refit' && resume.reserve !== undefined && !(await goOn({ kind: 'refit', reserve: resume.reserve }, resume.failure))) return null;
     for (;;) {
       const maxAttempts = this.fast ? 1 : first ? rest : retry.maxAttempts;
       const proxy = first ? llmFirst : llm;
@@ -500,23 +512,7 @@ export class ItemRun {
         if (PROVIDER_FAULTS.includes(f.type)) await this.reportTier(t, false, f.type);
         const step = nextStep(f, { repairs, refits, reserve }, this.spec, { contextWindow: contextWindowOf(provider), lastTier: t === this.spec.providers.length - 1 });
         if (this.fast) throw new Handoff(this.handoffOf(step, f));
-        switch (step.kind) {
-          case 'repair':
-            repairs += 1;
-            messages = repairMessages(messages, f.details!.text, f.details!.errors);
-            continue;
-          case 'refit':
-            refits += 1;
-            reserve = step.reserve;
-            fit = await tokens.countAndTruncate({ provider, messages: original, reserveOutputTokens: reserve });
-            if (!fit.fits) return null;
-            messages = fit.messages;
-            if (fit.truncation) this.truncation = fit.truncation;
-            continue;
-          case 'next-tier':
-          case 'give-up':
-            return null;
-        }
+        if (!(await goOn(step, f))) return null;
       } finally {
         this.call = null;
       }
