@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { batchPipeline } from '../../workflows/batch.ts';
 import { progressQuery, resumeSignal, reviewUpdate } from '../../src/shared/messages.ts';
-import type { Progress } from '../../src/shared/messages.ts';
 import { createTimeSkipping } from '../support/timeskip.ts';
 import type { TimeSkipping } from '../support/timeskip.ts';
+import { until } from '../support/wait.ts';
 
 const base: PipelineSpecInput = {
   name: 'policies',
@@ -20,15 +20,6 @@ const base: PipelineSpecInput = {
   batch: { concurrency: 1 },
   review: { timeout: '7d' },
 };
-
-async function until(read: () => Promise<Progress>, ok: (p: Progress) => boolean): Promise<Progress> {
-  let p = await read();
-  for (let i = 0; i < 300 && !ok(p); i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    p = await read();
-  }
-  return p;
-}
 
 describe('batch policies with timers', () => {
   let ts: TimeSkipping;

@@ -5,19 +5,18 @@
  * `stop` writes every item it did not start (inline or from a JSONL source) as a
  * skipped row with `BudgetExceeded`, so nothing is lost.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo, Server } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressQuery, setBudgetUpdate } from '../../src/shared/messages.ts';
-import type { Progress } from '../../src/shared/messages.ts';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import { harnessEnv, runCli } from '../support/cli.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
+import { startWebhookSink, until } from '../support/wait.ts';
+import type { WebhookSink } from '../support/wait.ts';
 
 /** Input tokens only are priced, so an item's cost is close to its estimate from the prompt's length. */
 const spec = (budget: PipelineSpecInput['budget'], webhookUrl: string): PipelineSpecInput => ({
@@ -30,35 +29,18 @@ const spec = (budget: PipelineSpecInput['budget'], webhookUrl: string): Pipeline
 });
 const items = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => ({ id: `${prefix}${String(i).padStart(2, '0')}` }));
 
-async function until(read: () => Promise<Progress>, ok: (p: Progress) => boolean): Promise<Progress> {
-  let p = await read();
-  for (let i = 0; i < 300 && !ok(p); i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    p = await read();
-  }
-  return p;
-}
-
 describe('batch budget', () => {
   let h: Harness;
-  let hook: Server;
+  let hook: WebhookSink;
   let webhookUrl: string;
-  const posts: { text: string }[] = [];
+  let posts: { text: string }[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'steadfast-budget-'));
   /** The cost of one item, measured on a batch without a budget. */
   let perItem: number;
   beforeAll(async () => {
     h = await createHarness();
-    hook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
-        posts.push(JSON.parse(body) as { text: string });
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
-    webhookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+    hook = await startWebhookSink();
+    ({ url: webhookUrl, posts } = hook);
     const probe = await h.run(async () => (await h.startBatch({ pipeline: spec(undefined, webhookUrl), items: items(3, 'x') }, 'budget-probe')).result());
     perItem = probe.costUsd / 3;
     expect(perItem).toBeGreaterThan(0);

@@ -4,8 +4,6 @@
  * Update and says how many changed; the `reviewMany` Update takes the rest by
  * age. Progress counts waiting items apart from running ones throughout.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressQuery, reviewManyUpdate } from '../../src/shared/messages.ts';
@@ -14,6 +12,7 @@ import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import { harnessEnv, runCli } from '../support/cli.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
+import { startWebhookSink } from '../support/wait.ts';
 
 const spec: PipelineSpecInput = {
   name: 'bulk',
@@ -33,17 +32,8 @@ describe('bulk review', () => {
   const cli = (...args: string[]) => runCli(args, harnessEnv(h));
 
   it('decides a filtered group with one command, then the rest with one Update; review alerts come as a digest', async () => {
-    const posts: { text: string }[] = [];
-    const hook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
-        posts.push(JSON.parse(body) as { text: string });
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
-    const webhookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+    const hook = await startWebhookSink();
+    const { url: webhookUrl, posts } = hook;
     const items = [
       ...Array.from({ length: 4 }, (_, i) => ({ id: `auth${i}`, text: `key revoked [[fault:auth]]` })),
       ...Array.from({ length: 3 }, (_, i) => ({ id: `bad${i}`, text: `refused [[fault:refusal]]` })),

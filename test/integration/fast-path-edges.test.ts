@@ -14,12 +14,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { temporalCliPath } from '../../src/dev/temporal-tools.ts';
 import { DEFAULT_MODELS } from '../../src/provider/index.ts';
 import { cancelUpdate, progressQuery, reviewUpdate, setBudgetUpdate } from '../../src/shared/messages.ts';
-import type { Progress } from '../../src/shared/messages.ts';
 import type { PipelineSpecInput } from '../../src/shared/spec.ts';
 import type { BatchSummary } from '../../src/shared/types.ts';
 import { harnessEnv, runCli } from '../support/cli.ts';
 import { createHarness } from '../support/harness.ts';
 import type { Harness } from '../support/harness.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * gpt-4o-mini answers after 1.5 s, claude-sonnet-4-5 after 20 s (long enough for a cancellation
@@ -41,15 +41,6 @@ const base: PipelineSpecInput = {
   review: { timeout: '1h' },
   batch: { concurrency: 6 },
 };
-
-async function until(read: () => Promise<Progress>, ok: (p: Progress) => boolean, tries = 300): Promise<Progress> {
-  let p = await read();
-  for (let i = 0; i < tries && !ok(p); i++) {
-    await sleep(100);
-    p = await read();
-  }
-  return p;
-}
 
 /** Every row of a batch was written once; an item that waited for review twice (its `awaiting_review` row, then its final one). */
 async function writtenOnce(h: Harness, batchId: string, reviewed: string[] = []): Promise<void> {
